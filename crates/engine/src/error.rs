@@ -1,0 +1,116 @@
+//! The engine's one error type.
+//!
+//! Every variant has a stable [`Error::code`] that programs branch on (the CLI's `--json`, the
+//! desktop IPC's `{code, message}`), and a `Display` that is one sentence a person can act on.
+//! Front ends never parse the message.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the data directory {path} cannot be used: {reason}")]
+    DataDir { path: PathBuf, reason: String },
+
+    #[error("the database {path} is not a valid Gatehouse database (it is corrupt or not SQLite); move it aside and Gatehouse will create a new one")]
+    StoreCorrupt { path: PathBuf },
+
+    #[error("the database {path} was written by a newer Gatehouse (schema version {found}, this build knows up to {known}); upgrade Gatehouse to use it")]
+    StoreNewerSchema { path: PathBuf, found: i64, known: i64 },
+
+    #[error("the disk holding the database is full; free some space and try again")]
+    DiskFull,
+
+    #[error("the database is busy (another Gatehouse process held it for too long); try again")]
+    StoreBusy,
+
+    #[error("SQLite did not accept the setting `{pragma}` (wanted {wanted}, it reports {got}); the database cannot be used safely")]
+    StorePragma { pragma: &'static str, wanted: String, got: String },
+
+    #[error("database error: {0}")]
+    Store(String),
+
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+
+    #[error("there is no job {0}")]
+    JobNotFound(i64),
+
+    #[error("job {id} is {state}; {hint}")]
+    JobInvalidState { id: i64, state: &'static str, hint: &'static str },
+
+    #[error("{0}")]
+    JobInvalid(String),
+
+    #[error("this Gatehouse has no runner for `{0}` jobs")]
+    JobKindUnavailable(String),
+}
+
+impl Error {
+    /// A stable, dotted identifier for the kind of failure. Never change an existing code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::DataDir { .. } => "store.data_dir",
+            Error::StoreCorrupt { .. } => "store.corrupt",
+            Error::StoreNewerSchema { .. } => "store.newer_schema",
+            Error::DiskFull => "store.disk_full",
+            Error::StoreBusy => "store.busy",
+            Error::StorePragma { .. } => "store.pragma",
+            Error::Store(_) => "store.error",
+            Error::ShuttingDown => "engine.shutting_down",
+            Error::JobNotFound(_) => "job.not_found",
+            Error::JobInvalidState { .. } => "job.invalid_state",
+            Error::JobInvalid(_) => "job.invalid",
+            Error::JobKindUnavailable(_) => "job.kind_unavailable",
+        }
+    }
+
+    /// True when the caller asked for something wrong (bad id, bad input), as opposed to the
+    /// system failing. The CLI maps this to exit code 2.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Error::JobNotFound(_)
+                | Error::JobInvalidState { .. }
+                | Error::JobInvalid(_)
+                | Error::JobKindUnavailable(_)
+                | Error::DataDir { .. }
+        )
+    }
+
+    /// Classify an sqlx error into the variants a person can act on. `path` names the database
+    /// in the sentence when the file itself is the problem.
+    pub(crate) fn from_sqlx(err: sqlx::Error, path: &std::path::Path) -> Error {
+        if let sqlx::Error::Database(db) = &err {
+            // Primary result codes: https://sqlite.org/rescode.html (extended codes keep the
+            // primary code in their low byte).
+            let primary = db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+            match primary {
+                Some(13) => return Error::DiskFull,
+                Some(11) | Some(26) => return Error::StoreCorrupt { path: path.to_owned() },
+                Some(5) | Some(6) => return Error::StoreBusy,
+                _ => {}
+            }
+        }
+        if let sqlx::Error::Io(io) = &err {
+            if io.raw_os_error() == Some(libc::ENOSPC) {
+                return Error::DiskFull;
+            }
+        }
+        Error::Store(err.to_string())
+    }
+}
+
+/// Errors that end a job attempt. Stored on the job as `{code, message}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+impl JobError {
+    pub fn new(code: &str, message: impl Into<String>) -> JobError {
+        JobError { code: code.to_owned(), message: message.into() }
+    }
+}

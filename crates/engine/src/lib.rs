@@ -1,0 +1,199 @@
+//! Gatehouse's engine: everything a front end needs, with no UI dependency.
+//!
+//! One [`Engine`] value owns the store and (optionally) a worker pool. Front ends — the
+//! `gatehouse` CLI, the desktop app — call its methods and subscribe to its events; they never
+//! touch SQL or spawn processes themselves.
+//!
+//! Layout:
+//! - [`store`]: the SQLite database (one writer task that batches writes, a read pool).
+//! - [`pool`]: jobs, the worker pool, leases and rescue; `pool::ops` holds every write.
+//! - [`exec`]: running commands (the `exec` job kind).
+//! - [`clock`], [`paths`], [`error`]: injected time, the data directory, the error type.
+//!
+//! Time and randomness are injected through [`EngineOptions`], so leases, backoff and retention
+//! are tested by moving a [`ManualClock`], not by waiting.
+
+pub mod clock;
+pub mod error;
+pub mod exec;
+pub mod paths;
+pub mod pool;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, Notify};
+
+pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
+pub use error::{Error, JobError, Result};
+pub use exec::ExecSpec;
+pub use pool::job::{Job, JobEvent, JobState, NewJob, OutputLine, Stream};
+pub use pool::kind::{JobKind, JobRun, Outcome};
+pub use pool::ops::cancel::Canceled;
+pub use pool::query::JobFilter;
+pub use pool::{Pool, PoolConfig};
+use pool::ops;
+use store::Store;
+
+/// Events buffered per subscriber. A subscriber this far behind gets `Lagged` and re-reads the
+/// store; the engine never waits for it and memory stays bounded.
+const EVENT_BUFFER: usize = 1024;
+
+/// How an engine is opened. `EngineOptions::new(dir)` has the production defaults.
+pub struct EngineOptions {
+    pub data_dir: PathBuf,
+    pub clock: SharedClock,
+    /// Seed for retry jitter; `None` = random.
+    pub seed: Option<u64>,
+    /// Between SIGTERM and SIGKILL when a command is stopped.
+    pub kill_grace: Duration,
+    /// Job kinds beyond the built-in ones (tests and benchmarks add their own).
+    pub extra_kinds: Vec<Arc<dyn JobKind>>,
+}
+
+impl EngineOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineOptions {
+        EngineOptions {
+            data_dir: data_dir.into(),
+            clock: Arc::new(SystemClock),
+            seed: None,
+            kill_grace: Duration::from_secs(1),
+            extra_kinds: Vec::new(),
+        }
+    }
+}
+
+/// State shared by the engine and its pool.
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) clock: SharedClock,
+    pub(crate) events: broadcast::Sender<JobEvent>,
+    pub(crate) kinds: HashMap<&'static str, Arc<dyn JobKind>>,
+    /// Wakes an idle worker of this process when a job is submitted here.
+    pub(crate) wake: Notify,
+    /// Jobs running in this process.
+    pub(crate) running: pool::Running,
+    pub(crate) rng: Mutex<fastrand::Rng>,
+}
+
+impl Shared {
+    pub(crate) fn emit(&self, event: JobEvent) {
+        // No subscribers is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Stop a job if it runs in this process; false if it does not.
+    pub(crate) fn stop_local(&self, id: i64, reason: pool::StopReason) -> bool {
+        let slot = self.running.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
+        slot.map(|s| s.stop(reason)).is_some()
+    }
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    pub async fn open(options: EngineOptions) -> Result<Engine> {
+        let store = Store::open(&options.data_dir, options.clock.clone()).await?;
+        let mut kinds: HashMap<&'static str, Arc<dyn JobKind>> = HashMap::new();
+        let exec: Arc<dyn JobKind> = Arc::new(exec::ExecJob { kill_grace: options.kill_grace });
+        for kind in std::iter::once(exec).chain(options.extra_kinds) {
+            kinds.insert(kind.name(), kind);
+        }
+        let rng = options.seed.map(fastrand::Rng::with_seed).unwrap_or_default();
+        Ok(Engine {
+            shared: Arc::new(Shared {
+                store,
+                clock: options.clock,
+                events: broadcast::channel(EVENT_BUFFER).0,
+                kinds,
+                wake: Notify::new(),
+                running: Default::default(),
+                rng: Mutex::new(rng),
+            }),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.shared.store.path().parent().unwrap_or(Path::new("."))
+    }
+
+    /// Queue a job. Returns once it is committed, without waiting for a worker.
+    pub async fn submit(&self, job: NewJob) -> Result<i64> {
+        let kind = self.shared.kinds.get(job.kind.as_str()).ok_or_else(|| Error::JobKindUnavailable(job.kind.clone()))?;
+        kind.validate(&job.spec)?;
+        if job.max_attempts == 0 {
+            return Err(Error::JobInvalid("max attempts must be at least 1".into()));
+        }
+        if job.timeout == Some(Duration::ZERO) {
+            return Err(Error::JobInvalid("a timeout must be longer than zero".into()));
+        }
+        let spec = job.spec.to_string();
+        let id = self.shared.store.writer.apply(ops::submit::Submit { job, spec }).await?;
+        self.shared.emit(JobEvent::State { id, state: JobState::Queued });
+        self.shared.wake.notify_one();
+        Ok(id)
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Job> {
+        pool::query::job(&self.shared.store, id).await
+    }
+
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        pool::query::jobs(&self.shared.store, filter).await
+    }
+
+    /// How many jobs are in each state (states with none are left out).
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
+        pool::query::counts(&self.shared.store).await
+    }
+
+    /// Stored output of job `id` after line `after` (0 = from the start), at most `limit`.
+    pub async fn output(&self, id: i64, after: i64, limit: i64) -> Result<Vec<OutputLine>> {
+        pool::query::output(&self.shared.store, id, after, limit).await
+    }
+
+    /// Cancel a queued job, or ask the pool running it to stop it (its processes are killed).
+    pub async fn cancel(&self, id: i64) -> Result<Canceled> {
+        let result = self.shared.store.writer.apply(ops::cancel::Cancel(id)).await?;
+        match result {
+            Canceled::Done => self.shared.emit(JobEvent::State { id, state: JobState::Canceled }),
+            // Running here: stop it now rather than at the next cancel poll.
+            Canceled::Requested => {
+                self.shared.stop_local(id, pool::StopReason::Canceled);
+            }
+        }
+        Ok(result)
+    }
+
+    /// Queue a failed or canceled job again.
+    pub async fn retry(&self, id: i64) -> Result<()> {
+        self.shared.store.writer.apply(ops::retry::Retry(id)).await?;
+        self.shared.emit(JobEvent::State { id, state: JobState::Queued });
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Start a worker pool in this process.
+    pub async fn start_pool(&self, config: PoolConfig) -> Result<Pool> {
+        Pool::start(self.shared.clone(), config).await
+    }
+
+    /// Finish queued writes and close the database. Call after the pool has shut down and
+    /// every other clone of the engine is gone.
+    pub async fn close(self) {
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => shared.store.close().await,
+            Err(_) => tracing::debug!("engine still shared at close; the store closes with the last handle"),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! What a job is, as stored and as shown.
+
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::clock::{rfc3339, Millis};
+use crate::error::JobError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] =
+        [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed, JobState::Canceled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Succeeded, failed and canceled jobs never change again (unless retried by a person).
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Canceled)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job to submit.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The job kind's name (`exec`, `prompt`, ...); the engine must have a runner for it.
+    pub kind: String,
+    /// Kind-specific description, validated by the kind at submit time.
+    pub spec: serde_json::Value,
+    /// Higher runs first; equal priorities run in submission order.
+    pub priority: i64,
+    /// Attempts in all, including the first. 1 = never retried.
+    pub max_attempts: u32,
+    /// Per attempt; `None` = no limit.
+    pub timeout: Option<Duration>,
+}
+
+impl NewJob {
+    pub fn new(kind: &str, spec: serde_json::Value) -> NewJob {
+        NewJob { kind: kind.to_owned(), spec, priority: 0, max_attempts: 1, timeout: None }
+    }
+}
+
+/// A job as the store has it. Serializes to the CLI/IPC contract: `id, kind, state, priority,
+/// attempts, max_attempts, created_at, started_at, finished_at, exit_code, error`, times in
+/// RFC 3339 UTC. The other fields are for people (the human views) and are not serialized.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub state: JobState,
+    pub priority: i64,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    #[serde(serialize_with = "time")]
+    pub created_at: Millis,
+    #[serde(serialize_with = "opt_time")]
+    pub started_at: Option<Millis>,
+    #[serde(serialize_with = "opt_time")]
+    pub finished_at: Option<Millis>,
+    pub exit_code: Option<i64>,
+    pub error: Option<JobError>,
+    #[serde(skip)]
+    pub spec: serde_json::Value,
+    #[serde(skip)]
+    pub timeout_ms: Option<i64>,
+    #[serde(skip)]
+    pub run_after: Millis,
+    #[serde(skip)]
+    pub progress: Option<f64>,
+    #[serde(skip)]
+    pub lease_owner: Option<String>,
+    #[serde(skip)]
+    pub output_lines: i64,
+    #[serde(skip)]
+    pub output_dropped_lines: i64,
+    #[serde(skip)]
+    pub output_dropped_bytes: i64,
+}
+
+fn time<S: Serializer>(t: &Millis, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+fn opt_time<S: Serializer>(t: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&rfc3339(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The columns [`Job`] is read from; every query that returns jobs selects these.
+pub(crate) const JOB_COLUMNS: &str = "id, kind, spec, state, priority, attempts, max_attempts, \
+     timeout_ms, created_at, run_after, started_at, finished_at, exit_code, error_code, \
+     error_message, lease_owner, progress, output_lines, output_dropped_lines, output_dropped_bytes";
+
+impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for Job {
+    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> sqlx::Result<Job> {
+        use sqlx::Row;
+        let state: String = row.try_get("state")?;
+        let spec: String = row.try_get("spec")?;
+        let error_code: Option<String> = row.try_get("error_code")?;
+        let error_message: Option<String> = row.try_get("error_message")?;
+        Ok(Job {
+            id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
+            state: JobState::parse(&state)
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown job state {state:?}").into()))?,
+            priority: row.try_get("priority")?,
+            attempts: row.try_get("attempts")?,
+            max_attempts: row.try_get("max_attempts")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            exit_code: row.try_get("exit_code")?,
+            error: error_code.map(|code| JobError { code, message: error_message.unwrap_or_default() }),
+            spec: serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
+            timeout_ms: row.try_get("timeout_ms")?,
+            run_after: row.try_get("run_after")?,
+            progress: row.try_get("progress")?,
+            lease_owner: row.try_get("lease_owner")?,
+            output_lines: row.try_get("output_lines")?,
+            output_dropped_lines: row.try_get("output_dropped_lines")?,
+            output_dropped_bytes: row.try_get("output_dropped_bytes")?,
+        })
+    }
+}
+
+/// Which stream a line of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One stored line of a job's output.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputLine {
+    pub seq: i64,
+    pub attempt: i64,
+    pub stream: Stream,
+    #[serde(serialize_with = "time")]
+    pub at: Millis,
+    pub text: String,
+}
+
+/// What happened to a job, for subscribers. Sent on a bounded broadcast channel: a subscriber
+/// that falls behind gets `Lagged` from tokio and should re-read the store.
+#[derive(Debug, Clone)]
+pub enum JobEvent {
+    /// The job was submitted or changed state.
+    State { id: i64, state: JobState },
+    /// A line of output, as it is produced (before it is stored).
+    Output { id: i64, attempt: i64, stream: Stream, text: String },
+    /// The job reported progress, in percent.
+    Progress { id: i64, percent: f64 },
+    /// Finished jobs past the retention period were deleted.
+    Pruned { count: u64 },
+}

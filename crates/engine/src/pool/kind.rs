@@ -1,0 +1,81 @@
+//! The extension point for job kinds.
+//!
+//! The pool knows nothing about commands or gateways: it claims a job, hands it to the
+//! [`JobKind`] registered under the job's `kind`, and records the [`Outcome`]. Timeouts,
+//! cancellation, retries, output storage and leases are the pool's; a kind only does the work,
+//! writes output through its [`JobRun`] and stops promptly when `cancel` fires.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::job::Stream;
+use super::output::OutputSink;
+use crate::error::{JobError, Result};
+use crate::store::writer::BoxFuture;
+use crate::store::Writer;
+
+pub trait JobKind: Send + Sync + 'static {
+    /// The `kind` stored on the job.
+    fn name(&self) -> &'static str;
+
+    /// Refuse a bad spec at submit time, before anything is queued.
+    fn validate(&self, spec: &serde_json::Value) -> Result<()>;
+
+    /// Run one attempt. Must return soon after `run.cancel` fires (the pool decides what the
+    /// cancellation means: a person's cancel, a timeout, a shutdown or a lost lease).
+    fn run(&self, run: JobRun) -> BoxFuture<'static, Outcome>;
+}
+
+/// One attempt of one job, as given to its kind.
+pub struct JobRun {
+    pub id: i64,
+    pub attempt: i64,
+    pub spec: serde_json::Value,
+    pub cancel: CancellationToken,
+    /// Identifies this attempt's processes (set in their environment) so the engine can find
+    /// them again without trusting a pid that may have been reused.
+    pub marker: String,
+    pub(crate) output: OutputSink,
+    pub(crate) writer: Writer,
+    pub(crate) owner: Arc<str>,
+}
+
+impl JobRun {
+    /// Record a line of output (stored, bounded per job, and streamed to subscribers).
+    pub async fn line(&self, stream: Stream, text: String) {
+        self.output.line(stream, text).await;
+    }
+
+    /// Report progress in percent (0–100).
+    pub async fn progress(&self, percent: f64) {
+        self.output.progress(percent).await;
+    }
+
+    /// Record the process group of this attempt, so a pool that dies without cleaning up
+    /// can have its processes killed by whoever rescues the job.
+    pub async fn spawned(&self, pgid: i32) {
+        let op = super::ops::set_pgid::SetPgid {
+            id: self.id,
+            attempt: self.attempt,
+            owner: self.owner.clone(),
+            pgid,
+        };
+        if let Err(e) = self.writer.apply(op).await {
+            tracing::warn!(job = self.id, error = %e, "could not record the process group");
+        }
+    }
+
+    pub(crate) fn output(&self) -> &OutputSink {
+        &self.output
+    }
+}
+
+/// How an attempt ended, as the kind saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded { exit_code: Option<i32> },
+    Failed { exit_code: Option<i32>, error: JobError },
+    /// The attempt stopped because `cancel` fired.
+    Stopped { exit_code: Option<i32> },
+}

@@ -1,0 +1,102 @@
+//! Who holds a lease, whether they are still alive, and how to find their processes.
+//!
+//! A pool registers an [`Identity`]: host, pid and the pid's start time. A pid alone is not
+//! proof of life — the kernel reuses pids — but the pair (pid, start time) names one process
+//! for the life of the machine.
+//!
+//! Every process an attempt starts carries `GATEHOUSE_JOB=<marker>` in its environment. When a
+//! pool dies, its direct children die with it (parent-death signal), but grandchildren do not;
+//! whoever rescues the job kills the recorded process group — only those members that carry
+//! the attempt's marker, so a reused group id is never mistaken for the job.
+
+use std::sync::Arc;
+
+/// The environment variable that marks an attempt's processes.
+pub const MARKER_ENV: &str = "GATEHOUSE_JOB";
+
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub owner: Arc<str>,
+    pub host: String,
+    pub pid: u32,
+    pub pid_start: Option<u64>,
+    pub workers: usize,
+}
+
+impl Identity {
+    pub(crate) fn current(workers: usize) -> Identity {
+        let pid = std::process::id();
+        let host = hostname();
+        let nonce = fastrand::u32(..);
+        Identity {
+            owner: format!("{host}:{pid}:{nonce:08x}").into(),
+            host,
+            pid,
+            pid_start: start_time(pid as i32),
+            workers,
+        }
+    }
+}
+
+pub(crate) fn marker(owner: &str, id: i64, attempt: i64) -> String {
+    format!("{owner}/{id}/{attempt}")
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates, and we stop at the first NUL either way.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if ok && end > 0 {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "localhost".into()
+    }
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name (which may contain spaces and ')').
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The process's start time in clock ticks since boot (field 22 of stat), Linux only.
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Is the process that registered as (pid, start time) still running?
+pub(crate) fn process_alive(pid: i32, start: Option<u64>) -> bool {
+    match start {
+        Some(start) => stat_fields(pid)
+            .map(|f| f.first().map(String::as_str) != Some("Z") && f.get(19).and_then(|s| s.parse().ok()) == Some(start))
+            .unwrap_or(false),
+        // Without /proc there is no start time to compare; a signal-0 probe is the best left.
+        None => unsafe { libc::kill(pid, 0) == 0 },
+    }
+}
+
+/// SIGKILL every process in group `pgid` whose environment carries `marker`. Returns how many
+/// were signalled.
+pub(crate) fn kill_marked(pgid: i32, marker: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let needle = format!("{MARKER_ENV}={marker}");
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let in_group = stat_fields(pid).and_then(|f| f.get(2).and_then(|g| g.parse::<i32>().ok())) == Some(pgid);
+        if !in_group {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if environ.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
+            // SAFETY: plain syscall; at worst the process is already gone (ESRCH).
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                killed += 1;
+            }
+        }
+    }
+    killed
+}

@@ -1,0 +1,433 @@
+//! The worker pool.
+//!
+//! A pool is N worker tasks and one maintenance task in a process, registered in the store
+//! under an [`Identity`](lease::Identity) that is the lease on every job it runs.
+//!
+//! - A worker loops: claim (finishing its previous job in the same transaction), run, repeat.
+//!   Idle workers wait for a wake-up from a submit in this process, or poll the store every
+//!   `poll` for jobs submitted by other processes.
+//! - At most `workers` jobs run at once *on the database*, whichever pools run them: the claim
+//!   counts running jobs under the write lock. Two pools with 3 workers each still run 3.
+//! - The maintenance task renews the lease (one heartbeat row per pool), polls for cancel
+//!   requests made by other processes, rescues the jobs of dead pools and prunes old jobs.
+//! - A kind's attempt is stopped through its cancellation token for one of four reasons
+//!   ([`StopReason`]); the reason, not the kind, decides the job's next state.
+//!
+//! Layout: `job` (types), `kind` (the extension point), `output` (output batching), `lease`
+//! (identity, liveness, leftover processes), `ops/` (every write, one file each), `query`
+//! (reads).
+
+pub mod job;
+pub mod kind;
+pub(crate) mod lease;
+pub(crate) mod ops;
+pub(crate) mod output;
+pub(crate) mod query;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, JobError};
+use crate::Shared;
+use job::{JobEvent, JobState};
+use kind::{JobRun, Outcome};
+use lease::Identity;
+use ops::claim::{Claim, Claimed};
+use ops::complete::{Complete, End, Finish};
+use output::Flusher;
+
+/// How a pool behaves. The defaults are what the CLI and the app use.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Jobs run at once on the database (the claim enforces it across pools).
+    pub workers: usize,
+    /// How often idle workers look for jobs submitted by other processes.
+    pub poll: Duration,
+    /// How often the lease is renewed.
+    pub heartbeat: Duration,
+    /// A pool whose heartbeat is older than this is dead. Several heartbeats long, so a
+    /// briefly stalled process keeps its jobs.
+    pub lease_ttl: Duration,
+    /// How often dead pools are looked for (also once at start-up).
+    pub rescue_every: Duration,
+    /// How often cancel requests from other processes are looked for.
+    pub cancel_poll: Duration,
+    /// Finished jobs older than this are deleted.
+    pub retention: Duration,
+    pub prune_every: Duration,
+    /// Retry delay: `backoff_base * 2^(attempt-1)`, at most `backoff_max`, times a random
+    /// factor in [0.5, 1) so retries of many jobs do not line up.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Output kept per job, in bytes (the newest part).
+    pub output_cap: i64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            workers: 3,
+            poll: Duration::from_millis(200),
+            heartbeat: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(30),
+            rescue_every: Duration::from_secs(10),
+            cancel_poll: Duration::from_millis(250),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            prune_every: Duration::from_secs(3600),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            output_cap: 1024 * 1024,
+        }
+    }
+}
+
+/// Why a running attempt was told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    Canceled,
+    Timeout,
+    Shutdown,
+    LeaseLost,
+}
+
+/// A job running in this process, as seen from outside its worker.
+#[derive(Clone)]
+pub(crate) struct Slot {
+    cancel: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl Slot {
+    /// The first reason given wins: a job canceled by a person and then timing out was canceled.
+    pub(crate) fn stop(&self, reason: StopReason) {
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(reason);
+        self.cancel.cancel();
+    }
+
+    fn reason(&self) -> Option<StopReason> {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `backoff_base * 2^(attempt-1)` capped at `backoff_max`, scaled by `0.5 + jitter / 2` with
+/// `jitter` in [0, 1).
+pub(crate) fn backoff(attempt: i64, base: Duration, max: Duration, jitter: f64) -> Duration {
+    let doublings = (attempt - 1).clamp(0, 30) as u32;
+    let exp = base.saturating_mul(1u32 << doublings).min(max);
+    exp.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+struct Ctx {
+    shared: Arc<Shared>,
+    me: Identity,
+    config: PoolConfig,
+    stop_claiming: CancellationToken,
+    requeued: AtomicUsize,
+}
+
+/// A running pool. Stop it with [`Pool::shutdown`]; dropping it only stops new claims.
+pub struct Pool {
+    ctx: Arc<Ctx>,
+    workers: Vec<JoinHandle<()>>,
+    maintenance: JoinHandle<()>,
+    stop_maintenance: CancellationToken,
+}
+
+impl Pool {
+    pub(crate) async fn start(shared: Arc<Shared>, config: PoolConfig) -> crate::Result<Pool> {
+        if config.workers == 0 {
+            return Err(Error::JobInvalid("a pool needs at least one worker".into()));
+        }
+        let me = Identity::current(config.workers);
+        shared.store.writer.apply(ops::register::Register(me.clone())).await?;
+        let ctx = Arc::new(Ctx {
+            shared,
+            me,
+            config,
+            stop_claiming: CancellationToken::new(),
+            requeued: AtomicUsize::new(0),
+        });
+        // Rescue before the first claim, so jobs a crashed pool left "running" run again now.
+        rescue(&ctx).await;
+        let stop_maintenance = CancellationToken::new();
+        let maintenance = tokio::spawn(maintain(ctx.clone(), stop_maintenance.clone()));
+        let workers = (0..ctx.config.workers).map(|_| tokio::spawn(work(ctx.clone()))).collect();
+        tracing::info!(owner = %ctx.me.owner, workers = ctx.config.workers, "pool started");
+        Ok(Pool { ctx, workers, maintenance, stop_maintenance })
+    }
+
+    /// This pool's lease owner id, as stored on the jobs it runs.
+    pub fn owner(&self) -> &str {
+        &self.ctx.me.owner
+    }
+
+    /// Stop claiming; let running jobs finish for up to `grace`; then stop the rest and put
+    /// them back in the queue (their attempt is not counted). Returns how many were re-queued.
+    pub async fn shutdown(mut self, grace: Duration) -> usize {
+        self.ctx.stop_claiming.cancel();
+        let workers = futures::future::join_all(std::mem::take(&mut self.workers));
+        tokio::pin!(workers);
+        if tokio::time::timeout(grace, &mut workers).await.is_err() {
+            let slots: Vec<Slot> = self.ctx.shared.running.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+            tracing::info!(jobs = slots.len(), "grace period over: stopping running jobs");
+            for slot in slots {
+                slot.stop(StopReason::Shutdown);
+            }
+            workers.await;
+        }
+        self.stop_maintenance.cancel();
+        let _ = (&mut self.maintenance).await;
+        if let Err(e) = self.ctx.shared.store.writer.apply(ops::register::Deregister(self.ctx.me.owner.clone())).await {
+            tracing::warn!(error = %e, "could not deregister the pool");
+        }
+        self.ctx.requeued.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.ctx.stop_claiming.cancel();
+        self.stop_maintenance.cancel();
+    }
+}
+
+/// One worker: claim, run, repeat. The result of each job rides on the next claim.
+async fn work(ctx: Arc<Ctx>) {
+    let writer = &ctx.shared.store.writer;
+    let mut finished: Option<Finish> = None;
+    loop {
+        if ctx.stop_claiming.is_cancelled() {
+            if let Some(f) = finished.take() {
+                let id = f.id;
+                match writer.apply(Complete(f)).await {
+                    Ok(Some(state)) => ctx.shared.emit(JobEvent::State { id, state }),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(job = id, error = %e, "could not record a job's end"),
+                }
+            }
+            return;
+        }
+        let claim = Claim { owner: ctx.me.owner.clone(), cap: ctx.config.workers as i64, finished: finished.clone() };
+        match writer.apply(claim).await {
+            Ok(out) => {
+                if let (Some(f), Some(state)) = (finished.take(), out.finished) {
+                    ctx.shared.emit(JobEvent::State { id: f.id, state });
+                }
+                finished = None;
+                match out.job {
+                    Some(job) => finished = Some(run_one(&ctx, job).await),
+                    None => idle(&ctx).await,
+                }
+            }
+            Err(Error::ShuttingDown) => return,
+            Err(e) => {
+                // Keep `finished` and try again: the job must not stay "running".
+                tracing::error!(error = %e, "claim failed; retrying");
+                idle(&ctx).await;
+            }
+        }
+    }
+}
+
+async fn idle(ctx: &Ctx) {
+    tokio::select! {
+        _ = ctx.shared.wake.notified() => {}
+        _ = tokio::time::sleep(ctx.config.poll) => {}
+        _ = ctx.stop_claiming.cancelled() => {}
+    }
+}
+
+/// Run one attempt of `job` and decide what it leads to.
+async fn run_one(ctx: &Ctx, job: Claimed) -> Finish {
+    let shared = &ctx.shared;
+    shared.emit(JobEvent::State { id: job.id, state: JobState::Running });
+    let slot = Slot { cancel: CancellationToken::new(), reason: Arc::new(Mutex::new(None)) };
+    shared.running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id, slot.clone());
+
+    let (sink, flusher) = Flusher {
+        id: job.id,
+        attempt: job.attempt,
+        cap_bytes: ctx.config.output_cap,
+        writer: shared.store.writer.clone(),
+        events: shared.events.clone(),
+        clock: shared.clock.clone(),
+    }
+    .start();
+    let outcome = match shared.kinds.get(job.kind.as_str()) {
+        None => Outcome::Failed {
+            exit_code: None,
+            error: JobError::new("job.kind_unavailable", Error::JobKindUnavailable(job.kind.clone()).to_string()),
+        },
+        Some(kind) => {
+            let run = JobRun {
+                id: job.id,
+                attempt: job.attempt,
+                spec: serde_json::from_str(&job.spec).unwrap_or(serde_json::Value::Null),
+                cancel: slot.cancel.clone(),
+                marker: lease::marker(&ctx.me.owner, job.id, job.attempt),
+                output: sink,
+                writer: shared.store.writer.clone(),
+                owner: ctx.me.owner.clone(),
+            };
+            let mut attempt = kind.run(run);
+            match job.timeout_ms {
+                Some(ms) => tokio::select! {
+                    outcome = &mut attempt => outcome,
+                    _ = tokio::time::sleep(Duration::from_millis(ms as u64)) => {
+                        slot.stop(StopReason::Timeout);
+                        attempt.await
+                    }
+                },
+                None => attempt.await,
+            }
+        }
+    };
+    // The sink went with the attempt; wait for the last lines to be stored before the end is.
+    let _ = flusher.await;
+    shared.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.id);
+
+    let retry_or_fail = |error: JobError| {
+        if job.attempt < job.max_attempts {
+            let jitter = shared.rng.lock().unwrap_or_else(|e| e.into_inner()).f64();
+            let delay = backoff(job.attempt, ctx.config.backoff_base, ctx.config.backoff_max, jitter);
+            End::Retry { error, delay_ms: delay.as_millis() as i64 }
+        } else {
+            End::Failed(error)
+        }
+    };
+    let (exit_code, end) = match outcome {
+        Outcome::Succeeded { exit_code } => (exit_code, End::Succeeded),
+        Outcome::Failed { exit_code, error } => (exit_code, retry_or_fail(error)),
+        Outcome::Stopped { exit_code } => match slot.reason() {
+            Some(StopReason::Canceled) => (exit_code, End::Canceled),
+            Some(StopReason::Timeout) => {
+                let secs = job.timeout_ms.unwrap_or(0) as f64 / 1000.0;
+                (exit_code, retry_or_fail(JobError::new("job.timeout", format!("timed out after {secs} s"))))
+            }
+            Some(StopReason::Shutdown) => {
+                ctx.requeued.fetch_add(1, Ordering::Relaxed);
+                (exit_code, End::Requeue)
+            }
+            // The lease is gone: the write below matches nothing, which is right.
+            Some(StopReason::LeaseLost) => (exit_code, End::Requeue),
+            None => (exit_code, retry_or_fail(JobError::new("job.stopped", "the job stopped by itself"))),
+        },
+    };
+    Finish { id: job.id, attempt: job.attempt, owner: ctx.me.owner.clone(), exit_code, end }
+}
+
+async fn maintain(ctx: Arc<Ctx>, stop: CancellationToken) {
+    let every = |period: Duration| {
+        let mut i = interval_at(Instant::now() + period, period);
+        i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        i
+    };
+    let (mut cancels, mut heartbeat, mut rescues, mut prunes) = (
+        every(ctx.config.cancel_poll),
+        every(ctx.config.heartbeat),
+        every(ctx.config.rescue_every),
+        every(ctx.config.prune_every),
+    );
+    prune(&ctx).await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = cancels.tick() => poll_cancels(&ctx).await,
+            _ = heartbeat.tick() => beat(&ctx).await,
+            _ = rescues.tick() => rescue(&ctx).await,
+            _ = prunes.tick() => prune(&ctx).await,
+        }
+    }
+}
+
+async fn poll_cancels(ctx: &Ctx) {
+    match query::cancel_requests(&ctx.shared.store, &ctx.me.owner).await {
+        Ok(ids) => {
+            for id in ids {
+                ctx.shared.stop_local(id, StopReason::Canceled);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "polling for cancel requests"),
+    }
+}
+
+async fn beat(ctx: &Ctx) {
+    match ctx.shared.store.writer.apply(ops::heartbeat::Heartbeat(ctx.me.owner.clone())).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // Presumed dead (stalled past the lease): our jobs were rescued and may already run
+            // elsewhere. Stop them here and come back as a fresh registration.
+            tracing::warn!(owner = %ctx.me.owner, "lease lost; stopping this pool's jobs");
+            let slots: Vec<Slot> = ctx.shared.running.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+            for slot in slots {
+                slot.stop(StopReason::LeaseLost);
+            }
+            if let Err(e) = ctx.shared.store.writer.apply(ops::register::Register(ctx.me.clone())).await {
+                tracing::error!(error = %e, "re-registering the pool");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+    }
+}
+
+async fn rescue(ctx: &Ctx) {
+    let op = ops::rescue::Rescue { me: ctx.me.clone(), ttl_ms: ctx.config.lease_ttl.as_millis() as i64 };
+    match ctx.shared.store.writer.apply(op).await {
+        Ok(rescued) => {
+            for r in &rescued {
+                tracing::warn!(job = r.id, state = %r.state, killed = r.killed, "rescued a job from a dead pool");
+                ctx.shared.emit(JobEvent::State { id: r.id, state: r.state });
+            }
+            if rescued.iter().any(|r| r.state == JobState::Queued) {
+                ctx.shared.wake.notify_waiters();
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "rescue failed"),
+    }
+}
+
+async fn prune(ctx: &Ctx) {
+    let retention_ms = ctx.config.retention.as_millis().min(i64::MAX as u128) as i64;
+    let mut count = 0;
+    loop {
+        match ctx.shared.store.writer.apply(ops::prune::Prune { retention_ms }).await {
+            Ok(n) if n == ops::prune::Prune::CHUNK => count += n,
+            Ok(n) => {
+                count += n;
+                if count > 0 {
+                    tracing::info!(jobs = count, "pruned finished jobs");
+                    ctx.shared.emit(JobEvent::Pruned { count });
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning failed");
+                return;
+            }
+        }
+    }
+}
+
+pub(crate) type Running = Mutex<HashMap<i64, Slot>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitters_below_it() {
+        let (base, max) = (Duration::from_secs(1), Duration::from_secs(10));
+        assert_eq!(backoff(1, base, max, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, base, max, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(3, base, max, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff(9, base, max, 1.0), Duration::from_secs(10));
+        assert_eq!(backoff(3, base, max, 0.0), Duration::from_secs(2));
+        assert_eq!(backoff(500, base, max, 0.0), Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,88 @@
+//! Claim the next job: the highest priority, oldest, due job — if fewer than `cap` jobs are
+//! running on this database. A worker's claim carries the result of its previous job, so one
+//! transaction both finishes a job and starts the next.
+
+use std::sync::Arc;
+
+use sqlx::SqliteConnection;
+
+use super::complete::{finish, Finish};
+use crate::clock::Millis;
+use crate::error::Result;
+use crate::pool::job::JobState;
+use crate::store::writer::{db, BoxFuture, WriteOp};
+
+pub(crate) struct Claim {
+    pub owner: Arc<str>,
+    /// Jobs allowed to run at once on this database, all pools together.
+    pub cap: i64,
+    pub finished: Option<Finish>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Claimed {
+    pub id: i64,
+    pub kind: String,
+    pub spec: String,
+    pub attempt: i64,
+    pub max_attempts: i64,
+    pub timeout_ms: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ClaimOutput {
+    /// The previous job's new state, if the pool still held it.
+    pub finished: Option<JobState>,
+    pub job: Option<Claimed>,
+    /// This pool's registration is gone (it was presumed dead and rescued).
+    pub evicted: bool,
+}
+
+impl WriteOp for Claim {
+    type Output = ClaimOutput;
+    fn apply<'c>(&'c mut self, conn: &'c mut SqliteConnection, now: Millis) -> BoxFuture<'c, Result<ClaimOutput>> {
+        Box::pin(async move {
+            let mut out = ClaimOutput::default();
+            if let Some(f) = &self.finished {
+                out.finished = finish(&mut *conn, f, now).await?;
+            }
+            let (running, registered): (i64, bool) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM jobs WHERE state = 'running'),
+                        EXISTS (SELECT 1 FROM pools WHERE owner = ?1)",
+            )
+            .bind(&*self.owner)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+            if !registered {
+                out.evicted = true;
+                return Ok(out);
+            }
+            if running >= self.cap {
+                return Ok(out);
+            }
+            out.job = sqlx::query_as::<_, (i64, String, String, i64, i64, Option<i64>)>(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?1,
+                        started_at = ?2, finished_at = NULL, exit_code = NULL, pgid = NULL,
+                        cancel_requested = 0, progress = NULL
+                 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ?2
+                             ORDER BY priority DESC, id LIMIT 1)
+                 RETURNING id, kind, spec, attempts, max_attempts, timeout_ms",
+            )
+            .bind(&*self.owner)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?
+            .map(|(id, kind, spec, attempt, max_attempts, timeout_ms)| Claimed {
+                id,
+                kind,
+                spec,
+                attempt,
+                max_attempts,
+                timeout_ms,
+            });
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,115 @@
+//! A running job's output: streamed to subscribers at once, stored in batches.
+//!
+//! Each attempt gets a flusher task. Lines are broadcast as they arrive and written to the store
+//! every [`FLUSH_EVERY`] or [`FLUSH_LINES`], whichever comes first, so a chatty command costs a
+//! few transactions a second rather than one per line. The channel into the flusher is bounded:
+//! a command that writes faster than the disk takes it is slowed down (its pipe fills), never
+//! buffered without limit.
+
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use super::job::{JobEvent, Stream};
+use super::ops::append_output::AppendOutput;
+use crate::clock::SharedClock;
+use crate::store::Writer;
+
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const FLUSH_LINES: usize = 256;
+/// Lines in flight between a job and its flusher: two flushes' worth.
+const CHANNEL: usize = 2 * FLUSH_LINES;
+
+enum Item {
+    Line(Stream, String),
+    Progress(f64),
+}
+
+#[derive(Clone)]
+pub(crate) struct OutputSink {
+    tx: mpsc::Sender<Item>,
+}
+
+impl OutputSink {
+    pub(crate) async fn line(&self, stream: Stream, text: String) {
+        let _ = self.tx.send(Item::Line(stream, text)).await;
+    }
+
+    pub(crate) async fn progress(&self, percent: f64) {
+        let _ = self.tx.send(Item::Progress(percent.clamp(0.0, 100.0))).await;
+    }
+}
+
+pub(crate) struct Flusher {
+    pub id: i64,
+    pub attempt: i64,
+    pub cap_bytes: i64,
+    pub writer: Writer,
+    pub events: broadcast::Sender<JobEvent>,
+    pub clock: SharedClock,
+}
+
+impl Flusher {
+    /// Start the flusher; it ends (after a last flush) when every sink clone is dropped.
+    pub(crate) fn start(self) -> (OutputSink, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        (OutputSink { tx }, tokio::spawn(self.run(rx)))
+    }
+
+    async fn run(self, mut rx: mpsc::Receiver<Item>) {
+        let me = self;
+        let mut op = me.empty();
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let item = match deadline {
+                Some(at) => tokio::select! {
+                    item = rx.recv() => item,
+                    _ = tokio::time::sleep_until(at) => {
+                        me.flush(&mut op).await;
+                        deadline = None;
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            let Some(item) = item else { break };
+            match item {
+                Item::Line(stream, text) => {
+                    let _ = me.events.send(JobEvent::Output {
+                        id: me.id,
+                        attempt: me.attempt,
+                        stream,
+                        text: text.clone(),
+                    });
+                    op.lines.push((stream, me.clock.now(), text));
+                }
+                Item::Progress(percent) => {
+                    let _ = me.events.send(JobEvent::Progress { id: me.id, percent });
+                    op.progress = Some(percent);
+                }
+            }
+            if op.lines.len() >= FLUSH_LINES {
+                me.flush(&mut op).await;
+                deadline = None;
+            } else if deadline.is_none() {
+                deadline = Some(tokio::time::Instant::now() + FLUSH_EVERY);
+            }
+        }
+        me.flush(&mut op).await;
+    }
+
+    fn empty(&self) -> AppendOutput {
+        AppendOutput { id: self.id, attempt: self.attempt, cap_bytes: self.cap_bytes, lines: Vec::new(), progress: None }
+    }
+
+    async fn flush(&self, op: &mut AppendOutput) {
+        if op.lines.is_empty() && op.progress.is_none() {
+            return;
+        }
+        let full = std::mem::replace(op, self.empty());
+        if let Err(e) = self.writer.apply(full).await {
+            tracing::warn!(job = self.id, error = %e, "could not store job output");
+        }
+    }
+}
