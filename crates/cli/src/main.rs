@@ -1,1 +1,122 @@
-fn main(){}
+//! `gatehouse`: the terminal front end. Everything it does goes through the engine's API.
+//!
+//! Layout: `main.rs` parses arguments (clap), opens the engine and turns errors into one
+//! sentence on stderr and an exit code (0 ok, 1 the thing failed, 2 usage or input error);
+//! `jobs.rs` and `worker.rs` hold the subcommands; `show.rs` formats for people.
+
+mod jobs;
+mod show;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gatehouse_engine::{Engine, EngineOptions};
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "Gatehouse: a desktop home for your AI gateway — terminal front end")]
+struct Cli {
+    /// Where Gatehouse keeps its data [default: $GATEHOUSE_DATA_DIR, else ~/.local/share/gatehouse]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a worker pool in the foreground until Ctrl-C
+    Worker(worker::Args),
+    /// Submit, list, inspect and control jobs
+    #[command(subcommand)]
+    Jobs(jobs::Command),
+}
+
+/// A failure the CLI reports: one sentence, an optional hint, a stable code and an exit code.
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+    pub exit: u8,
+}
+
+impl Failure {
+    pub fn new(code: &str, message: impl Into<String>, exit: u8) -> Failure {
+        Failure { code: code.into(), message: message.into(), hint: None, exit }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<gatehouse_engine::Error> for Failure {
+    fn from(e: gatehouse_engine::Error) -> Failure {
+        let exit = if e.is_input_error() { 2 } else { 1 };
+        let hint = match e.code() {
+            "store.busy" => Some("another gatehouse process may be stuck; check `ps aux | grep gatehouse`"),
+            "store.data_dir" => Some("pass --data-dir DIR or set GATEHOUSE_DATA_DIR to a writable directory"),
+            _ => None,
+        };
+        Failure { code: e.code().into(), message: e.to_string(), hint: hint.map(Into::into), exit }
+    }
+}
+
+pub type Outcome = Result<ExitCode, Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report(json, Failure::new("cli.runtime", format!("could not start: {e}"), 1)),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(failure) => report(json, failure),
+    }
+}
+
+async fn run(cli: Cli) -> Outcome {
+    let dir = gatehouse_engine::paths::resolve_data_dir(cli.data_dir.as_deref())?;
+    let engine = Engine::open(EngineOptions::new(dir)).await?;
+    let result = match cli.command {
+        Command::Worker(args) => worker::run(&engine, args, cli.json).await,
+        Command::Jobs(cmd) => jobs::run(&engine, cmd, cli.json).await,
+    };
+    engine.close().await;
+    result
+}
+
+fn report(json: bool, f: Failure) -> ExitCode {
+    if json {
+        let error = serde_json::json!({ "error": { "code": f.code, "message": f.message, "hint": f.hint } });
+        eprintln!("{error}");
+    } else {
+        eprintln!("error: {}", f.message);
+        if let Some(hint) = f.hint {
+            eprintln!("hint: {hint}");
+        }
+    }
+    ExitCode::from(f.exit)
+}
+
+/// Print `value` as one line of JSON.
+pub fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: could not encode the output as JSON: {e}"),
+    }
+}

@@ -183,6 +183,20 @@ impl Engine {
         self.shared.events.subscribe()
     }
 
+    /// Pools (in any process) whose lease is current: is anything going to run queued jobs?
+    pub async fn live_pools(&self, lease_ttl: Duration) -> Result<i64> {
+        pool::query::live_pools(&self.shared.store, self.shared.clock.now() - lease_ttl.as_millis() as i64).await
+    }
+
+    /// Stop every job running in this process; each goes back to the queue without its attempt
+    /// counting. Cuts a pool shutdown's grace period short (a second Ctrl-C).
+    pub fn stop_running_jobs(&self) {
+        let slots: Vec<pool::Slot> = self.shared.running.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for slot in slots {
+            slot.stop(pool::StopReason::Shutdown);
+        }
+    }
+
     /// Start a worker pool in this process.
     pub async fn start_pool(&self, config: PoolConfig) -> Result<Pool> {
         Pool::start(self.shared.clone(), config).await

@@ -75,3 +75,12 @@ pub(crate) async fn counts(store: &Store) -> Result<Vec<(JobState, i64)>> {
         .map_err(|e| store.err(e))?;
     Ok(rows.into_iter().filter_map(|(s, n)| JobState::parse(&s).map(|s| (s, n))).collect())
 }
+
+/// Pools whose heartbeat is newer than `since`.
+pub(crate) async fn live_pools(store: &Store, since: crate::clock::Millis) -> Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM pools WHERE heartbeat_at >= ?1")
+        .bind(since)
+        .fetch_one(&mut *store.reader().await?)
+        .await
+        .map_err(|e| store.err(e))
+}

@@ -66,7 +66,12 @@ impl Store {
             PragmaCheck::Sql(e) => err(e),
             PragmaCheck::Mismatch(e) => e,
         })?;
-        migrate(&mut conn, &path).await?;
+        {
+            // Two processes opening a new database at once must not both run the migrations
+            // (sqlx takes no lock on SQLite): serialise them on a lock file.
+            let _lock = MigrationLock::take(data_dir).await?;
+            migrate(&mut conn, &path).await?;
+        }
 
         let read = Arc::new(Readers {
             options: options.read_only(true),
@@ -181,6 +186,30 @@ async fn migrate(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
         }
         Err(MigrateError::Execute(e)) => Err(Error::from_sqlx(e, path)),
         Err(e) => Err(Error::Store(format!("migrating {}: {e}", path.display()))),
+    }
+}
+
+/// An exclusive `flock` on `<data dir>/gatehouse.db.lock`, released on drop (or when the
+/// process dies, so a crash never leaves it held).
+struct MigrationLock(std::fs::File);
+
+impl MigrationLock {
+    async fn take(data_dir: &Path) -> Result<MigrationLock> {
+        use std::os::fd::AsRawFd;
+        let path = data_dir.join(format!("{DB_FILE}.lock"));
+        let bad = |e: std::io::Error| Error::DataDir { path: path.clone(), reason: format!("cannot lock it ({e})") };
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(bad)?;
+        let file = tokio::task::spawn_blocking(move || {
+            // SAFETY: a valid open descriptor; flock blocks until the other process is done.
+            match unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } {
+                0 => Ok(file),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        })
+        .await
+        .map_err(|e| Error::Store(e.to_string()))?
+        .map_err(bad)?;
+        Ok(MigrationLock(file))
     }
 }
 

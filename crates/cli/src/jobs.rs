@@ -1,0 +1,256 @@
+//! `gatehouse jobs ...`
+//!
+//! Commands that wait on a job (`logs --follow`, `wait`, `cancel`) poll the store: the job may
+//! run in another process (a `gatehouse worker`, the desktop app), whose events do not reach
+//! this one.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use gatehouse_engine::{Canceled, Engine, ExecSpec, Job, JobFilter, JobState, NewJob, OutputLine, PoolConfig, Stream};
+
+use crate::{print_json, show, Failure, Outcome};
+
+/// How often a waiting command re-reads the store. Small next to a person's patience, large
+/// next to the cost of the read.
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Queue a job; prints its id at once
+    #[command(subcommand)]
+    Submit(Submit),
+    /// List jobs, newest first
+    List {
+        /// Only jobs in this state
+        #[arg(long, value_parser = parse_state)]
+        state: Option<JobState>,
+        /// At most this many
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show one job
+    Show { id: i64 },
+    /// Print a job's output
+    Logs {
+        id: i64,
+        /// Keep printing new output until the job has finished
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Cancel a queued or running job (a running job's processes are killed)
+    Cancel { id: i64 },
+    /// Queue a failed or canceled job again
+    Retry { id: i64 },
+    /// Wait for a job to finish; exit 0 if it succeeded, 1 if it failed or was canceled
+    Wait {
+        id: i64,
+        /// Give up after this many seconds (exit 1)
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum Submit {
+    /// A command, run without a shell: `gatehouse jobs submit exec -- sleep 5`
+    Exec {
+        /// Higher runs first
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i64,
+        /// Seconds before an attempt is stopped and counted as failed
+        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        timeout: Option<Duration>,
+        /// Attempts in all, counting the first (retries back off exponentially)
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        max_attempts: u32,
+        /// Working directory [default: the current directory]
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<PathBuf>,
+        /// Extra environment variable for the command (repeatable)
+        #[arg(long, value_name = "NAME=VALUE", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// The program and its arguments
+        #[arg(required = true, last = true, value_name = "PROGRAM [ARG]...")]
+        command: Vec<String>,
+    },
+}
+
+fn parse_state(s: &str) -> Result<JobState, String> {
+    JobState::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown state `{s}`; use one of {}", all.join(", "))
+    })
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!("`{s}` is not a number of seconds greater than zero")),
+    }
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
+    match cmd {
+        Command::Submit(Submit::Exec { priority, timeout, max_attempts, cwd, env, command }) => {
+            let cwd = match cwd {
+                Some(dir) => std::path::absolute(&dir)
+                    .map_err(|e| Failure::new("job.invalid", format!("bad working directory {}: {e}", dir.display()), 2))?,
+                None => std::env::current_dir()
+                    .map_err(|e| Failure::new("job.invalid", format!("the current directory is not usable: {e}"), 2))?,
+            };
+            let mut spec = ExecSpec::new(&command[0], &command[1..]);
+            spec.cwd = Some(cwd);
+            spec.env = env;
+            let spec = serde_json::to_value(spec).map_err(|e| Failure::new("job.invalid", e.to_string(), 2))?;
+            let job = NewJob { kind: "exec".into(), spec, priority, max_attempts, timeout };
+            let id = engine.submit(job).await?;
+            if json {
+                print_json(&serde_json::json!({ "id": id, "state": JobState::Queued }));
+            } else {
+                println!("{id}");
+                warn_if_no_worker(engine).await;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { state, limit } => {
+            let jobs = engine.jobs(&JobFilter { state, limit: Some(limit.max(0)) }).await?;
+            if json {
+                print_json(&jobs);
+            } else {
+                show::table(&jobs);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { id } => {
+            let job = engine.job(id).await?;
+            if json {
+                print_json(&job);
+            } else {
+                show::details(&job);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { id, follow } => logs(engine, id, follow, json).await,
+        Command::Cancel { id } => cancel(engine, id, json).await,
+        Command::Retry { id } => {
+            engine.retry(id).await?;
+            if json {
+                print_json(&engine.job(id).await?);
+            } else {
+                println!("job {id} queued again");
+                warn_if_no_worker(engine).await;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wait { id, timeout } => wait(engine, id, timeout, json).await,
+    }
+}
+
+async fn warn_if_no_worker(engine: &Engine) {
+    if let Ok(0) = engine.live_pools(PoolConfig::default().lease_ttl).await {
+        eprintln!("note: no worker is running; start one with `gatehouse worker` (or the desktop app)");
+    }
+}
+
+async fn logs(engine: &Engine, id: i64, follow: bool, json: bool) -> Outcome {
+    let job = engine.job(id).await?;
+    if job.output_dropped_lines > 0 && !json {
+        eprintln!(
+            "[{} earlier line(s), {}, were dropped: a job keeps the newest {} of output]",
+            job.output_dropped_lines,
+            show::bytes(job.output_dropped_bytes),
+            show::bytes(PoolConfig::default().output_cap),
+        );
+    }
+    let mut after = 0;
+    let mut all = Vec::new();
+    loop {
+        // Read the state first: output written before the job finished is then surely seen.
+        let finished = engine.job(id).await?.state.is_finished();
+        loop {
+            let page = engine.output(id, after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            if json && !follow {
+                all.extend(page);
+            } else {
+                page.iter().for_each(|line| print_line(line, json));
+            }
+        }
+        if !follow || finished {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    if json && !follow {
+        print_json(&all);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_line(line: &OutputLine, json: bool) {
+    if json {
+        print_json(line);
+    } else if line.stream == Stream::Stderr {
+        eprintln!("{}", line.text);
+    } else {
+        println!("{}", line.text);
+    }
+}
+
+async fn cancel(engine: &Engine, id: i64, json: bool) -> Outcome {
+    let result = engine.cancel(id).await?;
+    if result == Canceled::Requested {
+        // The pool that runs it may be in another process: it notices within a poll, then
+        // stops the command (SIGTERM, then SIGKILL after a grace period).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && engine.job(id).await?.state == JobState::Running {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    let job = engine.job(id).await?;
+    if json {
+        print_json(&job);
+    } else if job.state == JobState::Running {
+        println!("job {id}: cancel requested; its worker has not stopped it yet");
+    } else {
+        println!("job {id} {}", job.state);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait(engine: &Engine, id: i64, timeout: Option<f64>, json: bool) -> Outcome {
+    let deadline = timeout.map(|secs| Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
+    let job: Job = loop {
+        let job = engine.job(id).await?;
+        if job.state.is_finished() {
+            break job;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Failure::new(
+                "job.wait_timeout",
+                format!("job {id} is still {} after {} s", job.state, timeout.unwrap_or(0.0)),
+                1,
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    if json {
+        print_json(&job);
+    } else {
+        match &job.error {
+            Some(e) if job.state != JobState::Succeeded => println!("job {id} {}: {}", job.state, e.message),
+            _ => println!("job {id} {}", job.state),
+        }
+    }
+    Ok(if job.state == JobState::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

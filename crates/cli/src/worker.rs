@@ -1,0 +1,90 @@
+//! `gatehouse worker`: a pool in the foreground.
+//!
+//! SIGINT or SIGTERM: stop claiming, give running jobs `--grace` seconds to finish, then stop
+//! them and put them back in the queue (their attempt does not count). A second signal ends
+//! the grace period at once.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use gatehouse_engine::{Engine, JobEvent, JobState, PoolConfig};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::{Failure, Outcome};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Jobs run at once on this data directory (all pools together)
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+    /// Seconds running jobs get to finish after Ctrl-C before they are stopped and re-queued
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    grace: f64,
+}
+
+pub async fn run(engine: &Engine, args: Args, json: bool) -> Outcome {
+    let signals = |kind| signal(kind).map_err(|e| Failure::new("cli.signal", format!("cannot watch signals: {e}"), 1));
+    let (mut int, mut term) = (signals(SignalKind::interrupt())?, signals(SignalKind::terminate())?);
+    let mut events = engine.subscribe();
+    let config = PoolConfig { workers: args.workers as usize, ..PoolConfig::default() };
+    let pool = engine.start_pool(config).await?;
+    if !json {
+        eprintln!(
+            "gatehouse worker: {} workers on {} (Ctrl-C to stop)",
+            args.workers,
+            engine.data_dir().display()
+        );
+    }
+    loop {
+        tokio::select! {
+            _ = int.recv() => break,
+            _ = term.recv() => break,
+            event = events.recv() => match event {
+                Ok(JobEvent::State { id, state }) => log_state(engine, id, state, json).await,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(missed = n, "worker log fell behind");
+                }
+                Err(_) => break,
+            },
+        }
+    }
+    if !json {
+        eprintln!("stopping: waiting up to {} s for running jobs (Ctrl-C again to stop them now)", args.grace);
+    }
+    let grace = Duration::from_secs_f64(args.grace.clamp(0.0, 86_400.0));
+    let shutdown = pool.shutdown(grace);
+    tokio::pin!(shutdown);
+    // A second signal cuts the grace short; `shutdown` then stops and re-queues what runs.
+    let requeued = tokio::select! {
+        n = &mut shutdown => n,
+        _ = async { tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} } } => {
+            engine.stop_running_jobs();
+            shutdown.await
+        }
+    };
+    if !json {
+        eprintln!("stopped; {requeued} job(s) put back in the queue");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn log_state(engine: &Engine, id: i64, state: JobState, json: bool) {
+    if json {
+        crate::print_json(&serde_json::json!({ "event": "state", "id": id, "state": state }));
+        return;
+    }
+    let line = match engine.job(id).await {
+        Ok(job) => {
+            let what = crate::show::command(&job);
+            match (state, &job.error) {
+                (JobState::Failed, Some(e)) | (JobState::Queued, Some(e)) if job.attempts > 0 => {
+                    format!("job {id} {state}: {what} — {}", e.message)
+                }
+                _ => format!("job {id} {state}: {what}"),
+            }
+        }
+        Err(_) => format!("job {id} {state}"),
+    };
+    eprintln!("{line}");
+}

@@ -1,0 +1,322 @@
+//! The `gatehouse` binary as a person or a script uses it: real processes, a real database,
+//! real signals. Waits poll the CLI's own output for a condition, with a deadline that only
+//! matters when something is broken.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn gatehouse(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    cmd.arg("--data-dir").arg(dir).env_remove("GATEHOUSE_DATA_DIR").stdin(Stdio::null());
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    gatehouse(dir).args(args).output().expect("run gatehouse")
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let out = run(dir, &full);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn submit(dir: &Path, extra: &[&str], command: &[&str]) -> i64 {
+    let mut args = vec!["jobs", "submit", "exec"];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend_from_slice(command);
+    let v = json(dir, &args);
+    assert_eq!(v["state"], "queued");
+    v["id"].as_i64().unwrap()
+}
+
+fn job(dir: &Path, id: i64) -> Value {
+    json(dir, &["jobs", "show", &id.to_string()])
+}
+
+/// Poll until `check` holds.
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_state(dir: &Path, id: i64, state: &str) -> Value {
+    eventually(&format!("job {id} to be {state}"), || Some(job(dir, id)).filter(|j| j["state"] == state))
+}
+
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// A `gatehouse worker` that is killed if the test ends early.
+struct Worker(Child);
+
+impl Worker {
+    fn start(dir: &Path, workers: u32) -> Worker {
+        let child = gatehouse(dir)
+            .args(["worker", "--workers", &workers.to_string(), "--grace", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start worker");
+        Worker(child)
+    }
+
+    fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.0.id() as i32, sig) };
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        let status = self.0.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn states(dir: &Path) -> Vec<String> {
+    let list = json(dir, &["jobs", "list"]);
+    list.as_array().unwrap().iter().map(|j| j["state"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn five_sleeps_with_a_worker_run_three_at_a_time_and_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), 3);
+    let ids: Vec<i64> = (0..5).map(|_| submit(dir.path(), &[], &["sleep", "2"])).collect();
+    let seen = eventually("three jobs running", || {
+        let s = states(dir.path());
+        (s.iter().filter(|s| *s == "running").count() == 3).then_some(s)
+    });
+    assert_eq!(seen.iter().filter(|s| *s == "queued").count(), 2, "{seen:?}");
+    for id in &ids {
+        let out = run(dir.path(), &["jobs", "wait", &id.to_string()]);
+        assert!(out.status.success(), "job {id}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    assert!(states(dir.path()).iter().all(|s| s == "succeeded"));
+    worker.signal(libc::SIGTERM);
+    assert!(worker.wait().success());
+}
+
+#[test]
+fn json_output_follows_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = submit(dir.path(), &["--priority", "4", "--max-attempts", "2", "--timeout", "30"], &["true"]);
+    let job = job(dir.path(), id);
+    let mut keys: Vec<&str> = job.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["attempts", "created_at", "error", "exit_code", "finished_at", "id", "kind", "max_attempts", "priority", "started_at", "state"]
+    );
+    assert_eq!((job["kind"].as_str(), job["priority"].as_i64(), job["max_attempts"].as_i64()), (Some("exec"), Some(4), Some(2)));
+    let created = job["created_at"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(created).is_ok() && created.ends_with('Z'), "{created}");
+    assert!(job["started_at"].is_null() && job["error"].is_null());
+    let list = json(dir.path(), &["jobs", "list", "--state", "queued"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], id);
+}
+
+#[test]
+fn failures_are_one_sentence_with_the_right_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], i32, &str); 5] = [
+        (&["jobs", "show", "99"], 2, "there is no job 99"),
+        (&["jobs", "cancel", "99"], 2, "there is no job 99"),
+        (&["jobs", "submit", "exec", "--", "no-such-program-gh"], 2, "was not found"),
+        (&["jobs", "submit", "exec", "--cwd", "/no/such/dir", "--", "true"], 2, "does not exist"),
+        (&["jobs", "list", "--state", "done"], 2, "unknown state"),
+    ];
+    for (args, code, says) in cases {
+        let out = run(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    }
+
+    // A data directory that is a file, a database that is not one, and a bad job id in JSON.
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "").unwrap();
+    let out = gatehouse(&file).args(["jobs", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("it is a file, not a directory"));
+
+    let corrupt = tempfile::tempdir().unwrap();
+    std::fs::write(corrupt.path().join("gatehouse.db"), vec![0x42u8; 4096]).unwrap();
+    let out = run(corrupt.path(), &["jobs", "list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a valid Gatehouse database"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let out = run(dir.path(), &["--json", "jobs", "show", "7"]);
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "job.not_found");
+}
+
+#[test]
+fn wait_and_logs_report_what_the_job_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let _worker = Worker::start(dir.path(), 2);
+    let ok = submit(dir.path(), &[], &["sh", "-c", "echo first; sleep 0.3; echo second >&2; echo third"]);
+    let bad = submit(dir.path(), &[], &["sh", "-c", "exit 7"]);
+
+    let follow = run(dir.path(), &["jobs", "logs", "--follow", &ok.to_string()]);
+    assert!(follow.status.success());
+    assert_eq!(String::from_utf8_lossy(&follow.stdout), "first\nthird\n");
+    assert_eq!(String::from_utf8_lossy(&follow.stderr), "second\n");
+
+    let out = run(dir.path(), &["jobs", "wait", &bad.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exited with status 7"));
+    let job = job(dir.path(), bad);
+    assert_eq!((job["exit_code"].as_i64(), job["error"]["code"].as_str()), (Some(7), Some("job.exit")));
+
+    // Retry runs it again (and it fails again); its attempts add up.
+    assert!(run(dir.path(), &["jobs", "retry", &bad.to_string()]).status.success());
+    let out = run(dir.path(), &["jobs", "wait", &bad.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(job_attempts(dir.path(), bad), 2);
+
+    let slow = submit(dir.path(), &[], &["sleep", "600"]);
+    let out = run(dir.path(), &["jobs", "wait", "--timeout", "0.2", &slow.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("still"));
+    wait_state(dir.path(), slow, "running");
+    let out = run(dir.path(), &["jobs", "cancel", &slow.to_string()]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("job {slow} canceled"));
+}
+
+fn job_attempts(dir: &Path, id: i64) -> i64 {
+    job(dir, id)["attempts"].as_i64().unwrap()
+}
+
+/// Reads "<shell pid> <grandchild pid>" that the job wrote, once it exists.
+fn pids_in(path: &PathBuf) -> Vec<i32> {
+    eventually("the job to write its pids", || {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.ends_with('\n').then(|| text.split_whitespace().map(|p| p.parse().unwrap()).collect())
+    })
+}
+
+#[test]
+fn a_worker_killed_mid_job_loses_nothing_and_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let script = |name: &str| format!("sleep 600 & echo $$ $! > {}/{name}.$(date +%s%N); wait", work.path().display());
+    let worker = Worker::start(dir.path(), 3);
+    let again = submit(dir.path(), &["--max-attempts", "2"], &["sh", "-c", &script("again")]);
+    let once = submit(dir.path(), &[], &["sh", "-c", &script("once")]);
+    wait_state(dir.path(), again, "running");
+    wait_state(dir.path(), once, "running");
+    let pid_files = eventually("both jobs to start their processes", || {
+        let files: Vec<PathBuf> = std::fs::read_dir(work.path()).ok()?.map(|e| e.unwrap().path()).collect();
+        (files.len() == 2).then_some(files)
+    });
+    let first_run: Vec<i32> = pid_files.iter().flat_map(pids_in).collect();
+    assert!(first_run.iter().all(|p| alive(*p)));
+
+    worker.signal(libc::SIGKILL);
+    worker.wait();
+    // The pool's direct children die with it (parent-death signal).
+    let shells = [first_run[0], first_run[2]];
+    eventually("the job shells to die with the pool", || shells.iter().all(|p| !alive(*p)).then_some(()));
+
+    // Nothing is "running" for ever: a new pool rescues both at once.
+    let worker = Worker::start(dir.path(), 3);
+    let failed = wait_state(dir.path(), once, "failed");
+    assert_eq!(failed["error"]["code"], "job.interrupted");
+    let requeued = eventually("the retried job to run again", || {
+        let j = job(dir.path(), again);
+        (j["state"] == "running" && j["attempts"] == 2).then_some(j)
+    });
+    assert_eq!(requeued["max_attempts"], 2);
+    // And the grandchildren the killed pool left behind were killed by the rescue.
+    for pid in &first_run {
+        assert!(!alive(*pid), "process {pid} of the killed pool is still alive");
+    }
+    assert!(run(dir.path(), &["jobs", "cancel", &again.to_string()]).status.success());
+    worker.signal(libc::SIGTERM);
+    assert!(worker.wait().success());
+}
+
+#[test]
+fn two_pools_on_one_database_never_run_more_than_the_limit_nor_a_job_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("log");
+    let pools = [Worker::start(dir.path(), 2), Worker::start(dir.path(), 2)];
+    let ids: Vec<i64> = (0..8)
+        .map(|n| {
+            let script = format!(
+                "echo start {n} $(date +%s%N) >> {log}; sleep 0.3; echo end {n} $(date +%s%N) >> {log}",
+                log = log.display()
+            );
+            submit(dir.path(), &[], &["sh", "-c", &script])
+        })
+        .collect();
+    for id in &ids {
+        assert!(run(dir.path(), &["jobs", "wait", &id.to_string()]).status.success());
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut events: Vec<(u128, i32, String)> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[2].parse().unwrap(), if f[0] == "start" { 1 } else { -1 }, f[1].to_owned())
+        })
+        .collect();
+    events.sort();
+    let (mut now, mut max) = (0, 0);
+    for (_, delta, _) in &events {
+        now += delta;
+        max = max.max(now);
+    }
+    assert_eq!(max, 2, "jobs running at once across both pools");
+    for n in 0..8 {
+        let starts = events.iter().filter(|(_, d, j)| *d == 1 && *j == n.to_string()).count();
+        assert_eq!(starts, 1, "job {n} started {starts} times");
+    }
+    for pool in pools {
+        pool.signal(libc::SIGINT);
+        assert!(pool.wait().success());
+    }
+}
+
+#[test]
+fn stopping_a_worker_requeues_what_outlives_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(dir.path(), 1);
+    let id = submit(dir.path(), &[], &["sleep", "600"]);
+    wait_state(dir.path(), id, "running");
+    worker.signal(libc::SIGTERM);
+    assert!(worker.wait().success());
+    let job = job(dir.path(), id);
+    assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("queued"), Some(0)));
+}
