@@ -32,7 +32,6 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_queue    ON jobs (priority DESC, id) WHERE state = 'queued';
 CREATE INDEX jobs_running  ON jobs (lease_owner)       WHERE state = 'running';
 CREATE INDEX jobs_finished ON jobs (finished_at)       WHERE finished_at IS NOT NULL;
-CREATE INDEX jobs_by_state ON jobs (state, id);
 
 CREATE TABLE job_output (
     job_id  INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,

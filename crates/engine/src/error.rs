@@ -79,23 +79,18 @@ impl Error {
         )
     }
 
-    /// Classify an sqlx error into the variants a person can act on. `path` names the database
-    /// in the sentence when the file itself is the problem.
-    pub(crate) fn from_sqlx(err: sqlx::Error, path: &std::path::Path) -> Error {
-        if let sqlx::Error::Database(db) = &err {
-            // Primary result codes: https://sqlite.org/rescode.html (extended codes keep the
-            // primary code in their low byte).
-            let primary = db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
-            match primary {
-                Some(13) => return Error::DiskFull,
-                Some(11) | Some(26) => return Error::StoreCorrupt { path: path.to_owned() },
-                Some(5) | Some(6) => return Error::StoreBusy,
+    /// Classify a SQLite error into the variants a person can act on. `path` names the
+    /// database in the sentence when the file itself is the problem.
+    pub(crate) fn from_sqlite(err: rusqlite::Error, path: &std::path::Path) -> Error {
+        use rusqlite::ErrorCode;
+        if let rusqlite::Error::SqliteFailure(e, _) = &err {
+            match e.code {
+                ErrorCode::DiskFull => return Error::DiskFull,
+                ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                    return Error::StoreCorrupt { path: path.to_owned() }
+                }
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return Error::StoreBusy,
                 _ => {}
-            }
-        }
-        if let sqlx::Error::Io(io) = &err {
-            if io.raw_os_error() == Some(libc::ENOSPC) {
-                return Error::DiskFull;
             }
         }
         Error::Store(err.to_string())

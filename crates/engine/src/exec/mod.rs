@@ -12,8 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::pool::kind::{JobKind, JobRun, Outcome};
-use crate::store::writer::BoxFuture;
+use crate::pool::kind::{BoxFuture, JobKind, JobRun, Outcome};
 
 /// What an `exec` job runs. Arguments are passed as they are: no shell is involved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +98,7 @@ impl JobKind for ExecJob {
         Ok(())
     }
 
-    fn run(&self, run: JobRun) -> BoxFuture<'static, Outcome> {
+    fn run(&self, run: JobRun) -> BoxFuture<Outcome> {
         let grace = self.kill_grace;
         Box::pin(async move {
             match serde_json::from_value::<ExecSpec>(run.spec.clone()) {

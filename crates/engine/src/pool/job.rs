@@ -121,34 +121,35 @@ pub(crate) const JOB_COLUMNS: &str = "id, kind, spec, state, priority, attempts,
      timeout_ms, created_at, run_after, started_at, finished_at, exit_code, error_code, \
      error_message, lease_owner, progress, output_lines, output_dropped_lines, output_dropped_bytes";
 
-impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for Job {
-    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> sqlx::Result<Job> {
-        use sqlx::Row;
-        let state: String = row.try_get("state")?;
-        let spec: String = row.try_get("spec")?;
-        let error_code: Option<String> = row.try_get("error_code")?;
-        let error_message: Option<String> = row.try_get("error_message")?;
+impl Job {
+    /// Read a row selected with [`JOB_COLUMNS`].
+    pub(crate) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+        let state: String = row.get("state")?;
+        let spec: String = row.get("spec")?;
+        let error_code: Option<String> = row.get("error_code")?;
+        let error_message: Option<String> = row.get("error_message")?;
         Ok(Job {
-            id: row.try_get("id")?,
-            kind: row.try_get("kind")?,
-            state: JobState::parse(&state)
-                .ok_or_else(|| sqlx::Error::Decode(format!("unknown job state {state:?}").into()))?,
-            priority: row.try_get("priority")?,
-            attempts: row.try_get("attempts")?,
-            max_attempts: row.try_get("max_attempts")?,
-            created_at: row.try_get("created_at")?,
-            started_at: row.try_get("started_at")?,
-            finished_at: row.try_get("finished_at")?,
-            exit_code: row.try_get("exit_code")?,
+            id: row.get("id")?,
+            kind: row.get("kind")?,
+            state: JobState::parse(&state).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("unknown job state {state:?}").into())
+            })?,
+            priority: row.get("priority")?,
+            attempts: row.get("attempts")?,
+            max_attempts: row.get("max_attempts")?,
+            created_at: row.get("created_at")?,
+            started_at: row.get("started_at")?,
+            finished_at: row.get("finished_at")?,
+            exit_code: row.get("exit_code")?,
             error: error_code.map(|code| JobError { code, message: error_message.unwrap_or_default() }),
             spec: serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
-            timeout_ms: row.try_get("timeout_ms")?,
-            run_after: row.try_get("run_after")?,
-            progress: row.try_get("progress")?,
-            lease_owner: row.try_get("lease_owner")?,
-            output_lines: row.try_get("output_lines")?,
-            output_dropped_lines: row.try_get("output_dropped_lines")?,
-            output_dropped_bytes: row.try_get("output_dropped_bytes")?,
+            timeout_ms: row.get("timeout_ms")?,
+            run_after: row.get("run_after")?,
+            progress: row.get("progress")?,
+            lease_owner: row.get("lease_owner")?,
+            output_lines: row.get("output_lines")?,
+            output_dropped_lines: row.get("output_dropped_lines")?,
+            output_dropped_bytes: row.get("output_dropped_bytes")?,
         })
     }
 }

@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 use super::job::Stream;
 use super::output::OutputSink;
 use crate::error::{JobError, Result};
-use crate::store::writer::BoxFuture;
 use crate::store::Writer;
+
+/// What [`JobKind::run`] returns.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 pub trait JobKind: Send + Sync + 'static {
     /// The `kind` stored on the job.
@@ -24,7 +26,7 @@ pub trait JobKind: Send + Sync + 'static {
 
     /// Run one attempt. Must return soon after `run.cancel` fires (the pool decides what the
     /// cancellation means: a person's cancel, a timeout, a shutdown or a lost lease).
-    fn run(&self, run: JobRun) -> BoxFuture<'static, Outcome>;
+    fn run(&self, run: JobRun) -> BoxFuture<Outcome>;
 }
 
 /// One attempt of one job, as given to its kind.

@@ -1,5 +1,8 @@
 //! Reads of jobs and their output, on the store's read connections.
 
+use rusqlite::{params, OptionalExtension};
+
+use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::pool::job::{Job, JobState, OutputLine, Stream, JOB_COLUMNS};
 use crate::store::Store;
@@ -13,74 +16,80 @@ pub struct JobFilter {
 }
 
 pub(crate) async fn job(store: &Store, id: i64) -> Result<Job> {
-    sqlx::query_as::<_, Job>(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))
-        .bind(id)
-        .fetch_optional(&mut *store.reader().await?)
-        .await
-        .map_err(|e| store.err(e))?
+    store
+        .read(move |c| {
+            c.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+                .query_row([id], Job::from_row)
+                .optional()
+        })
+        .await?
         .ok_or(Error::JobNotFound(id))
 }
 
 pub(crate) async fn jobs(store: &Store, filter: &JobFilter) -> Result<Vec<Job>> {
-    sqlx::query_as::<_, Job>(&format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
-    ))
-    .bind(filter.state.map(JobState::as_str))
-    .bind(filter.limit.unwrap_or(-1))
-    .fetch_all(&mut *store.reader().await?)
-    .await
-    .map_err(|e| store.err(e))
+    let (state, limit) = (filter.state.map(JobState::as_str), filter.limit.unwrap_or(-1));
+    store
+        .read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
+            ))?
+            .query_map(params![state, limit], Job::from_row)?
+            .collect()
+        })
+        .await
 }
 
 /// Stored output lines with `seq > after`, oldest first, at most `limit`.
 pub(crate) async fn output(store: &Store, id: i64, after: i64, limit: i64) -> Result<Vec<OutputLine>> {
-    let rows: Vec<(i64, i64, String, i64, String)> = sqlx::query_as(
-        "SELECT seq, attempt, stream, at, text FROM job_output
-         WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )
-    .bind(id)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *store.reader().await?)
-    .await
-    .map_err(|e| store.err(e))?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, attempt, stream, at, text)| OutputLine {
-            seq,
-            attempt,
-            stream: if stream == "stderr" { Stream::Stderr } else { Stream::Stdout },
-            at,
-            text,
+    store
+        .read(move |c| {
+            c.prepare_cached(
+                "SELECT seq, attempt, stream, at, text FROM job_output
+                 WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?
+            .query_map(params![id, after, limit], |r| {
+                let stream: String = r.get(2)?;
+                Ok(OutputLine {
+                    seq: r.get(0)?,
+                    attempt: r.get(1)?,
+                    stream: if stream == "stderr" { Stream::Stderr } else { Stream::Stdout },
+                    at: r.get(3)?,
+                    text: r.get(4)?,
+                })
+            })?
+            .collect()
         })
-        .collect())
+        .await
 }
 
 /// Running jobs of `owner` that someone asked to cancel.
 pub(crate) async fn cancel_requests(store: &Store, owner: &str) -> Result<Vec<i64>> {
-    sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE state = 'running' AND lease_owner = ?1 AND cancel_requested = 1",
-    )
-    .bind(owner)
-    .fetch_all(&mut *store.reader().await?)
-    .await
-    .map_err(|e| store.err(e))
+    let owner = owner.to_owned();
+    store
+        .read(move |c| {
+            c.prepare_cached(
+                "SELECT id FROM jobs INDEXED BY jobs_running
+                 WHERE state = 'running' AND lease_owner = ?1 AND cancel_requested = 1",
+            )?
+            .query_map([owner], |r| r.get(0))?
+            .collect()
+        })
+        .await
 }
 
 /// How many jobs are in each state.
 pub(crate) async fn counts(store: &Store) -> Result<Vec<(JobState, i64)>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
-        .fetch_all(&mut *store.reader().await?)
-        .await
-        .map_err(|e| store.err(e))?;
+    let rows: Vec<(String, i64)> = store
+        .read(|c| {
+            c.prepare_cached("SELECT state, count(*) FROM jobs GROUP BY state")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .await?;
     Ok(rows.into_iter().filter_map(|(s, n)| JobState::parse(&s).map(|s| (s, n))).collect())
 }
 
 /// Pools whose heartbeat is newer than `since`.
-pub(crate) async fn live_pools(store: &Store, since: crate::clock::Millis) -> Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM pools WHERE heartbeat_at >= ?1")
-        .bind(since)
-        .fetch_one(&mut *store.reader().await?)
-        .await
-        .map_err(|e| store.err(e))
+pub(crate) async fn live_pools(store: &Store, since: Millis) -> Result<i64> {
+    store.read(move |c| c.query_row("SELECT count(*) FROM pools WHERE heartbeat_at >= ?1", [since], |r| r.get(0))).await
 }

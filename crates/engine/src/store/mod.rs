@@ -1,10 +1,16 @@
 //! The SQLite store.
 //!
 //! One file, `gatehouse.db` in the data directory, shared by every Gatehouse process on the
-//! machine. Writes go through exactly one connection per process, owned by the [`writer`] task,
-//! which groups whatever writes are waiting into one `BEGIN IMMEDIATE` transaction (group
-//! commit): a burst of submits or completions costs one commit, not one each. Reads use a small
-//! pool of read-only connections, which WAL lets run beside the writer.
+//! machine. Writes go through exactly one connection per process, owned by the [`writer`]
+//! thread, which groups whatever writes are waiting into one `BEGIN IMMEDIATE` transaction
+//! (group commit): a burst of submits or completions costs one commit, not one each. Reads use
+//! a few read-only connections on tokio's blocking threads, which WAL lets run beside the writer.
+//!
+//! Why rusqlite on our own thread rather than sqlx (which DESIGN.md first named): sqlx's
+//! SQLite driver runs every statement on a connection thread with a channel hop each way,
+//! measured at 81 µs per `SELECT 1` on the 2-core target machine. A claim is several
+//! statements, so the queue could not pass ~3,000 jobs/s; with the statements run in place on
+//! the writer thread it does over 12,000 (docs/performance.md).
 //!
 //! The connection settings are set at open and read back: SQLite ignores a pragma it does not
 //! know, so a typo or an unsupported mode would otherwise go unnoticed.
@@ -12,14 +18,10 @@
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqliteConnection};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
@@ -36,12 +38,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// windows' worth. SQLite readers are cheap under WAL, but each holds a file handle and a cache.
 const READERS: usize = 4;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The schema, oldest first. Never edit a released migration: add one.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_jobs.sql")];
 
 #[derive(Clone)]
 pub struct Store {
     pub(crate) path: PathBuf,
-    pub(crate) read: Arc<Readers>,
+    read: Arc<Readers>,
     pub(crate) writer: Writer,
 }
 
@@ -50,35 +53,19 @@ impl Store {
     pub async fn open(data_dir: &Path, clock: SharedClock) -> Result<Store> {
         crate::paths::prepare_data_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        let err = |e: sqlx::Error| Error::from_sqlx(e, &path);
-
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(err)?
-            .filename(&path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .disable_statement_logging();
-
-        let mut conn = options.clone().create_if_missing(true).connect().await.map_err(err)?;
-        verify_pragmas(&mut conn).await.map_err(|e| match e {
-            PragmaCheck::Sql(e) => err(e),
-            PragmaCheck::Mismatch(e) => e,
-        })?;
-        {
-            // Two processes opening a new database at once must not both run the migrations
-            // (sqlx takes no lock on SQLite): serialise them on a lock file.
-            let _lock = MigrationLock::take(data_dir).await?;
-            migrate(&mut conn, &path).await?;
-        }
-
-        let read = Arc::new(Readers {
-            options: options.read_only(true),
-            conns: (0..READERS).map(|_| tokio::sync::Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
-        });
-        let writer = Writer::start(conn, path.clone(), clock);
+        let dir = data_dir.to_owned();
+        let db = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+            let mut conn = connect(&db, false)?;
+            // Two processes opening a new database at once must not both migrate it.
+            let _lock = MigrationLock::take(&dir)?;
+            migrate(&mut conn, &db)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| Error::Store(e.to_string()))??;
+        let read = Arc::new(Readers { path: path.clone(), conns: (0..READERS).map(|_| Mutex::new(None)).collect() });
+        let writer = Writer::start(conn, clock);
         Ok(Store { path, read, writer })
     }
 
@@ -86,156 +73,143 @@ impl Store {
         &self.path
     }
 
-    pub(crate) fn err(&self, e: sqlx::Error) -> Error {
-        Error::from_sqlx(e, &self.path)
-    }
-
-    /// A read connection, opened on first use.
-    pub(crate) async fn reader(&self) -> Result<Read<'_>> {
-        let readers = &*self.read;
-        // A free connection if there is one, else wait for the next in turn.
-        let mut guard = match readers.conns.iter().find_map(|c| c.try_lock().ok()) {
-            Some(guard) => guard,
-            None => readers.conns[readers.next.fetch_add(1, Ordering::Relaxed) % READERS].lock().await,
-        };
-        if guard.is_none() {
-            *guard = Some(readers.options.connect().await.map_err(|e| self.err(e))?);
-        }
-        Ok(Read(guard))
+    /// Run `f` on a read connection, on a blocking thread.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = self.read.clone();
+        tokio::task::spawn_blocking(move || readers.with(f)).await.map_err(|e| Error::Store(e.to_string()))?
     }
 
     /// Let queued writes finish and close every connection (checkpointing the WAL).
     pub async fn close(self) {
-        for conn in &self.read.conns {
-            if let Some(conn) = conn.lock().await.take() {
-                let _ = sqlx::Connection::close(conn).await;
-            }
-        }
-        self.writer.close().await;
+        let Store { read, writer, .. } = self;
+        drop(read);
+        writer.close().await;
     }
 }
 
-/// The read side: a few plain connections rather than sqlx's pool, whose acquire timeouts and
-/// reaper run on tokio timers and so fire at once under a paused test clock.
-pub(crate) struct Readers {
-    options: SqliteConnectOptions,
-    conns: Vec<tokio::sync::Mutex<Option<SqliteConnection>>>,
-    next: AtomicUsize,
-}
-
-pub(crate) struct Read<'a>(tokio::sync::MutexGuard<'a, Option<SqliteConnection>>);
-
-impl std::ops::Deref for Read<'_> {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        self.0.as_ref().expect("opened in reader()")
+/// Open a connection with the settings every connection must have, and check that SQLite took
+/// them.
+fn connect(path: &Path, read_only: bool) -> Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let err = |e| Error::from_sqlite(e, path);
+    let conn = Connection::open_with_flags(path, flags).map_err(err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    let mut settings = vec![("synchronous", "NORMAL", "1"), ("foreign_keys", "ON", "1")];
+    if !read_only {
+        settings.insert(0, ("journal_mode", "WAL", "wal"));
     }
-}
-
-impl std::ops::DerefMut for Read<'_> {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.0.as_mut().expect("opened in reader()")
+    for (pragma, value, _) in &settings {
+        // journal_mode answers with a row; the others answer nothing.
+        conn.query_row(&format!("PRAGMA {pragma} = {value}"), [], |_| Ok(())).or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(()),
+            e => Err(err(e)),
+        })?;
     }
-}
-
-enum PragmaCheck {
-    Sql(sqlx::Error),
-    Mismatch(Error),
-}
-
-impl From<sqlx::Error> for PragmaCheck {
-    fn from(e: sqlx::Error) -> Self {
-        PragmaCheck::Sql(e)
+    settings.push(("busy_timeout", "", "5000"));
+    if read_only {
+        settings.push(("journal_mode", "", "wal"));
     }
-}
-
-/// Read back what the connect options asked for. WAL in particular silently stays `delete` on
-/// file systems that cannot share memory, and a misspelt pragma is simply ignored.
-async fn verify_pragmas(conn: &mut SqliteConnection) -> std::result::Result<(), PragmaCheck> {
-    let checks: [(&'static str, &str); 4] = [
-        ("journal_mode", "wal"),
-        ("synchronous", "1"),
-        ("foreign_keys", "1"),
-        ("busy_timeout", "5000"),
-    ];
-    for (pragma, wanted) in checks {
-        use sqlx::Row;
-        let row = sqlx::query(&format!("PRAGMA {pragma}")).fetch_one(&mut *conn).await?;
-        let got = row
-            .try_get::<String, _>(0)
-            .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
-            .unwrap_or_else(|_| "?".into());
+    for (pragma, _, wanted) in settings {
+        let got: String = conn
+            .query_row(&format!("PRAGMA {pragma}"), [], |row| {
+                row.get::<_, String>(0).or_else(|_| row.get::<_, i64>(0).map(|n| n.to_string()))
+            })
+            .map_err(err)?;
         if !got.eq_ignore_ascii_case(wanted) {
-            return Err(PragmaCheck::Mismatch(Error::StorePragma {
-                pragma,
-                wanted: wanted.to_owned(),
-                got,
-            }));
+            return Err(Error::StorePragma { pragma, wanted: wanted.to_owned(), got });
         }
     }
-    Ok(())
+    Ok(conn)
 }
 
-async fn migrate(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
-    use sqlx::migrate::MigrateError;
-    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    match MIGRATOR.run(conn).await {
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    use rusqlite_migration::{Error as MigrationError, MigrationDefinitionError, Migrations, M};
+    let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+    match migrations.to_latest(conn) {
         Ok(()) => Ok(()),
-        Err(MigrateError::VersionMissing(found)) => {
-            Err(Error::StoreNewerSchema { path: path.to_owned(), found, known })
+        Err(MigrationError::MigrationDefinition(MigrationDefinitionError::DatabaseTooFarAhead)) => {
+            let found = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap_or(-1);
+            Err(Error::StoreNewerSchema { path: path.to_owned(), found, known: MIGRATIONS.len() as i64 })
         }
-        Err(MigrateError::Execute(e)) => Err(Error::from_sqlx(e, path)),
+        Err(MigrationError::RusqliteError { err, .. }) => Err(Error::from_sqlite(err, path)),
         Err(e) => Err(Error::Store(format!("migrating {}: {e}", path.display()))),
+    }
+}
+
+/// The read side: a few connections, opened on first use, each used by one blocking task at a
+/// time.
+struct Readers {
+    path: PathBuf,
+    conns: Vec<Mutex<Option<Connection>>>,
+}
+
+impl Readers {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        // A free connection if there is one, else wait for the first.
+        let mut guard = match self.conns.iter().find_map(|c| c.try_lock().ok()) {
+            Some(guard) => guard,
+            None => self.conns[0].lock().unwrap_or_else(|e| e.into_inner()),
+        };
+        if guard.is_none() {
+            *guard = Some(connect(&self.path, true)?);
+        }
+        let conn = guard.as_ref().expect("opened above");
+        f(conn).map_err(|e| Error::from_sqlite(e, &self.path))
     }
 }
 
 /// An exclusive `flock` on `<data dir>/gatehouse.db.lock`, released on drop (or when the
 /// process dies, so a crash never leaves it held).
-struct MigrationLock(std::fs::File);
+struct MigrationLock {
+    _file: std::fs::File,
+}
 
 impl MigrationLock {
-    async fn take(data_dir: &Path) -> Result<MigrationLock> {
+    fn take(data_dir: &Path) -> Result<MigrationLock> {
         use std::os::fd::AsRawFd;
         let path = data_dir.join(format!("{DB_FILE}.lock"));
         let bad = |e: std::io::Error| Error::DataDir { path: path.clone(), reason: format!("cannot lock it ({e})") };
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(bad)?;
-        let file = tokio::task::spawn_blocking(move || {
-            // SAFETY: a valid open descriptor; flock blocks until the other process is done.
-            match unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } {
-                0 => Ok(file),
-                _ => Err(std::io::Error::last_os_error()),
-            }
-        })
-        .await
-        .map_err(|e| Error::Store(e.to_string()))?
-        .map_err(bad)?;
-        Ok(MigrationLock(file))
+        // SAFETY: a valid open descriptor; flock blocks until the other process is done.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(bad(std::io::Error::last_os_error()));
+        }
+        Ok(MigrationLock { _file: file })
     }
-}
-
-/// A plain connection beside the store, for tests that tamper with the file.
-#[cfg(test)]
-pub(crate) async fn raw_connection(path: &Path) -> SqliteConnection {
-    SqliteConnectOptions::new().filename(path).connect().await.expect("raw connection")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::SystemClock;
-    use sqlx::Connection;
-    use std::sync::Arc;
+
+    fn open(dir: &Path) -> impl std::future::Future<Output = Result<Store>> + '_ {
+        Store::open(dir, Arc::new(SystemClock))
+    }
 
     #[tokio::test]
     async fn pragmas_hold_on_every_connection() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), Arc::new(SystemClock)).await.unwrap();
-        let mut conn = store.reader().await.unwrap();
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap();
-        assert_eq!(mode, "wal");
-        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap();
-        assert_eq!(fk, 1);
-        drop(conn);
+        let store = open(dir.path()).await.unwrap();
+        let (mode, fk, sync): (String, i64, i64) = store
+            .read(|c| {
+                Ok((
+                    c.pragma_query_value(None, "journal_mode", |r| r.get(0))?,
+                    c.pragma_query_value(None, "foreign_keys", |r| r.get(0))?,
+                    c.pragma_query_value(None, "synchronous", |r| r.get(0))?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!((mode.as_str(), fk, sync), ("wal", 1, 1));
         store.close().await;
     }
 
@@ -243,24 +217,18 @@ mod tests {
     async fn a_file_that_is_not_sqlite_is_reported_as_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DB_FILE), vec![b'x'; 8192]).unwrap();
-        let err = Store::open(dir.path(), Arc::new(SystemClock)).await.err().expect("must fail");
+        let err = open(dir.path()).await.err().expect("must fail");
         assert_eq!(err.code(), "store.corrupt", "{err}");
     }
 
     #[tokio::test]
     async fn a_newer_schema_is_refused_with_its_version() {
         let dir = tempfile::tempdir().unwrap();
-        Store::open(dir.path(), Arc::new(SystemClock)).await.unwrap().close().await;
-        let mut conn = raw_connection(&dir.path().join(DB_FILE)).await;
-        sqlx::query(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-             VALUES (9999, 'from the future', 1, x'00', 0)",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        conn.close().await.unwrap();
-        let err = Store::open(dir.path(), Arc::new(SystemClock)).await.err().expect("must fail");
+        open(dir.path()).await.unwrap().close().await;
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 9999).unwrap();
+        drop(conn);
+        let err = open(dir.path()).await.err().expect("must fail");
         assert_eq!(err.code(), "store.newer_schema", "{err}");
         assert!(err.to_string().contains("9999"), "{err}");
     }
@@ -270,7 +238,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, b"").unwrap();
-        let err = Store::open(&file, Arc::new(SystemClock)).await.err().expect("must fail");
+        let err = open(&file).await.err().expect("must fail");
         assert_eq!(err.code(), "store.data_dir");
     }
 }

@@ -4,15 +4,12 @@
 //! trim runs once per cap/4 of new output, not on every flush) and the job counts what was
 //! dropped, so `logs` can say so.
 
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Millis;
 use crate::error::Result;
 use crate::pool::job::Stream;
-use crate::store::writer::{db, BoxFuture, WriteOp};
-
-/// Six parameters a row; SQLite allows 32,766 per statement.
-const ROWS_PER_INSERT: usize = 256;
+use crate::store::writer::{db, WriteOp};
 
 pub(crate) struct AppendOutput {
     pub id: i64,
@@ -24,85 +21,72 @@ pub(crate) struct AppendOutput {
 
 impl WriteOp for AppendOutput {
     type Output = ();
-    fn apply<'c>(&'c mut self, conn: &'c mut SqliteConnection, _now: Millis) -> BoxFuture<'c, Result<()>> {
-        Box::pin(async move {
-            let row: Option<(i64, i64)> =
-                sqlx::query_as("SELECT output_lines, output_bytes FROM jobs WHERE id = ?1")
-                    .bind(self.id)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db)?;
-            // The job was pruned or deleted meanwhile: nothing to keep.
-            let Some((next_seq, kept)) = row else { return Ok(()) };
-
-            let bytes: i64 = self.lines.iter().map(|(_, _, text)| text.len() as i64).sum();
-            // Many rows per statement: one round trip to SQLite's thread per chunk, not per line.
-            for (chunk_no, chunk) in self.lines.chunks(ROWS_PER_INSERT).enumerate() {
-                let first = next_seq + 1 + (chunk_no * ROWS_PER_INSERT) as i64;
-                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                    "INSERT INTO job_output (job_id, seq, attempt, stream, at, text) ",
-                );
-                insert.push_values(chunk.iter().enumerate(), |mut row, (i, (stream, at, text))| {
-                    row.push_bind(self.id)
-                        .push_bind(first + i as i64)
-                        .push_bind(self.attempt)
-                        .push_bind(stream.as_str())
-                        .push_bind(*at)
-                        .push_bind(text.as_str());
-                });
-                insert.build().execute(&mut *conn).await.map_err(db)?;
-            }
-            sqlx::query(
-                "UPDATE jobs SET output_lines = output_lines + ?2, output_bytes = output_bytes + ?3,
-                        progress = coalesce(?4, progress)
-                 WHERE id = ?1",
-            )
-            .bind(self.id)
-            .bind(self.lines.len() as i64)
-            .bind(bytes)
-            .bind(self.progress)
-            .execute(&mut *conn)
-            .await
+    fn apply(&mut self, conn: &Connection, _now: Millis) -> Result<()> {
+        let row: Option<(i64, i64)> = conn
+            .prepare_cached("SELECT output_lines, output_bytes FROM jobs WHERE id = ?1")
+            .and_then(|mut st| st.query_row([self.id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map_err(db)?;
+        // The job was pruned or deleted meanwhile: nothing to keep.
+        let Some((last_seq, kept)) = row else { return Ok(()) };
 
-            if kept + bytes > self.cap_bytes {
-                let keep = self.cap_bytes - self.cap_bytes / 4;
-                trim(conn, self.id, kept + bytes - keep).await?;
-            }
-            Ok(())
-        })
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO job_output (job_id, seq, attempt, stream, at, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(db)?;
+        let mut bytes = 0i64;
+        for (i, (stream, at, text)) in self.lines.iter().enumerate() {
+            bytes += text.len() as i64;
+            insert
+                .execute(params![self.id, last_seq + 1 + i as i64, self.attempt, stream.as_str(), at, text])
+                .map_err(db)?;
+        }
+        conn.prepare_cached(
+            "UPDATE jobs SET output_lines = output_lines + ?2, output_bytes = output_bytes + ?3,
+                    progress = coalesce(?4, progress)
+             WHERE id = ?1",
+        )
+        .and_then(|mut st| st.execute(params![self.id, self.lines.len() as i64, bytes, self.progress]))
+        .map_err(db)?;
+
+        if kept + bytes > self.cap_bytes {
+            let keep = self.cap_bytes - self.cap_bytes / 4;
+            trim(conn, self.id, kept + bytes - keep)?;
+        }
+        Ok(())
     }
 }
 
 /// Delete the oldest lines of job `id` until at least `excess` bytes are gone.
-async fn trim(conn: &mut SqliteConnection, id: i64, excess: i64) -> Result<()> {
-    // The running sum walks from the oldest line and stops at the first that covers `excess`,
-    // so the cost is the lines deleted, not the lines kept.
-    let dropped: Vec<i64> = sqlx::query_scalar(
-        "DELETE FROM job_output WHERE job_id = ?1 AND seq <= coalesce((
-             SELECT seq FROM (
-                 SELECT seq, sum(length(CAST(text AS BLOB))) OVER (ORDER BY seq) AS run
-                 FROM job_output WHERE job_id = ?1)
-             WHERE run >= ?2 LIMIT 1), (SELECT max(seq) FROM job_output WHERE job_id = ?1))
-         RETURNING length(CAST(text AS BLOB))",
-    )
-    .bind(id)
-    .bind(excess)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    let dropped_bytes: i64 = dropped.iter().sum();
-    sqlx::query(
+fn trim(conn: &Connection, id: i64, excess: i64) -> Result<()> {
+    // Walk from the oldest line, summing, and stop at the first that covers `excess`: the cost
+    // is the lines deleted, not the lines kept.
+    let mut walk = conn
+        .prepare_cached("SELECT seq, length(CAST(text AS BLOB)) FROM job_output WHERE job_id = ?1 ORDER BY seq")
+        .map_err(db)?;
+    let mut rows = walk.query([id]).map_err(db)?;
+    let (mut upto, mut lines, mut bytes) = (None, 0i64, 0i64);
+    while let Some(row) = rows.next().map_err(db)? {
+        let (seq, len): (i64, i64) = (row.get(0).map_err(db)?, row.get(1).map_err(db)?);
+        upto = Some(seq);
+        lines += 1;
+        bytes += len;
+        if bytes >= excess {
+            break;
+        }
+    }
+    drop(rows);
+    let Some(upto) = upto else { return Ok(()) };
+    conn.prepare_cached("DELETE FROM job_output WHERE job_id = ?1 AND seq <= ?2")
+        .and_then(|mut st| st.execute(params![id, upto]))
+        .map_err(db)?;
+    conn.prepare_cached(
         "UPDATE jobs SET output_bytes = output_bytes - ?2,
                 output_dropped_lines = output_dropped_lines + ?3,
                 output_dropped_bytes = output_dropped_bytes + ?2
          WHERE id = ?1",
     )
-    .bind(id)
-    .bind(dropped_bytes)
-    .bind(dropped.len() as i64)
-    .execute(&mut *conn)
-    .await
+    .and_then(|mut st| st.execute(params![id, bytes, lines]))
     .map_err(db)?;
     Ok(())
 }

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::complete::{finish, Finish};
 use crate::clock::Millis;
 use crate::error::Result;
 use crate::pool::job::JobState;
-use crate::store::writer::{db, BoxFuture, WriteOp};
+use crate::store::writer::{db, WriteOp};
 
 pub(crate) struct Claim {
     pub owner: Arc<str>,
@@ -40,49 +40,49 @@ pub(crate) struct ClaimOutput {
 
 impl WriteOp for Claim {
     type Output = ClaimOutput;
-    fn apply<'c>(&'c mut self, conn: &'c mut SqliteConnection, now: Millis) -> BoxFuture<'c, Result<ClaimOutput>> {
-        Box::pin(async move {
-            let mut out = ClaimOutput::default();
-            if let Some(f) = &self.finished {
-                out.finished = finish(&mut *conn, f, now).await?;
-            }
-            let (running, registered): (i64, bool) = sqlx::query_as(
-                "SELECT (SELECT count(*) FROM jobs WHERE state = 'running'),
+    fn apply(&mut self, conn: &Connection, now: Millis) -> Result<ClaimOutput> {
+        let mut out = ClaimOutput::default();
+        if let Some(f) = &self.finished {
+            out.finished = finish(conn, f, now)?;
+        }
+        let (running, registered): (i64, bool) = conn
+            .prepare_cached(
+                "SELECT (SELECT count(*) FROM jobs INDEXED BY jobs_running WHERE state = 'running'),
                         EXISTS (SELECT 1 FROM pools WHERE owner = ?1)",
             )
-            .bind(&*self.owner)
-            .fetch_one(&mut *conn)
-            .await
+            .and_then(|mut st| st.query_row([&*self.owner], |r| Ok((r.get(0)?, r.get(1)?))))
             .map_err(db)?;
-            if !registered {
-                out.evicted = true;
-                return Ok(out);
-            }
-            if running >= self.cap {
-                return Ok(out);
-            }
-            out.job = sqlx::query_as::<_, (i64, String, String, i64, i64, Option<i64>)>(
+        if !registered {
+            out.evicted = true;
+            return Ok(out);
+        }
+        if running >= self.cap {
+            return Ok(out);
+        }
+        out.job = conn
+            .prepare_cached(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?1,
                         started_at = ?2, finished_at = NULL, exit_code = NULL, pgid = NULL,
                         cancel_requested = 0, progress = NULL
-                 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ?2
+                 WHERE id = (SELECT id FROM jobs INDEXED BY jobs_queue
+                             WHERE state = 'queued' AND run_after <= ?2
                              ORDER BY priority DESC, id LIMIT 1)
                  RETURNING id, kind, spec, attempts, max_attempts, timeout_ms",
             )
-            .bind(&*self.owner)
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?
-            .map(|(id, kind, spec, attempt, max_attempts, timeout_ms)| Claimed {
-                id,
-                kind,
-                spec,
-                attempt,
-                max_attempts,
-                timeout_ms,
-            });
-            Ok(out)
-        })
+            .and_then(|mut st| {
+                st.query_row(params![&*self.owner, now], |r| {
+                    Ok(Claimed {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        spec: r.get(2)?,
+                        attempt: r.get(3)?,
+                        max_attempts: r.get(4)?,
+                        timeout_ms: r.get(5)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(db)?;
+        Ok(out)
     }
 }

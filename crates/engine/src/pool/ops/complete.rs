@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection};
 
 use crate::clock::Millis;
 use crate::error::{JobError, Result};
 use crate::pool::job::JobState;
-use crate::store::writer::{db, BoxFuture, WriteOp};
+use crate::store::writer::{db, WriteOp};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Finish {
@@ -44,41 +44,45 @@ impl End {
 }
 
 /// Apply `f`; `Some(state)` if this pool still held the attempt.
-pub(crate) async fn finish(conn: &mut SqliteConnection, f: &Finish, now: Millis) -> Result<Option<JobState>> {
-    let (state, error, run_after, finished_at, attempts_delta) = match &f.end {
-        End::Succeeded => ("succeeded", None, None, Some(now), 0),
-        End::Failed(e) => ("failed", Some(e.clone()), None, Some(now), 0),
-        End::Retry { error, delay_ms } => ("queued", Some(error.clone()), Some(now + delay_ms), None, 0),
-        End::Canceled => ("canceled", Some(JobError::new("job.canceled", "canceled by request")), None, Some(now), 0),
-        End::Requeue => ("queued", None, Some(now), None, -1),
+pub(crate) fn finish(conn: &Connection, f: &Finish, now: Millis) -> Result<Option<JobState>> {
+    let canceled = JobError::new("job.canceled", "canceled by request");
+    let (error, run_after, finished_at, attempts_delta) = match &f.end {
+        End::Succeeded => (None, None, Some(now), 0),
+        End::Failed(e) => (Some(e), None, Some(now), 0),
+        End::Retry { error, delay_ms } => (Some(error), Some(now + delay_ms), None, 0),
+        End::Canceled => (Some(&canceled), None, Some(now), 0),
+        End::Requeue => (None, Some(now), None, -1),
     };
-    let done = sqlx::query(
-        "UPDATE jobs SET state = ?4, exit_code = ?5, error_code = ?6, error_message = ?7,
-                run_after = coalesce(?8, run_after), finished_at = ?9, attempts = attempts + ?10,
-                lease_owner = NULL, pgid = NULL, cancel_requested = 0
-         WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
-    )
-    .bind(f.id)
-    .bind(&*f.owner)
-    .bind(f.attempt)
-    .bind(state)
-    .bind(f.exit_code)
-    .bind(error.as_ref().map(|e| e.code.as_str()))
-    .bind(error.as_ref().map(|e| e.message.as_str()))
-    .bind(run_after)
-    .bind(finished_at)
-    .bind(attempts_delta)
-    .execute(conn)
-    .await
-    .map_err(db)?;
-    Ok((done.rows_affected() == 1).then(|| f.end.state()))
+    let n = conn
+        .prepare_cached(
+            "UPDATE jobs SET state = ?4, exit_code = ?5, error_code = ?6, error_message = ?7,
+                    run_after = coalesce(?8, run_after), finished_at = ?9, attempts = attempts + ?10,
+                    lease_owner = NULL, pgid = NULL, cancel_requested = 0
+             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                f.id,
+                &*f.owner,
+                f.attempt,
+                f.end.state().as_str(),
+                f.exit_code,
+                error.map(|e| e.code.as_str()),
+                error.map(|e| e.message.as_str()),
+                run_after,
+                finished_at,
+                attempts_delta
+            ])
+        })
+        .map_err(db)?;
+    Ok((n == 1).then(|| f.end.state()))
 }
 
 pub(crate) struct Complete(pub Finish);
 
 impl WriteOp for Complete {
     type Output = Option<JobState>;
-    fn apply<'c>(&'c mut self, conn: &'c mut SqliteConnection, now: Millis) -> BoxFuture<'c, Result<Option<JobState>>> {
-        Box::pin(finish(conn, &self.0, now))
+    fn apply(&mut self, conn: &Connection, now: Millis) -> Result<Option<JobState>> {
+        finish(conn, &self.0, now)
     }
 }

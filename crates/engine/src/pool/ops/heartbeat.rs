@@ -2,26 +2,22 @@
 
 use std::sync::Arc;
 
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection};
 
 use crate::clock::Millis;
 use crate::error::Result;
-use crate::store::writer::{db, BoxFuture, WriteOp};
+use crate::store::writer::{db, WriteOp};
 
 pub(crate) struct Heartbeat(pub Arc<str>);
 
 impl WriteOp for Heartbeat {
     /// False when the registration is gone: the pool was presumed dead and its jobs rescued.
     type Output = bool;
-    fn apply<'c>(&'c mut self, conn: &'c mut SqliteConnection, now: Millis) -> BoxFuture<'c, Result<bool>> {
-        Box::pin(async move {
-            let done = sqlx::query("UPDATE pools SET heartbeat_at = ?2 WHERE owner = ?1")
-                .bind(&*self.0)
-                .bind(now)
-                .execute(conn)
-                .await
-                .map_err(db)?;
-            Ok(done.rows_affected() == 1)
-        })
+    fn apply(&mut self, conn: &Connection, now: Millis) -> Result<bool> {
+        let n = conn
+            .prepare_cached("UPDATE pools SET heartbeat_at = ?2 WHERE owner = ?1")
+            .and_then(|mut st| st.execute(params![&*self.0, now]))
+            .map_err(db)?;
+        Ok(n == 1)
     }
 }

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection};
 
 use crate::clock::Millis;
 use crate::error::Result;
-use crate::store::writer::{db, BoxFuture, WriteOp};
+use crate::store::writer::{db, WriteOp};
 
 pub(crate) struct SetPgid {
     pub id: i64,
@@ -17,20 +17,13 @@ pub(crate) struct SetPgid {
 
 impl WriteOp for SetPgid {
     type Output = ();
-    fn apply<'c>(&'c mut self, conn: &'c mut SqliteConnection, _now: Millis) -> BoxFuture<'c, Result<()>> {
-        Box::pin(async move {
-            sqlx::query(
-                "UPDATE jobs SET pgid = ?1
-                 WHERE id = ?2 AND state = 'running' AND lease_owner = ?3 AND attempts = ?4",
-            )
-            .bind(self.pgid)
-            .bind(self.id)
-            .bind(&*self.owner)
-            .bind(self.attempt)
-            .execute(conn)
-            .await
-            .map_err(db)?;
-            Ok(())
-        })
+    fn apply(&mut self, conn: &Connection, _now: Millis) -> Result<()> {
+        conn.prepare_cached(
+            "UPDATE jobs SET pgid = ?1
+             WHERE id = ?2 AND state = 'running' AND lease_owner = ?3 AND attempts = ?4",
+        )
+        .and_then(|mut st| st.execute(params![self.pgid, self.id, &*self.owner, self.attempt]))
+        .map_err(db)?;
+        Ok(())
     }
 }

@@ -1,11 +1,11 @@
 //! Submit: one insert, committed before the caller hears the id.
 
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection};
 
 use crate::clock::Millis;
 use crate::error::Result;
 use crate::pool::job::NewJob;
-use crate::store::writer::{BoxFuture, WriteOp};
+use crate::store::writer::{db, WriteOp};
 
 pub(crate) struct Submit {
     pub job: NewJob,
@@ -14,22 +14,25 @@ pub(crate) struct Submit {
 
 impl WriteOp for Submit {
     type Output = i64;
-    fn apply<'c>(&'c mut self, conn: &'c mut SqliteConnection, now: Millis) -> BoxFuture<'c, Result<i64>> {
-        Box::pin(async move {
-            let job = &self.job;
-            sqlx::query_scalar(
-                "INSERT INTO jobs (kind, spec, priority, max_attempts, timeout_ms, created_at, run_after)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
+    fn apply(&mut self, conn: &Connection, now: Millis) -> Result<i64> {
+        let job = &self.job;
+        conn.prepare_cached(
+            "INSERT INTO jobs (kind, spec, priority, max_attempts, timeout_ms, created_at, run_after)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
+        )
+        .and_then(|mut st| {
+            st.query_row(
+                params![
+                    job.kind,
+                    self.spec,
+                    job.priority,
+                    job.max_attempts as i64,
+                    job.timeout.map(|t| t.as_millis() as i64),
+                    now
+                ],
+                |r| r.get(0),
             )
-            .bind(&job.kind)
-            .bind(&self.spec)
-            .bind(job.priority)
-            .bind(job.max_attempts as i64)
-            .bind(job.timeout.map(|t| t.as_millis() as i64))
-            .bind(now)
-            .fetch_one(conn)
-            .await
-            .map_err(crate::store::writer::db)
         })
+        .map_err(db)
     }
 }
