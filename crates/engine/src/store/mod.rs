@@ -56,9 +56,11 @@ impl Store {
         let dir = data_dir.to_owned();
         let db = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+            // Two processes opening a new database at once must not both create, switch to WAL
+            // and migrate it: SQLite answers the loser with SQLITE_BUSY at once, without
+            // waiting, while the journal mode changes.
+            let _lock = OpenLock::take(&dir)?;
             let mut conn = connect(&db, false)?;
-            // Two processes opening a new database at once must not both migrate it.
-            let _lock = MigrationLock::take(&dir)?;
             migrate(&mut conn, &db)?;
             Ok(conn)
         })
@@ -168,12 +170,12 @@ impl Readers {
 
 /// An exclusive `flock` on `<data dir>/gatehouse.db.lock`, released on drop (or when the
 /// process dies, so a crash never leaves it held).
-struct MigrationLock {
+struct OpenLock {
     _file: std::fs::File,
 }
 
-impl MigrationLock {
-    fn take(data_dir: &Path) -> Result<MigrationLock> {
+impl OpenLock {
+    fn take(data_dir: &Path) -> Result<OpenLock> {
         use std::os::fd::AsRawFd;
         let path = data_dir.join(format!("{DB_FILE}.lock"));
         let bad = |e: std::io::Error| Error::DataDir { path: path.clone(), reason: format!("cannot lock it ({e})") };
@@ -182,7 +184,7 @@ impl MigrationLock {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(bad(std::io::Error::last_os_error()));
         }
-        Ok(MigrationLock { _file: file })
+        Ok(OpenLock { _file: file })
     }
 }
 
