@@ -85,10 +85,21 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
-    /// Stop a job if it runs in this process; false if it does not.
-    pub(crate) fn stop_local(&self, id: i64, reason: pool::StopReason) -> bool {
+    /// Stop a job if it runs in this process.
+    pub(crate) fn stop_local(&self, id: i64, reason: pool::StopReason) {
         let slot = self.running.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
-        slot.map(|s| s.stop(reason)).is_some()
+        if let Some(slot) = slot {
+            slot.stop(reason);
+        }
+    }
+
+    /// Stop every job running in this process.
+    pub(crate) fn stop_all(&self, reason: pool::StopReason) {
+        let slots: Vec<pool::Slot> = self.running.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        tracing::info!(jobs = slots.len(), ?reason, "stopping running jobs");
+        for slot in slots {
+            slot.stop(reason);
+        }
     }
 }
 
@@ -164,9 +175,7 @@ impl Engine {
         match result {
             Canceled::Done => self.shared.emit(JobEvent::State { id, state: JobState::Canceled }),
             // Running here: stop it now rather than at the next cancel poll.
-            Canceled::Requested => {
-                self.shared.stop_local(id, pool::StopReason::Canceled);
-            }
+            Canceled::Requested => self.shared.stop_local(id, pool::StopReason::Canceled),
         }
         Ok(result)
     }
@@ -191,10 +200,7 @@ impl Engine {
     /// Stop every job running in this process; each goes back to the queue without its attempt
     /// counting. Cuts a pool shutdown's grace period short (a second Ctrl-C).
     pub fn stop_running_jobs(&self) {
-        let slots: Vec<pool::Slot> = self.shared.running.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
-        for slot in slots {
-            slot.stop(pool::StopReason::Shutdown);
-        }
+        self.shared.stop_all(pool::StopReason::Shutdown);
     }
 
     /// Start a worker pool in this process.

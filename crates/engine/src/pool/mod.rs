@@ -115,6 +115,9 @@ impl Slot {
     }
 }
 
+/// The jobs running in this process, by id.
+pub(crate) type Running = Mutex<HashMap<i64, Slot>>;
+
 /// `backoff_base * 2^(attempt-1)` capped at `backoff_max`, scaled by `0.5 + jitter / 2` with
 /// `jitter` in [0, 1).
 pub(crate) fn backoff(attempt: i64, base: Duration, max: Duration, jitter: f64) -> Duration {
@@ -174,11 +177,7 @@ impl Pool {
         let workers = futures::future::join_all(std::mem::take(&mut self.workers));
         tokio::pin!(workers);
         if tokio::time::timeout(grace, &mut workers).await.is_err() {
-            let slots: Vec<Slot> = self.ctx.shared.running.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
-            tracing::info!(jobs = slots.len(), "grace period over: stopping running jobs");
-            for slot in slots {
-                slot.stop(StopReason::Shutdown);
-            }
+            self.ctx.shared.stop_all(StopReason::Shutdown);
             workers.await;
         }
         self.stop_maintenance.cancel();
@@ -219,7 +218,6 @@ async fn work(ctx: Arc<Ctx>) {
                 if let (Some(f), Some(state)) = (finished.take(), out.finished) {
                     ctx.shared.emit(JobEvent::State { id: f.id, state });
                 }
-                finished = None;
                 match out.job {
                     Some(job) => finished = Some(run_one(&ctx, job).await),
                     None => idle(&ctx).await,
@@ -364,10 +362,7 @@ async fn beat(ctx: &Ctx) {
             // Presumed dead (stalled past the lease): our jobs were rescued and may already run
             // elsewhere. Stop them here and come back as a fresh registration.
             tracing::warn!(owner = %ctx.me.owner, "lease lost; stopping this pool's jobs");
-            let slots: Vec<Slot> = ctx.shared.running.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
-            for slot in slots {
-                slot.stop(StopReason::LeaseLost);
-            }
+            ctx.shared.stop_all(StopReason::LeaseLost);
             if let Err(e) = ctx.shared.store.writer.apply(ops::register::Register(ctx.me.clone())).await {
                 tracing::error!(error = %e, "re-registering the pool");
             }
@@ -413,8 +408,6 @@ async fn prune(ctx: &Ctx) {
         }
     }
 }
-
-pub(crate) type Running = Mutex<HashMap<i64, Slot>>;
 
 #[cfg(test)]
 mod tests {
