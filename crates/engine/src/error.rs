@@ -45,6 +45,42 @@ pub enum Error {
 
     #[error("this Gatehouse has no runner for `{0}` jobs")]
     JobKindUnavailable(String),
+
+    #[error("{gateway} refused the credentials ({detail}); check the token (gatehouse gateways add NAME --token-env VAR)")]
+    GatewayUnauthorized { gateway: String, detail: String },
+
+    #[error("{gateway} does not allow this ({detail}); the token lacks a permission or the model is not allowed")]
+    GatewayForbidden { gateway: String, detail: String },
+
+    #[error("{gateway} has no such endpoint or model ({detail}); check the URL and the model name")]
+    GatewayNotFound { gateway: String, detail: String },
+
+    #[error("{gateway} is rate-limiting requests{}; wait and try again", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+    GatewayRateLimited { gateway: String, retry_after: Option<u64> },
+
+    #[error("{gateway} failed with HTTP {status} ({detail}); the gateway or its model provider has a problem")]
+    GatewayServer { gateway: String, status: u16, detail: String },
+
+    #[error("cannot reach {gateway} at {url} ({reason}); is it running?")]
+    GatewayUnreachable { gateway: String, url: String, reason: String },
+
+    #[error("{gateway} {what}")]
+    GatewayTimeout { gateway: String, what: String },
+
+    #[error("{gateway} sent something that is not an OpenAI-compatible reply: {detail}")]
+    GatewayProtocol { gateway: String, detail: String },
+
+    #[error("{gateway} stopped the reply before it was complete (the connection ended without [DONE]); the partial reply was kept")]
+    GatewayIncomplete { gateway: String },
+
+    #[error("{gateway} reported an error during the reply: {message}")]
+    GatewayReplyError { gateway: String, message: String },
+
+    #[error("there is no gateway named `{0}`; see `gatehouse gateways list`")]
+    GatewayUnknown(String),
+
+    #[error("{0}")]
+    GatewayInvalid(String),
 }
 
 impl Error {
@@ -63,6 +99,18 @@ impl Error {
             Error::JobInvalidState { .. } => "job.invalid_state",
             Error::JobInvalid(_) => "job.invalid",
             Error::JobKindUnavailable(_) => "job.kind_unavailable",
+            Error::GatewayUnauthorized { .. } => "gateway.unauthorized",
+            Error::GatewayForbidden { .. } => "gateway.forbidden",
+            Error::GatewayNotFound { .. } => "gateway.not_found",
+            Error::GatewayRateLimited { .. } => "gateway.rate_limited",
+            Error::GatewayServer { .. } => "gateway.server_error",
+            Error::GatewayUnreachable { .. } => "gateway.unreachable",
+            Error::GatewayTimeout { .. } => "gateway.timeout",
+            Error::GatewayProtocol { .. } => "gateway.protocol",
+            Error::GatewayIncomplete { .. } => "gateway.incomplete",
+            Error::GatewayReplyError { .. } => "gateway.reply_error",
+            Error::GatewayUnknown(_) => "gateway.unknown",
+            Error::GatewayInvalid(_) => "gateway.invalid",
         }
     }
 
@@ -76,6 +124,8 @@ impl Error {
                 | Error::JobInvalid(_)
                 | Error::JobKindUnavailable(_)
                 | Error::DataDir { .. }
+                | Error::GatewayUnknown(_)
+                | Error::GatewayInvalid(_)
         )
     }
 

@@ -16,6 +16,7 @@
 pub mod clock;
 pub mod error;
 pub mod exec;
+pub mod gateway;
 pub mod paths;
 pub mod pool;
 pub mod store;

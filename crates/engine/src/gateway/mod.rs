@@ -1,0 +1,84 @@
+//! Gateways: where replies come from.
+//!
+//! One trait, [`Gateway::stream`], turns a [`ChatRequest`] into a stream of [`ChatEvent`]s.
+//! The contract is the same for every transport (`openai` over HTTP + SSE here; `openclaw`
+//! over its WebSocket protocol and the built-in `local` model later):
+//! - text arrives as [`ChatEvent::Delta`]s, each new text only — never the whole text again;
+//! - a reply that completes ends with [`ChatEvent::Done`]; anything else ends with an error
+//!   (`gateway.incomplete` when the stream stopped early — the deltas already sent stand);
+//! - when `cancel` fires the stream ends at once, with no further item;
+//! - a request is sent once. A failure is reported, never retried behind the caller's back:
+//!   a re-sent prompt is paid for twice.
+
+pub mod openai;
+pub mod sse;
+
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::System, Role::User, Role::Assistant].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> ChatMessage {
+        ChatMessage { role, content: content.into() }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    /// `None`: the gateway profile's model, else the server's default.
+    pub model: Option<String>,
+    pub messages: Vec<ChatMessage>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+/// What a reply stream carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    /// New text, to append.
+    Delta { text: String },
+    /// Token counts, when the gateway reports them.
+    Usage { prompt_tokens: u64, completion_tokens: u64 },
+    /// The reply is complete.
+    Done { finish_reason: Option<String> },
+}
+
+pub type ChatStream = BoxStream<'static, Result<ChatEvent>>;
+
+pub trait Gateway: Send + Sync + 'static {
+    /// The profile name, for messages.
+    fn name(&self) -> &str;
+
+    fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> ChatStream;
+}
