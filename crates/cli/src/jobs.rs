@@ -47,8 +47,8 @@ pub enum Command {
     Wait {
         id: i64,
         /// Give up after this many seconds (exit 1)
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<f64>,
+        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        timeout: Option<Duration>,
     },
 }
 
@@ -84,10 +84,11 @@ fn parse_state(s: &str) -> Result<JobState, String> {
     })
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
+/// Seconds, at least a millisecond and at most about 30 years.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => Ok(Duration::from_secs_f64(secs)),
-        _ => Err(format!("`{s}` is not a number of seconds greater than zero")),
+        Ok(secs) if (0.001..1e9).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!("`{s}` is not a number of seconds between 0.001 and 1e9")),
     }
 }
 
@@ -228,8 +229,8 @@ async fn cancel(engine: &Engine, id: i64, json: bool) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait(engine: &Engine, id: i64, timeout: Option<f64>, json: bool) -> Outcome {
-    let deadline = timeout.map(|secs| Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
+async fn wait(engine: &Engine, id: i64, timeout: Option<Duration>, json: bool) -> Outcome {
+    let deadline = timeout.map(|t| Instant::now() + t);
     let job: Job = loop {
         let job = engine.job(id).await?;
         if job.state.is_finished() {
@@ -238,7 +239,7 @@ async fn wait(engine: &Engine, id: i64, timeout: Option<f64>, json: bool) -> Out
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Failure::new(
                 "job.wait_timeout",
-                format!("job {id} is still {} after {} s", job.state, timeout.unwrap_or(0.0)),
+                format!("job {id} is still {} after {} s", job.state, timeout.unwrap_or_default().as_secs_f64()),
                 1,
             ));
         }

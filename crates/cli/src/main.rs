@@ -70,6 +70,10 @@ impl From<gatehouse_engine::Error> for Failure {
 pub type Outcome = Result<ExitCode, Failure>;
 
 fn main() -> ExitCode {
+    // Like any Unix tool, end quietly when the reader of our output goes away
+    // (`gatehouse jobs list | head`) instead of failing on every write.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

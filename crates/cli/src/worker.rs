@@ -18,8 +18,8 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
     /// Seconds running jobs get to finish after Ctrl-C before they are stopped and re-queued
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-    grace: f64,
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = crate::jobs::parse_secs)]
+    grace: Duration,
 }
 
 pub async fn run(engine: &Engine, args: Args, json: bool) -> Outcome {
@@ -50,9 +50,9 @@ pub async fn run(engine: &Engine, args: Args, json: bool) -> Outcome {
         }
     }
     if !json {
-        eprintln!("stopping: waiting up to {} s for running jobs (Ctrl-C again to stop them now)", args.grace);
+        eprintln!("stopping: waiting up to {} s for running jobs (Ctrl-C again to stop them now)", args.grace.as_secs_f64());
     }
-    let grace = Duration::from_secs_f64(args.grace.clamp(0.0, 86_400.0));
+    let grace = args.grace;
     let shutdown = pool.shutdown(grace);
     tokio::pin!(shutdown);
     // A second signal cuts the grace short; `shutdown` then stops and re-queues what runs.

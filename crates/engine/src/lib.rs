@@ -142,8 +142,8 @@ impl Engine {
         if job.max_attempts == 0 {
             return Err(Error::JobInvalid("max attempts must be at least 1".into()));
         }
-        if job.timeout == Some(Duration::ZERO) {
-            return Err(Error::JobInvalid("a timeout must be longer than zero".into()));
+        if job.timeout.is_some_and(|t| t < Duration::from_millis(1)) {
+            return Err(Error::JobInvalid("a timeout must be at least a millisecond".into()));
         }
         let spec = job.spec.to_string();
         let id = self.shared.store.writer.apply(ops::submit::Submit { job, spec }).await?;

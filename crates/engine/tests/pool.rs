@@ -455,3 +455,16 @@ async fn finished_jobs_are_pruned_after_the_retention_period() {
     assert_eq!(engine.job(young).await.unwrap().state, JobState::Succeeded);
     pool.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn processes_a_finished_job_leaves_behind_are_killed_even_in_their_own_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), vec![]).await;
+    let mut events = engine.subscribe();
+    let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
+    let id = engine.submit(exec("sh", &["-c", "setsid sleep 600 & echo $!"])).await.unwrap();
+    wait_for(&engine, &mut events, id, JobState::Succeeded).await;
+    let pid: i32 = engine.output(id, 0, 1).await.unwrap()[0].text.parse().unwrap();
+    assert!(!alive(pid), "the setsid'd sleep {pid} outlived its job");
+    pool.shutdown(Duration::from_secs(5)).await;
+}

@@ -3,8 +3,8 @@
 //! Stopping it (cancel, timeout, shutdown) signals the whole group: SIGTERM, then SIGKILL
 //! after the grace period. The group id is only signalled while its leader is still our
 //! unreaped child — until then the id cannot be reused. After the leader is gone, leftovers
-//! (a background grandchild, a child that ignores SIGTERM) are found by their marker and
-//! killed one by one. The child also gets a parent-death signal, so it dies with a pool that is
+//! (a background grandchild, a child that ignores SIGTERM, one that called `setsid`) are found
+//! by their marker and killed one by one. The child also gets a parent-death signal, so it dies with a pool that is
 //! killed outright; the pool that rescues the job cleans up the rest.
 
 use std::os::unix::process::ExitStatusExt;
@@ -27,8 +27,11 @@ use crate::pool::output::OutputSink;
 pub(crate) const MAX_LINE: usize = 16 * 1024;
 
 /// After the command exits, its output pipes are read to the end — unless nothing arrives for
-/// this long: a process that left the group and holds a pipe open cannot hold the job hostage.
+/// `DRAIN_STALL`, or it takes longer than `DRAIN_MAX`, or the job is stopped: a process that
+/// escaped (cleared its environment and left the group) and holds a pipe open cannot hold the
+/// job hostage.
 const DRAIN_STALL: Duration = Duration::from_secs(2);
+const DRAIN_MAX: Duration = Duration::from_secs(10);
 
 pub(crate) async fn run(spec: &ExecSpec, run: &JobRun, grace: Duration) -> Outcome {
     let mut child = match spawn(spec, &run.marker) {
@@ -41,8 +44,16 @@ pub(crate) async fn run(spec: &ExecSpec, run: &JobRun, grace: Duration) -> Outco
         }
     };
     let pgid = child.id().map(|p| p as i32);
-    if let Some(pgid) = pgid {
-        run.spawned(pgid).await;
+    // Recording the group also re-checks the lease: a pool that stalled between its claim and
+    // this spawn may have been presumed dead, and the job re-run elsewhere.
+    let still_ours = match pgid {
+        Some(pgid) => run.spawned(pgid).await,
+        None => true,
+    };
+    if !still_ours {
+        let _ = terminate(&mut child, pgid, Duration::ZERO).await;
+        kill_marked(&run.marker);
+        return Outcome::Stopped { exit_code: None };
     }
     let read = Arc::new(AtomicUsize::new(0));
     let pumps = [
@@ -58,19 +69,20 @@ pub(crate) async fn run(spec: &ExecSpec, run: &JobRun, grace: Duration) -> Outco
             terminate(&mut child, pgid, grace).await
         }
     };
-    if let Some(pgid) = pgid {
-        kill_marked(pgid, &run.marker);
-    }
+    kill_marked(&run.marker);
+    let drain_until = tokio::time::Instant::now() + DRAIN_MAX;
     for mut pump in pumps.into_iter().flatten() {
         loop {
             let before = read.load(Ordering::Relaxed);
-            match tokio::time::timeout(DRAIN_STALL, &mut pump).await {
-                Ok(_) => break,
-                Err(_) if read.load(Ordering::Relaxed) == before => {
-                    pump.abort();
-                    break;
+            tokio::select! {
+                _ = &mut pump => break,
+                _ = tokio::time::sleep(DRAIN_STALL) => {
+                    let stalled = read.load(Ordering::Relaxed) == before;
+                    if stalled || tokio::time::Instant::now() >= drain_until || run.cancel.is_cancelled() {
+                        pump.abort();
+                        break;
+                    }
                 }
-                Err(_) => continue,
             }
         }
     }

@@ -54,17 +54,21 @@ impl JobRun {
         self.output.progress(percent).await;
     }
 
-    /// Record the process group of this attempt, so a pool that dies without cleaning up
-    /// can have its processes killed by whoever rescues the job.
-    pub async fn spawned(&self, pgid: i32) {
+    /// Record the process group of this attempt. Returns false if this pool no longer holds
+    /// the attempt (it was presumed dead and the job rescued): stop what was started.
+    pub async fn spawned(&self, pgid: i32) -> bool {
         let op = super::ops::set_pgid::SetPgid {
             id: self.id,
             attempt: self.attempt,
             owner: self.owner.clone(),
             pgid,
         };
-        if let Err(e) = self.writer.apply(op).await {
-            tracing::warn!(job = self.id, error = %e, "could not record the process group");
+        match self.writer.apply(op).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(job = self.id, error = %e, "could not record the process group");
+                true
+            }
         }
     }
 

@@ -6,8 +6,9 @@
 //!
 //! Every process an attempt starts carries `GATEHOUSE_JOB=<marker>` in its environment. When a
 //! pool dies, its direct children die with it (parent-death signal), but grandchildren do not;
-//! whoever rescues the job kills the recorded process group — only those members that carry
-//! the attempt's marker, so a reused group id is never mistaken for the job.
+//! whoever rescues the job kills every process that carries the attempt's marker, so a reused
+//! pid or group id is never mistaken for the job. (A descendant that clears its environment
+//! escapes this; the exec sandbox's PID namespace closes that gap.)
 
 use std::sync::Arc;
 
@@ -78,16 +79,17 @@ pub(crate) fn process_alive(pid: i32, start: Option<u64>) -> bool {
     }
 }
 
-/// SIGKILL every process in group `pgid` whose environment carries `marker`. Returns how many
-/// were signalled.
-pub(crate) fn kill_marked(pgid: i32, marker: &str) -> usize {
+/// SIGKILL every process whose environment carries `marker` — in the attempt's process group
+/// or not (a descendant may have called `setsid`). The marker is unique to the attempt, so a
+/// reused pid or group id is never mistaken for it. Returns how many were signalled.
+pub(crate) fn kill_marked(marker: &str) -> usize {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
     let needle = format!("{MARKER_ENV}={marker}");
+    let me = std::process::id() as i32;
     let mut killed = 0;
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let in_group = stat_fields(pid).and_then(|f| f.get(2).and_then(|g| g.parse::<i32>().ok())) == Some(pgid);
-        if !in_group {
+        if pid == me {
             continue;
         }
         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };

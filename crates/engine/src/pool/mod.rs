@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::task::JoinHandle;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -138,7 +139,9 @@ struct Ctx {
 pub struct Pool {
     ctx: Arc<Ctx>,
     workers: Vec<JoinHandle<()>>,
-    maintenance: JoinHandle<()>,
+    /// The heartbeat has a task of its own, so a long prune or rescue never delays it past
+    /// the lease.
+    maintenance: [JoinHandle<()>; 2],
     stop_maintenance: CancellationToken,
 }
 
@@ -159,7 +162,10 @@ impl Pool {
         // Rescue before the first claim, so jobs a crashed pool left "running" run again now.
         rescue(&ctx).await;
         let stop_maintenance = CancellationToken::new();
-        let maintenance = tokio::spawn(maintain(ctx.clone(), stop_maintenance.clone()));
+        let maintenance = [
+            tokio::spawn(maintain(ctx.clone(), stop_maintenance.clone())),
+            tokio::spawn(heartbeat(ctx.clone(), stop_maintenance.clone())),
+        ];
         let workers = (0..ctx.config.workers).map(|_| tokio::spawn(work(ctx.clone()))).collect();
         tracing::info!(owner = %ctx.me.owner, workers = ctx.config.workers, "pool started");
         Ok(Pool { ctx, workers, maintenance, stop_maintenance })
@@ -181,7 +187,9 @@ impl Pool {
             workers.await;
         }
         self.stop_maintenance.cancel();
-        let _ = (&mut self.maintenance).await;
+        for task in &mut self.maintenance {
+            let _ = task.await;
+        }
         if let Err(e) = self.ctx.shared.store.writer.apply(ops::register::Deregister(self.ctx.me.owner.clone())).await {
             tracing::warn!(error = %e, "could not deregister the pool");
         }
@@ -273,7 +281,13 @@ async fn run_one(ctx: &Ctx, job: Claimed) -> Finish {
                 writer: shared.store.writer.clone(),
                 owner: ctx.me.owner.clone(),
             };
-            let mut attempt = kind.run(run);
+            // A kind that panics fails its attempt instead of leaving the job running for ever.
+            let mut attempt = std::panic::AssertUnwindSafe(kind.run(run)).catch_unwind().map(|r| {
+                r.unwrap_or_else(|_| Outcome::Failed {
+                    exit_code: None,
+                    error: JobError::new("job.panic", "the job's runner crashed (a bug in Gatehouse)"),
+                })
+            });
             match job.timeout_ms {
                 Some(ms) => tokio::select! {
                     outcome = &mut attempt => outcome,
@@ -288,7 +302,13 @@ async fn run_one(ctx: &Ctx, job: Claimed) -> Finish {
     };
     // The sink went with the attempt; wait for the last lines to be stored before the end is.
     let _ = flusher.await;
-    shared.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.id);
+    {
+        // Only our own slot: a newer attempt of the same job may already be registered.
+        let mut running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.get(&job.id).is_some_and(|s| Arc::ptr_eq(&s.reason, &slot.reason)) {
+            running.remove(&job.id);
+        }
+    }
 
     let retry_or_fail = |error: JobError| {
         if job.attempt < job.max_attempts {
@@ -320,26 +340,32 @@ async fn run_one(ctx: &Ctx, job: Claimed) -> Finish {
     Finish { id: job.id, attempt: job.attempt, owner: ctx.me.owner.clone(), exit_code, end }
 }
 
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut i = interval_at(Instant::now() + period, period);
+    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    i
+}
+
 async fn maintain(ctx: Arc<Ctx>, stop: CancellationToken) {
-    let every = |period: Duration| {
-        let mut i = interval_at(Instant::now() + period, period);
-        i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        i
-    };
-    let (mut cancels, mut heartbeat, mut rescues, mut prunes) = (
-        every(ctx.config.cancel_poll),
-        every(ctx.config.heartbeat),
-        every(ctx.config.rescue_every),
-        every(ctx.config.prune_every),
-    );
+    let (mut cancels, mut rescues, mut prunes) =
+        (every(ctx.config.cancel_poll), every(ctx.config.rescue_every), every(ctx.config.prune_every));
     prune(&ctx).await;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = cancels.tick() => poll_cancels(&ctx).await,
-            _ = heartbeat.tick() => beat(&ctx).await,
             _ = rescues.tick() => rescue(&ctx).await,
             _ = prunes.tick() => prune(&ctx).await,
+        }
+    }
+}
+
+async fn heartbeat(ctx: Arc<Ctx>, stop: CancellationToken) {
+    let mut beats = every(ctx.config.heartbeat);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = beats.tick() => beat(&ctx).await,
         }
     }
 }

@@ -39,7 +39,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const READERS: usize = 4;
 
 /// The schema, oldest first. Never edit a released migration: add one.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_jobs.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_jobs.sql"),
+    include_str!("../../migrations/0002_chat.sql"),
+];
 
 #[derive(Clone)]
 pub struct Store {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Millis;
 use crate::error::{JobError, Result};
@@ -43,10 +43,20 @@ impl End {
     }
 }
 
-/// Apply `f`; `Some(state)` if this pool still held the attempt.
+/// Apply `f`; `Some(state)` if this pool still held the attempt. A job someone asked to cancel
+/// is not queued again, whatever ended the attempt.
 pub(crate) fn finish(conn: &Connection, f: &Finish, now: Millis) -> Result<Option<JobState>> {
+    let canceled: Option<bool> = conn
+        .prepare_cached("SELECT cancel_requested FROM jobs WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3")
+        .and_then(|mut st| st.query_row(params![f.id, &*f.owner, f.attempt], |r| r.get(0)).optional())
+        .map_err(db)?;
+    let Some(canceled) = canceled else { return Ok(None) };
+    let end = match &f.end {
+        End::Retry { .. } | End::Requeue if canceled => &End::Canceled,
+        end => end,
+    };
     let canceled = JobError::new("job.canceled", "canceled by request");
-    let (error, run_after, finished_at, attempts_delta) = match &f.end {
+    let (error, run_after, finished_at, attempts_delta) = match end {
         End::Succeeded => (None, None, Some(now), 0),
         End::Failed(e) => (Some(e), None, Some(now), 0),
         End::Retry { error, delay_ms } => (Some(error), Some(now + delay_ms), None, 0),
@@ -65,7 +75,7 @@ pub(crate) fn finish(conn: &Connection, f: &Finish, now: Millis) -> Result<Optio
                 f.id,
                 &*f.owner,
                 f.attempt,
-                f.end.state().as_str(),
+                end.state().as_str(),
                 f.exit_code,
                 error.map(|e| e.code.as_str()),
                 error.map(|e| e.message.as_str()),
@@ -75,7 +85,7 @@ pub(crate) fn finish(conn: &Connection, f: &Finish, now: Millis) -> Result<Optio
             ])
         })
         .map_err(db)?;
-    Ok((n == 1).then(|| f.end.state()))
+    Ok((n == 1).then(|| end.state()))
 }
 
 pub(crate) struct Complete(pub Finish);

@@ -28,7 +28,7 @@ pub(crate) struct Rescued {
 }
 
 type PoolRow = (String, String, i64, Option<i64>, i64);
-type RunningRow = (i64, Option<String>, i64, i64, Option<i64>);
+type RunningRow = (i64, Option<String>, i64, i64, bool);
 
 impl WriteOp for Rescue {
     type Output = Vec<Rescued>;
@@ -55,7 +55,7 @@ impl WriteOp for Rescue {
 
         let running: Vec<RunningRow> = conn
             .prepare_cached(
-                "SELECT id, lease_owner, attempts, max_attempts, pgid FROM jobs INDEXED BY jobs_running
+                "SELECT id, lease_owner, attempts, max_attempts, cancel_requested FROM jobs INDEXED BY jobs_running
                  WHERE state = 'running'",
             )
             .and_then(|mut st| {
@@ -64,7 +64,7 @@ impl WriteOp for Rescue {
             .map_err(db)?;
 
         let mut rescued = Vec::new();
-        for (id, owner, attempts, max_attempts, pgid) in running {
+        for (id, owner, attempts, max_attempts, cancel_requested) in running {
             let owner = owner.unwrap_or_default();
             if live.contains(&owner) {
                 continue;
@@ -72,23 +72,20 @@ impl WriteOp for Rescue {
             // Unknown owners (a pool row deleted by hand, say) are treated as remote: their
             // processes cannot be found safely.
             let local = dead.iter().any(|(o, local)| *o == owner && *local);
-            let killed = match (local, pgid) {
-                (true, Some(pgid)) => lease::kill_marked(pgid as i32, &lease::marker(&owner, id, attempts)),
-                _ => 0,
-            };
-            let retry = attempts < max_attempts;
-            let state = if retry { JobState::Queued } else { JobState::Failed };
-            let message = if retry {
-                "the pool running this job stopped (killed or crashed); it was queued again"
+            let killed = if local { lease::kill_marked(&lease::marker(&owner, id, attempts)) } else { 0 };
+            let (state, code, message) = if cancel_requested {
+                (JobState::Canceled, "job.canceled", "canceled by request")
+            } else if attempts < max_attempts {
+                (JobState::Queued, "job.interrupted", "the pool running this job stopped (killed or crashed); it was queued again")
             } else {
-                "the pool running this job stopped (killed or crashed) and no attempts were left"
+                (JobState::Failed, "job.interrupted", "the pool running this job stopped (killed or crashed) and no attempts were left")
             };
             conn.execute(
                 "UPDATE jobs SET state = ?2, lease_owner = NULL, pgid = NULL, run_after = ?3,
-                        finished_at = CASE WHEN ?2 = 'failed' THEN ?3 END,
-                        error_code = 'job.interrupted', error_message = ?4
+                        finished_at = CASE WHEN ?2 = 'queued' THEN NULL ELSE ?3 END,
+                        error_code = ?4, error_message = ?5, cancel_requested = 0
                  WHERE id = ?1 AND state = 'running'",
-                params![id, state.as_str(), now, message],
+                params![id, state.as_str(), now, code, message],
             )
             .map_err(db)?;
             rescued.push(Rescued { id, state, killed });

@@ -1,4 +1,4 @@
-//! Record the process group of a running attempt, for whoever has to clean up after it.
+//! Record the process group of a running attempt — and check the attempt is still this pool's.
 
 use std::sync::Arc;
 
@@ -16,14 +16,15 @@ pub(crate) struct SetPgid {
 }
 
 impl WriteOp for SetPgid {
-    type Output = ();
-    fn apply(&mut self, conn: &Connection, _now: Millis) -> Result<()> {
-        conn.prepare_cached(
+    /// Whether the pool still holds the attempt.
+    type Output = bool;
+    fn apply(&mut self, conn: &Connection, _now: Millis) -> Result<bool> {
+        let n = conn.prepare_cached(
             "UPDATE jobs SET pgid = ?1
              WHERE id = ?2 AND state = 'running' AND lease_owner = ?3 AND attempts = ?4",
         )
         .and_then(|mut st| st.execute(params![self.pgid, self.id, &*self.owner, self.attempt]))
         .map_err(db)?;
-        Ok(())
+        Ok(n == 1)
     }
 }
