@@ -4,6 +4,7 @@
 //! sentence on stderr and an exit code (0 ok, 1 the thing failed, 2 usage or input error);
 //! `jobs.rs` and `worker.rs` hold the subcommands; `show.rs` formats for people.
 
+mod chat;
 mod jobs;
 mod show;
 mod worker;
@@ -34,6 +35,14 @@ enum Command {
     /// Submit, list, inspect and control jobs
     #[command(subcommand)]
     Jobs(jobs::Command),
+    /// Chat with a gateway: one message, or --interactive
+    Chat(chat::ChatArgs),
+    /// Stored conversations
+    #[command(subcommand)]
+    Chats(chat::Chats),
+    /// Gateway profiles
+    #[command(subcommand)]
+    Gateways(chat::Gateways),
 }
 
 /// A failure the CLI reports: one sentence, an optional hint, a stable code and an exit code.
@@ -61,6 +70,7 @@ impl From<gatehouse_engine::Error> for Failure {
         let hint = match e.code() {
             "store.busy" => Some("another gatehouse process may be stuck; check `ps aux | grep gatehouse`"),
             "store.data_dir" => Some("pass --data-dir DIR or set GATEHOUSE_DATA_DIR to a writable directory"),
+            "gateway.unreachable" => Some("check the URL with `gatehouse gateways list` and that the server is running"),
             _ => None,
         };
         Failure { code: e.code().into(), message: e.to_string(), hint: hint.map(Into::into), exit }
@@ -99,6 +109,9 @@ async fn run(cli: Cli) -> Outcome {
     let result = match cli.command {
         Command::Worker(args) => worker::run(&engine, args, cli.json).await,
         Command::Jobs(cmd) => jobs::run(&engine, cmd, cli.json).await,
+        Command::Chat(args) => chat::chat(&engine, args, cli.json).await,
+        Command::Chats(cmd) => chat::chats(&engine, cmd, cli.json).await,
+        Command::Gateways(cmd) => chat::gateways(&engine, cmd, cli.json).await,
     };
     engine.close().await;
     result

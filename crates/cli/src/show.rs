@@ -13,7 +13,7 @@ pub fn command(job: &Job) -> String {
     }
 }
 
-fn short_time(ms: i64) -> String {
+pub fn short_time(ms: i64) -> String {
     // 2026-11-29T17:40:01.123Z -> 2026-11-29 17:40:01
     let t = rfc3339(ms);
     t.get(..19).map(|s| s.replace('T', " ")).unwrap_or(t)

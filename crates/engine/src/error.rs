@@ -81,6 +81,12 @@ pub enum Error {
 
     #[error("{0}")]
     GatewayInvalid(String),
+
+    #[error("there is no conversation {0}; see `gatehouse chats list`")]
+    ConversationNotFound(i64),
+
+    #[error("a search needs at least one word")]
+    SearchEmpty,
 }
 
 impl Error {
@@ -111,6 +117,8 @@ impl Error {
             Error::GatewayReplyError { .. } => "gateway.reply_error",
             Error::GatewayUnknown(_) => "gateway.unknown",
             Error::GatewayInvalid(_) => "gateway.invalid",
+            Error::ConversationNotFound(_) => "chat.not_found",
+            Error::SearchEmpty => "chat.bad_search",
         }
     }
 
@@ -126,6 +134,8 @@ impl Error {
                 | Error::DataDir { .. }
                 | Error::GatewayUnknown(_)
                 | Error::GatewayInvalid(_)
+                | Error::ConversationNotFound(_)
+                | Error::SearchEmpty
         )
     }
 

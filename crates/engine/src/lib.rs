@@ -13,6 +13,7 @@
 //! Time and randomness are injected through [`EngineOptions`], so leases, backoff and retention
 //! are tested by moving a [`ManualClock`], not by waiting.
 
+pub mod chat;
 pub mod clock;
 pub mod error;
 pub mod exec;
@@ -27,7 +28,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
 
+use gateway::{ChatRequest, Gateway};
+
+pub use chat::prompt_job::PromptSpec;
+pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent, SearchHit};
+pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use error::{Error, JobError, Result};
 pub use exec::ExecSpec;
@@ -65,6 +72,17 @@ impl EngineOptions {
             extra_kinds: Vec::new(),
         }
     }
+}
+
+/// How to send a message.
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    pub conversation: Option<i64>,
+    /// A gateway profile; `None` = the default.
+    pub gateway: Option<String>,
+    /// `None` = the profile's model.
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
 }
 
 /// State shared by the engine and its pool.
@@ -112,9 +130,16 @@ pub struct Engine {
 impl Engine {
     pub async fn open(options: EngineOptions) -> Result<Engine> {
         let store = Store::open(&options.data_dir, options.clock.clone()).await?;
+        let orphans = store.writer.apply(chat::ops::interrupt_orphans::InterruptOrphans).await?;
+        if orphans > 0 {
+            tracing::info!(replies = orphans, "marked replies left streaming by a dead process as interrupted");
+        }
         let mut kinds: HashMap<&'static str, Arc<dyn JobKind>> = HashMap::new();
-        let exec: Arc<dyn JobKind> = Arc::new(exec::ExecJob { kill_grace: options.kill_grace });
-        for kind in std::iter::once(exec).chain(options.extra_kinds) {
+        let built_in: [Arc<dyn JobKind>; 2] = [
+            Arc::new(exec::ExecJob { kill_grace: options.kill_grace }),
+            Arc::new(chat::prompt_job::PromptJob { store: store.clone() }),
+        ];
+        for kind in built_in.into_iter().chain(options.extra_kinds) {
             kinds.insert(kind.name(), kind);
         }
         let rng = options.seed.map(fastrand::Rng::with_seed).unwrap_or_default();
@@ -202,6 +227,73 @@ impl Engine {
     /// counting. Cuts a pool shutdown's grace period short (a second Ctrl-C).
     pub fn stop_running_jobs(&self) {
         self.shared.stop_all(pool::StopReason::Shutdown);
+    }
+
+    /// Gateway profiles, by name.
+    pub async fn gateways(&self) -> Result<Vec<Profile>> {
+        gateway::profile::list(&self.shared.store).await
+    }
+
+    /// Add or replace a gateway profile. The first one becomes the default.
+    pub async fn add_gateway(&self, profile: Profile) -> Result<()> {
+        profile.validate()?;
+        self.shared.store.writer.apply(gateway::profile::Add(profile)).await
+    }
+
+    pub async fn remove_gateway(&self, name: &str) -> Result<()> {
+        self.shared.store.writer.apply(gateway::profile::Remove(name.to_owned())).await
+    }
+
+    pub async fn set_default_gateway(&self, name: &str) -> Result<()> {
+        self.shared.store.writer.apply(gateway::profile::SetDefault(name.to_owned())).await
+    }
+
+    /// The named gateway profile (or the default), ready to use.
+    pub async fn open_gateway(&self, name: Option<&str>) -> Result<(Profile, Arc<dyn Gateway>)> {
+        let profile = gateway::profile::find(&self.shared.store, name).await?;
+        let gateway = profile.open()?;
+        Ok((profile, gateway))
+    }
+
+    /// Send `text` in a conversation (a new one if `options.conversation` is `None`) and
+    /// stream the reply. Returns once the turn is stored; the reply arrives on `events` and is
+    /// stored as it arrives. `cancel` stops it (the partial reply is kept, as interrupted).
+    pub async fn send(&self, text: String, options: SendOptions, cancel: CancellationToken) -> Result<Reply> {
+        if text.trim().is_empty() {
+            return Err(Error::GatewayInvalid("the message is empty".into()));
+        }
+        let (profile, gateway) = self.open_gateway(options.gateway.as_deref()).await?;
+        let model = options.model.or(profile.model.clone());
+        let turn = self
+            .shared
+            .store
+            .writer
+            .apply(chat::ops::start_turn::StartTurn {
+                conversation: options.conversation,
+                text,
+                gateway: profile.name.clone(),
+                model: model.clone(),
+                writer: pool::lease::process_tag(),
+            })
+            .await?;
+        let request = ChatRequest { model, messages: turn.history, temperature: options.temperature, max_tokens: None };
+        let (tx, rx) = chat::channel();
+        let writer = self.shared.store.writer.clone();
+        tokio::spawn(chat::run_turn(writer, gateway, request, turn.message_id, cancel, tx));
+        Ok(Reply { conversation_id: turn.conversation_id, message_id: turn.message_id, events: rx })
+    }
+
+    /// Conversations, most recently active first.
+    pub async fn conversations(&self, limit: i64) -> Result<Vec<Conversation>> {
+        chat::conversations(&self.shared.store, limit).await
+    }
+
+    pub async fn conversation(&self, id: i64) -> Result<(Conversation, Vec<Message>)> {
+        chat::conversation(&self.shared.store, id).await
+    }
+
+    pub async fn search(&self, query: &str, limit: i64) -> Result<Vec<SearchHit>> {
+        chat::search(&self.shared.store, query, limit).await
     }
 
     /// Start a worker pool in this process.

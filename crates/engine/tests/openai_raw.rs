@@ -2,119 +2,14 @@
 //! shape of stream the client must accept, every way a gateway can fail, and proof that a
 //! request is never sent twice.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
 use gatehouse_engine::gateway::openai::{OpenAi, OpenAiConfig};
 use gatehouse_engine::gateway::{ChatEvent, ChatMessage, ChatRequest, Gateway, Role};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use gatehouse_testkit::{delta, serve, sse_head, status, Step};
 use tokio_util::sync::CancellationToken;
-
-/// What the server does with each request.
-#[derive(Clone)]
-enum Step {
-    /// Write these bytes, one TCP segment each (nodelay).
-    Write(Vec<u8>),
-    /// Write these bytes one byte per segment.
-    Trickle(Vec<u8>),
-    /// Wait, then go on.
-    Pause(Duration),
-    /// Hang until the client goes away.
-    Stall,
-}
-
-struct Server {
-    url: String,
-    requests: Arc<AtomicUsize>,
-    bodies: Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-async fn serve(steps: Vec<Step>) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let requests = Arc::new(AtomicUsize::new(0));
-    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (count, seen) = (requests.clone(), bodies.clone());
-    tokio::spawn(async move {
-        loop {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            sock.set_nodelay(true).unwrap();
-            let body = read_request(&mut sock).await;
-            count.fetch_add(1, Ordering::SeqCst);
-            seen.lock().unwrap().push(body);
-            let steps = steps.clone();
-            tokio::spawn(async move {
-                for step in steps {
-                    let ok = match step {
-                        Step::Write(b) => sock.write_all(&b).await.is_ok(),
-                        Step::Trickle(b) => {
-                            let mut ok = true;
-                            for byte in b {
-                                ok &= sock.write_all(&[byte]).await.is_ok();
-                            }
-                            ok
-                        }
-                        Step::Pause(d) => {
-                            tokio::time::sleep(d).await;
-                            true
-                        }
-                        Step::Stall => {
-                            let mut buf = [0u8; 1];
-                            let _ = sock.read(&mut buf).await; // returns when the client closes
-                            false
-                        }
-                    };
-                    if !ok {
-                        return;
-                    }
-                }
-                // Dropping the socket closes the connection.
-            });
-        }
-    });
-    Server { url, requests, bodies }
-}
-
-/// Read one request (headers and a Content-Length body); return the body.
-async fn read_request(sock: &mut TcpStream) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = sock.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "client closed before sending a request");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = sock.read(&mut chunk).await.unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
-        }
-    }
-}
-
-fn sse_head() -> Step {
-    Step::Write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n".to_vec())
-}
-
-fn status(code: u16, headers: &str, body: &str) -> Step {
-    Step::Write(
-        format!("HTTP/1.1 {code} X\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n{body}", body.len())
-            .into_bytes(),
-    )
-}
-
-fn delta(text: &str) -> String {
-    format!("data: {}\n\n", serde_json::json!({"choices":[{"index":0,"delta":{"content":text}}]}))
-}
 
 fn client(url: &str) -> OpenAi {
     let mut config = OpenAiConfig::new("test", url);

@@ -321,7 +321,7 @@ async fn bad_jobs_are_refused_before_they_are_queued() {
     let mut job = exec("true", &[]);
     job.spec["cwd"] = serde_json::json!("/no/such/dir");
     assert_eq!(engine.submit(job).await.unwrap_err().code(), "job.invalid");
-    let err = engine.submit(NewJob::new("prompt", serde_json::json!({}))).await.unwrap_err();
+    let err = engine.submit(NewJob::new("teleport", serde_json::json!({}))).await.unwrap_err();
     assert_eq!(err.code(), "job.kind_unavailable");
     assert!(engine.jobs(&Default::default()).await.unwrap().is_empty());
     assert_eq!(engine.job(42).await.unwrap_err().code(), "job.not_found");

@@ -11,6 +11,7 @@
 //!   a re-sent prompt is paid for twice.
 
 pub mod openai;
+pub mod profile;
 pub mod sse;
 
 use futures::stream::BoxStream;
@@ -81,4 +82,8 @@ pub trait Gateway: Send + Sync + 'static {
     fn name(&self) -> &str;
 
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> ChatStream;
+
+    /// Whether the gateway answers and accepts the credentials, in one sentence — without
+    /// spending tokens.
+    fn check(&self) -> futures::future::BoxFuture<'static, Result<String>>;
 }

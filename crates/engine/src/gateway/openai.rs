@@ -94,6 +94,11 @@ impl Gateway for OpenAi {
         });
         tokio_stream_from(rx)
     }
+
+    fn check(&self) -> futures::future::BoxFuture<'static, Result<String>> {
+        let call = Call { config: self.config.clone(), client: self.client.clone(), url: self.url("models") };
+        Box::pin(async move { call.models().await })
+    }
 }
 
 fn tokio_stream_from(mut rx: mpsc::Receiver<Result<ChatEvent>>) -> ChatStream {
@@ -245,6 +250,45 @@ impl Call {
         let finish_reason = choice.get("finish_reason").and_then(Value::as_str).map(str::to_owned);
         let _ = tx.send(Ok(ChatEvent::Done { finish_reason })).await;
         Ok(())
+    }
+
+    /// `GET /models`: answers, and with the token accepted.
+    async fn models(&self) -> Result<String> {
+        let mut get = self.client.get(&self.url);
+        if let Some(token) = &self.config.token {
+            get = get.bearer_auth(token);
+        }
+        let response = match tokio::time::timeout(self.config.response_timeout, get.send()).await {
+            Err(_) => {
+                return Err(Error::GatewayTimeout {
+                    gateway: self.gw(),
+                    what: format!("did not answer within {} s", self.config.response_timeout.as_secs()),
+                })
+            }
+            Ok(Err(e)) => return Err(self.transport_error(e)),
+            Ok(Ok(r)) => r,
+        };
+        let auth = if self.config.token.is_some() { "the token was accepted" } else { "it needs no token" };
+        match response.status().as_u16() {
+            200..=299 => {
+                let models = response.json::<Value>().await.ok().and_then(|v| {
+                    v.get("data").and_then(Value::as_array).map(|a| {
+                        a.iter().filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned)).collect::<Vec<_>>()
+                    })
+                });
+                let listed = match models {
+                    Some(m) if !m.is_empty() => format!("; models: {}", m.join(", ")),
+                    _ => String::new(),
+                };
+                Ok(format!("{} answers at {} and {auth}{listed}", self.config.name, self.config.base_url))
+            }
+            // Some servers have no model list; the server answered, auth was not refused.
+            404 | 405 => Ok(format!(
+                "{} answers at {} (it has no model list, so the token could not be checked)",
+                self.config.name, self.config.base_url
+            )),
+            _ => Err(self.status_error(response).await),
+        }
     }
 
     fn transport_error(&self, e: reqwest::Error) -> Error {

@@ -102,3 +102,21 @@ pub(crate) fn kill_marked(marker: &str) -> usize {
     }
     killed
 }
+
+/// `host:pid:start` of this process: who is writing a streaming reply.
+pub(crate) fn process_tag() -> String {
+    let pid = std::process::id();
+    format!("{}:{pid}:{}", hostname(), start_time(pid as i32).unwrap_or(0))
+}
+
+/// Whether the process a [`process_tag`] names may still be running. Another host's processes
+/// cannot be checked and count as alive.
+pub(crate) fn tag_alive(tag: &str) -> bool {
+    let mut parts = tag.rsplitn(3, ':');
+    let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    if host != hostname() {
+        return true;
+    }
+    let start = start.parse::<u64>().ok().filter(|s| *s != 0);
+    pid.parse::<i32>().map(|pid| process_alive(pid, start)).unwrap_or(false)
+}

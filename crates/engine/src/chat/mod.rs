@@ -1,0 +1,300 @@
+//! Conversations: a person's messages and the gateway's streamed replies, kept in SQLite.
+//!
+//! A turn ([`crate::Engine::send`]) stores the person's message and an empty reply in
+//! `streaming` state, then streams the gateway's reply: each delta goes to the caller at once
+//! and into the stored reply in batches (every [`FLUSH_EVERY`] or [`FLUSH_BYTES`]), so a
+//! crash loses at most the last batch and the next start shows the rest as interrupted. The
+//! turn runs in its own task: a caller that goes away (a closed window) does not stop the
+//! reply from being stored; only `cancel` does.
+//!
+//! Layout: this file (types, the turn, reads); `ops/` (every write, one file each).
+
+pub(crate) mod ops;
+pub mod prompt_job;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use rusqlite::{params, OptionalExtension};
+use serde::{Serialize, Serializer};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{rfc3339, Millis};
+use crate::error::{Error, JobError, Result};
+use crate::gateway::{ChatEvent, ChatRequest, Gateway};
+use crate::store::{Store, Writer};
+use ops::append_text::AppendText;
+use ops::settle::Settle;
+
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const FLUSH_BYTES: usize = 1024;
+/// Deltas in flight to the caller. A caller that stops reading only loses its live view; the
+/// reply is still stored.
+const CHANNEL: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageState {
+    Complete,
+    Streaming,
+    Interrupted,
+    Failed,
+}
+
+impl MessageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::Complete => "complete",
+            MessageState::Streaming => "streaming",
+            MessageState::Interrupted => "interrupted",
+            MessageState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> MessageState {
+        match s {
+            "complete" => MessageState::Complete,
+            "streaming" => MessageState::Streaming,
+            "interrupted" => MessageState::Interrupted,
+            _ => MessageState::Failed,
+        }
+    }
+}
+
+fn time<S: Serializer>(t: &Millis, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversation {
+    pub id: i64,
+    pub title: String,
+    pub gateway: Option<String>,
+    pub model: Option<String>,
+    pub messages: i64,
+    #[serde(serialize_with = "time")]
+    pub created_at: Millis,
+    #[serde(serialize_with = "time")]
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub id: i64,
+    pub role: String,
+    pub text: String,
+    pub state: MessageState,
+    pub error: Option<JobError>,
+    #[serde(serialize_with = "time")]
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    pub conversation_id: i64,
+    pub message_id: i64,
+    pub title: String,
+    pub role: String,
+    /// The matching passage, matches wrapped in `[` `]`.
+    pub snippet: String,
+}
+
+/// What a caller of [`crate::Engine::send`] sees.
+#[derive(Debug)]
+pub enum ReplyEvent {
+    Delta(String),
+    /// The reply is stored in its final state; `error` says why it is not complete.
+    Finished { state: MessageState, error: Option<Error> },
+}
+
+pub struct Reply {
+    pub conversation_id: i64,
+    pub message_id: i64,
+    pub events: mpsc::Receiver<ReplyEvent>,
+}
+
+/// Stream `gateway`'s reply to `request` into message `message_id`, and to `tx`.
+pub(crate) async fn run_turn(
+    writer: Writer,
+    gateway: std::sync::Arc<dyn Gateway>,
+    request: ChatRequest,
+    message_id: i64,
+    cancel: CancellationToken,
+    tx: mpsc::Sender<ReplyEvent>,
+) {
+    let mut stream = gateway.stream(request, cancel.clone());
+    let mut pending = String::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut usage = None;
+    let mut received = false;
+    let flush = |pending: &mut String| {
+        let text = std::mem::take(pending);
+        let writer = writer.clone();
+        async move {
+            if let Err(e) = writer.apply(AppendText { message_id, text }).await {
+                tracing::warn!(message = message_id, error = %e, "could not store reply text");
+            }
+        }
+    };
+    let end: std::result::Result<(), Option<Error>> = loop {
+        let item = match deadline {
+            Some(at) => tokio::select! {
+                item = stream.next() => item,
+                _ = tokio::time::sleep_until(at) => {
+                    flush(&mut pending).await;
+                    deadline = None;
+                    continue;
+                }
+            },
+            None => stream.next().await,
+        };
+        match item {
+            Some(Ok(ChatEvent::Delta { text })) => {
+                received = true;
+                pending.push_str(&text);
+                let _ = tx.try_send(ReplyEvent::Delta(text));
+                if pending.len() >= FLUSH_BYTES {
+                    flush(&mut pending).await;
+                    deadline = None;
+                } else if deadline.is_none() {
+                    deadline = Some(tokio::time::Instant::now() + FLUSH_EVERY);
+                }
+            }
+            Some(Ok(ChatEvent::Usage { prompt_tokens, completion_tokens })) => usage = Some((prompt_tokens, completion_tokens)),
+            Some(Ok(ChatEvent::Done { .. })) => break Ok(()),
+            Some(Err(e)) => break Err(Some(e)),
+            // Ended without Done: only cancel does that.
+            None => break Err(None),
+        }
+    };
+    let (state, error, job_error) = match end {
+        Ok(()) => (MessageState::Complete, None, None),
+        Err(None) => (
+            MessageState::Interrupted,
+            None,
+            Some(JobError::new("chat.stopped", if cancel.is_cancelled() { "stopped by you" } else { "the reply stopped" })),
+        ),
+        Err(Some(e)) => {
+            let state = if received { MessageState::Interrupted } else { MessageState::Failed };
+            let job_error = JobError::new(e.code(), e.to_string());
+            (state, Some(e), Some(job_error))
+        }
+    };
+    let settle = Settle { message_id, tail: std::mem::take(&mut pending), state, error: job_error, usage };
+    if let Err(e) = writer.apply(settle).await {
+        tracing::warn!(message = message_id, error = %e, "could not store the end of a reply");
+    }
+    let _ = tx.send(ReplyEvent::Finished { state, error }).await;
+}
+
+pub(crate) fn channel() -> (mpsc::Sender<ReplyEvent>, mpsc::Receiver<ReplyEvent>) {
+    mpsc::channel(CHANNEL)
+}
+
+pub(crate) async fn conversations(store: &Store, limit: i64) -> Result<Vec<Conversation>> {
+    store
+        .read(move |c| {
+            c.prepare_cached(
+                "SELECT c.id, c.title, c.gateway, c.model,
+                        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id),
+                        c.created_at, c.updated_at
+                 FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?1",
+            )?
+            .query_map([limit], |r| {
+                Ok(Conversation {
+                    id: r.get(0)?,
+                    title: r.get(1)?,
+                    gateway: r.get(2)?,
+                    model: r.get(3)?,
+                    messages: r.get(4)?,
+                    created_at: r.get(5)?,
+                    updated_at: r.get(6)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+}
+
+pub(crate) async fn conversation(store: &Store, id: i64) -> Result<(Conversation, Vec<Message>)> {
+    let found = store
+        .read(move |c| {
+            let conv = c
+                .query_row(
+                    "SELECT id, title, gateway, model, created_at, updated_at FROM conversations WHERE id = ?1",
+                    [id],
+                    |r| {
+                        Ok(Conversation {
+                            id: r.get(0)?,
+                            title: r.get(1)?,
+                            gateway: r.get(2)?,
+                            model: r.get(3)?,
+                            messages: 0,
+                            created_at: r.get(4)?,
+                            updated_at: r.get(5)?,
+                        })
+                    },
+                )
+                .optional()?;
+            let Some(mut conv) = conv else { return Ok(None) };
+            let messages: Vec<Message> = c
+                .prepare_cached(
+                    "SELECT id, role, text, state, error_code, error_message, created_at
+                     FROM messages WHERE conversation_id = ?1 ORDER BY id",
+                )?
+                .query_map([id], |r| {
+                    let state: String = r.get(3)?;
+                    let code: Option<String> = r.get(4)?;
+                    let message: Option<String> = r.get(5)?;
+                    Ok(Message {
+                        id: r.get(0)?,
+                        role: r.get(1)?,
+                        text: r.get(2)?,
+                        state: MessageState::parse(&state),
+                        error: code.map(|code| JobError { code, message: message.unwrap_or_default() }),
+                        created_at: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            conv.messages = messages.len() as i64;
+            Ok(Some((conv, messages)))
+        })
+        .await?;
+    found.ok_or(Error::ConversationNotFound(id))
+}
+
+/// Full-text search. Each word of `query` must appear (FTS5 syntax is not exposed: a stray
+/// quote or dash must not become a syntax error).
+pub(crate) async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<SearchHit>> {
+    let words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    if words.is_empty() {
+        return Err(Error::SearchEmpty);
+    }
+    let expr = words.join(" ");
+    store
+        .read(move |c| {
+            c.prepare_cached(
+                "SELECT m.conversation_id, m.id, c.title, m.role,
+                        snippet(messages_fts, 0, '[', ']', '…', 12)
+                 FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
+                 JOIN conversations c ON c.id = m.conversation_id
+                 WHERE messages_fts MATCH ?1 ORDER BY rank LIMIT ?2",
+            )?
+            .query_map(params![expr, limit], |r| {
+                Ok(SearchHit {
+                    conversation_id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    title: r.get(2)?,
+                    role: r.get(3)?,
+                    snippet: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+}

@@ -1,0 +1,6 @@
+//! Every write the chat makes, one file each.
+
+pub(crate) mod append_text;
+pub(crate) mod interrupt_orphans;
+pub(crate) mod settle;
+pub(crate) mod start_turn;

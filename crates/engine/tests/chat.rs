@@ -1,0 +1,181 @@
+//! Conversations, profiles and prompt jobs against the raw-bytes server and a real SQLite.
+
+use std::time::Duration;
+
+use gatehouse_engine::{
+    Engine, EngineOptions, GatewayKind, JobState, MessageState, NewJob, PoolConfig, Profile, PromptSpec, ReplyEvent,
+    SendOptions,
+};
+use gatehouse_testkit::{delta, serve, sse_head, Step};
+use tokio_util::sync::CancellationToken;
+
+async fn engine_with(dir: &std::path::Path, url: &str) -> Engine {
+    let engine = Engine::open(EngineOptions::new(dir)).await.unwrap();
+    engine.add_gateway(profile("raw", url)).await.unwrap();
+    engine
+}
+
+fn profile(name: &str, url: &str) -> Profile {
+    Profile {
+        name: name.into(),
+        kind: GatewayKind::Openai,
+        url: Some(url.into()),
+        model: Some("m".into()),
+        token_env: None,
+        token_file: None,
+        is_default: false,
+    }
+}
+
+fn reply(parts: &[&str], done: bool) -> Vec<Step> {
+    let mut body: String = parts.iter().map(|p| delta(p)).collect();
+    if done {
+        body.push_str("data: [DONE]\n\n");
+    }
+    vec![sse_head(), Step::Write(body.into_bytes())]
+}
+
+/// Read a reply to its end: the streamed text and how it finished.
+async fn finish(mut reply: gatehouse_engine::Reply) -> (String, MessageState, Option<String>) {
+    let mut text = String::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), reply.events.recv()).await.expect("reply hung") {
+            Some(ReplyEvent::Delta(t)) => text.push_str(&t),
+            Some(ReplyEvent::Finished { state, error }) => return (text, state, error.map(|e| e.code().to_owned())),
+            None => panic!("reply ended without Finished"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reply_streams_is_stored_and_the_next_turn_carries_the_history() {
+    let server = serve(reply(&["The capital ", "is Paris."], true)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(dir.path(), &server.url).await;
+    let first = engine.send("Capital of France?".into(), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let conversation = first.conversation_id;
+    let (text, state, _) = finish(first).await;
+    assert_eq!((text.as_str(), state), ("The capital is Paris.", MessageState::Complete));
+
+    let options = SendOptions { conversation: Some(conversation), ..Default::default() };
+    let (_, state, _) = finish(engine.send("And Spain?".into(), options, CancellationToken::new()).await.unwrap()).await;
+    assert_eq!(state, MessageState::Complete);
+    let sent: serde_json::Value = serde_json::from_str(&server.bodies.lock().unwrap()[1]).unwrap();
+    let roles: Vec<&str> = sent["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+    assert_eq!(sent["messages"][1]["content"], "The capital is Paris.");
+
+    let (conv, messages) = engine.conversation(conversation).await.unwrap();
+    assert_eq!(conv.title, "Capital of France?");
+    assert_eq!(messages.len(), 4);
+    assert!(messages.iter().all(|m| m.state == MessageState::Complete));
+
+    let hits = engine.search("paris", 10).await.unwrap();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert!(hits.iter().all(|h| h.conversation_id == conversation && h.snippet.contains("[Paris]")));
+    assert_eq!(engine.search("\"-(", 10).await.unwrap_err().code(), "chat.bad_search");
+}
+
+#[tokio::test]
+async fn a_cut_reply_is_kept_as_interrupted_and_a_reply_with_no_text_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cut = serve(reply(&["half of ", "it"], false)).await;
+    let engine = engine_with(dir.path(), &cut.url).await;
+    let r = engine.send("hi".into(), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let id = r.conversation_id;
+    let (text, state, code) = finish(r).await;
+    assert_eq!((text.as_str(), state, code.as_deref()), ("half of it", MessageState::Interrupted, Some("gateway.incomplete")));
+    let (_, messages) = engine.conversation(id).await.unwrap();
+    assert_eq!(messages[1].text, "half of it");
+    assert_eq!(messages[1].error.as_ref().unwrap().code, "gateway.incomplete");
+    // Interrupted replies are searchable too.
+    assert_eq!(engine.search("half", 5).await.unwrap().len(), 1);
+
+    let down = serve(vec![gatehouse_testkit::status(500, "", "boom")]).await;
+    engine.add_gateway(profile("down", &down.url)).await.unwrap();
+    let options = SendOptions { gateway: Some("down".into()), ..Default::default() };
+    let (text, state, code) = finish(engine.send("hi".into(), options, CancellationToken::new()).await.unwrap()).await;
+    assert_eq!((text.as_str(), state, code.as_deref()), ("", MessageState::Failed, Some("gateway.server_error")));
+}
+
+#[tokio::test]
+async fn stopping_a_reply_keeps_what_arrived() {
+    let server = serve(vec![sse_head(), Step::Write(delta("so far").into_bytes()), Step::Stall]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(dir.path(), &server.url).await;
+    let cancel = CancellationToken::new();
+    let mut r = engine.send("tell me".into(), SendOptions::default(), cancel.clone()).await.unwrap();
+    match r.events.recv().await {
+        Some(ReplyEvent::Delta(t)) => assert_eq!(t, "so far"),
+        other => panic!("{other:?}"),
+    }
+    cancel.cancel();
+    let id = r.conversation_id;
+    let (_, state, _) = finish(r).await;
+    assert_eq!(state, MessageState::Interrupted);
+    let (_, messages) = engine.conversation(id).await.unwrap();
+    assert_eq!((messages[1].text.as_str(), messages[1].error.as_ref().unwrap().code.as_str()), ("so far", "chat.stopped"));
+}
+
+#[tokio::test]
+async fn profiles_have_one_default_and_tokens_stay_out_of_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    assert_eq!(engine.open_gateway(None).await.err().unwrap().code(), "gateway.invalid");
+    engine.add_gateway(profile("a", "http://127.0.0.1:9/v1")).await.unwrap();
+    engine.add_gateway(profile("b", "http://127.0.0.1:9/v1")).await.unwrap();
+    let defaults: Vec<String> = engine.gateways().await.unwrap().into_iter().filter(|p| p.is_default).map(|p| p.name).collect();
+    assert_eq!(defaults, ["a"]);
+    engine.set_default_gateway("b").await.unwrap();
+    assert_eq!(engine.open_gateway(None).await.unwrap().0.name, "b");
+    assert_eq!(engine.set_default_gateway("zz").await.unwrap_err().code(), "gateway.unknown");
+    engine.remove_gateway("a").await.unwrap();
+    assert_eq!(engine.remove_gateway("a").await.unwrap_err().code(), "gateway.unknown");
+
+    let mut bad = profile("c", "ftp://x");
+    assert_eq!(engine.add_gateway(bad.clone()).await.unwrap_err().code(), "gateway.invalid");
+    bad.url = Some("http://127.0.0.1:9/v1".into());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "sk-very-secret\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    bad.token_file = Some(token.clone());
+    let err = engine.add_gateway(bad.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    engine.add_gateway(bad).await.unwrap();
+    engine.close().await;
+    let db = std::fs::read(dir.path().join("gatehouse.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("gatehouse.db-wal")).unwrap_or_default();
+    let needle = b"sk-very-secret";
+    assert!(!db.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle));
+}
+
+#[tokio::test]
+async fn prompt_jobs_stream_the_reply_into_their_output_several_at_once() {
+    let server = serve(reply(&["line one\nline ", "two\n", "and three"], true)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(dir.path(), &server.url).await;
+    let mut events = engine.subscribe();
+    let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
+    let spec = serde_json::to_value(PromptSpec { text: "write three lines".into(), gateway: None, model: None }).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(engine.submit(NewJob::new("prompt", spec.clone())).await.unwrap());
+    }
+    for id in &ids {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !engine.job(*id).await.unwrap().state.is_finished() {
+                let _ = events.recv().await;
+            }
+        })
+        .await
+        .expect("prompt job finished");
+        let job = engine.job(*id).await.unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+        let lines: Vec<String> = engine.output(*id, 0, 10).await.unwrap().into_iter().map(|l| l.text).collect();
+        assert_eq!(lines, ["line one", "line two", "and three"]);
+    }
+    assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), 5);
+    pool.shutdown(Duration::from_secs(5)).await;
+}
