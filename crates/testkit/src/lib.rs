@@ -32,6 +32,11 @@ pub struct Server {
 
 /// Serve `steps` to every request on a new loopback port.
 pub async fn serve(steps: Vec<Step>) -> Server {
+    serve_each(vec![steps]).await
+}
+
+/// Serve `scripts[i]` to the i-th request (the last script to every later one).
+pub async fn serve_each(scripts: Vec<Vec<Step>>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
@@ -42,9 +47,9 @@ pub async fn serve(steps: Vec<Step>) -> Server {
             let (mut sock, _) = listener.accept().await.unwrap();
             sock.set_nodelay(true).unwrap();
             let body = read_request(&mut sock).await;
-            count.fetch_add(1, Ordering::SeqCst);
+            let n = count.fetch_add(1, Ordering::SeqCst);
             seen.lock().unwrap().push(body);
-            let steps = steps.clone();
+            let steps = scripts[n.min(scripts.len() - 1)].clone();
             tokio::spawn(async move {
                 for step in steps {
                     let ok = match step {

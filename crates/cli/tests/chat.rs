@@ -1,0 +1,184 @@
+//! `gatehouse chat`, `chats` and `gateways` as a person uses them, against the raw-bytes
+//! server (a mock peer, for faults a real server cannot be made to produce on demand).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gatehouse_testkit::{delta, serve_each, sse_head, Server, Step};
+use serde_json::Value;
+
+fn gatehouse(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    cmd.arg("--data-dir").arg(dir).env_remove("GATEHOUSE_DATA_DIR");
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    gatehouse(dir).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let out = run(dir, &full);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server on its own runtime, alive as long as the returned runtime.
+fn server(scripts: Vec<Vec<Step>>) -> (tokio::runtime::Runtime, Server) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(serve_each(scripts));
+    (rt, server)
+}
+
+fn reply(parts: &[&str]) -> Vec<Step> {
+    let body: String = parts.iter().map(|p| delta(p)).chain(["data: [DONE]\n\n".to_owned()]).collect();
+    vec![sse_head(), Step::Write(body.into_bytes())]
+}
+
+fn add_gateway(dir: &Path, url: &str) {
+    let out = run(dir, &["gateways", "add", "raw", "--kind", "openai", "--url", url, "--model", "m"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Everything a child writes to stdout, collected as it comes.
+fn collect_stdout(child: &mut std::process::Child) -> Arc<Mutex<String>> {
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut out = child.stdout.take().unwrap();
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    seen
+}
+
+#[test]
+fn one_shot_chat_streams_stores_and_is_found_again() {
+    let (_rt, server) = server(vec![reply(&["Paris", " is the capital."])]);
+    let dir = tempfile::tempdir().unwrap();
+    add_gateway(dir.path(), &server.url);
+    let out = run(dir.path(), &["chat", "What is the capital of France?"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Paris is the capital.\n");
+
+    let mut piped = gatehouse(dir.path()).args(["chat", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    piped.stdin.take().unwrap().write_all(b"from standard input").unwrap();
+    assert!(piped.wait_with_output().unwrap().status.success());
+
+    let list = json(dir.path(), &["chats", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let hits = json(dir.path(), &["chats", "search", "capital"]);
+    assert!(hits.as_array().unwrap().iter().any(|h| h["role"] == "assistant"), "{hits}");
+    let id = hits[0]["conversation_id"].as_i64().unwrap();
+    let shown = json(dir.path(), &["chats", "show", &id.to_string()]);
+    let states: Vec<&str> = shown["messages"].as_array().unwrap().iter().map(|m| m["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["complete", "complete"]);
+    let sent: Value = serde_json::from_str(&server.bodies.lock().unwrap()[1]).unwrap();
+    assert_eq!(sent["messages"][0]["content"], "from standard input");
+}
+
+#[test]
+fn a_chat_killed_mid_reply_leaves_the_partial_reply_marked_interrupted() {
+    let (_rt, server) = server(vec![vec![sse_head(), Step::Write(delta("the first half").into_bytes()), Step::Stall]]);
+    let dir = tempfile::tempdir().unwrap();
+    add_gateway(dir.path(), &server.url);
+    let mut child = gatehouse(dir.path()).args(["chat", "tell me everything"]).stdout(Stdio::piped()).spawn().unwrap();
+    let seen = collect_stdout(&mut child);
+    eventually("the partial reply on screen", || seen.lock().unwrap().contains("the first half").then_some(()));
+    // And in the store (it is written in batches of 50 ms).
+    eventually("the partial reply stored", || {
+        let shown = json(dir.path(), &["chats", "show", "1"]);
+        (shown["messages"][1]["text"] == "the first half").then_some(())
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let shown = json(dir.path(), &["chats", "show", "1"]);
+    let reply = &shown["messages"][1];
+    assert_eq!((reply["state"].as_str(), reply["text"].as_str()), (Some("interrupted"), Some("the first half")));
+    assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn interactive_chat_survives_a_stopped_reply_and_resumes_later() {
+    let (_rt, server) = server(vec![
+        vec![sse_head(), Step::Write(delta("so far").into_bytes()), Step::Stall],
+        reply(&["answer two"]),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    add_gateway(dir.path(), &server.url);
+    let mut child = gatehouse(dir.path())
+        .args(["chat", "--interactive"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = collect_stdout(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"first question\n").unwrap();
+    eventually("the first reply to start", || seen.lock().unwrap().contains("so far").then_some(()));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    stdin.write_all(b"second question\n").unwrap();
+    eventually("the second reply", || seen.lock().unwrap().contains("answer two").then_some(()));
+    drop(stdin); // Ctrl-D
+    assert!(child.wait().unwrap().success());
+
+    let shown = json(dir.path(), &["chats", "show", "1"]);
+    let messages = shown["messages"].as_array().unwrap();
+    let states: Vec<&str> = messages.iter().map(|m| m["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["complete", "interrupted", "complete", "complete"]);
+    assert_eq!(messages[1]["error"]["code"], "chat.stopped");
+
+    // Resume it: the history goes along.
+    let out = run(dir.path(), &["chat", "--conversation", "1", "third"]);
+    assert!(out.status.success());
+    let sent: Value = serde_json::from_str(&server.bodies.lock().unwrap()[2]).unwrap();
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn gateway_problems_are_one_sentence_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["chat", "hello"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no gateway is set up"));
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    drop(listener);
+    add_gateway(dir.path(), &url);
+    let out = run(dir.path(), &["chat", "hello"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is it running?"), "{stderr}");
+    let out = run(dir.path(), &["gateways", "test", "raw"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = run(dir.path(), &["gateways", "add", "x", "--kind", "openai"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --url"));
+    let out = run(dir.path(), &["chats", "show", "42"]);
+    assert_eq!(out.status.code(), Some(2));
+}
