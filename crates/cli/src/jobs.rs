@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use gatehouse_engine::{Canceled, Engine, ExecSpec, Job, JobFilter, JobState, NewJob, OutputLine, PoolConfig, Stream};
+use gatehouse_engine::{
+    Canceled, Engine, ExecSpec, Job, JobFilter, JobState, NewJob, OutputLine, PoolConfig, PromptSpec, Stream,
+};
 
 use crate::{print_json, show, Failure, Outcome};
 
@@ -75,6 +77,22 @@ pub enum Submit {
         #[arg(required = true, last = true, value_name = "PROGRAM [ARG]...")]
         command: Vec<String>,
     },
+    /// A prompt to a gateway; the reply streams into the job's output
+    Prompt {
+        /// Gateway profile [default: the default profile]
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Model [default: the profile's]
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i64,
+        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        timeout: Option<Duration>,
+        /// The prompt (words are joined with spaces)
+        #[arg(required = true, last = true, value_name = "TEXT")]
+        text: Vec<String>,
+    },
 }
 
 fn parse_state(s: &str) -> Result<JobState, String> {
@@ -114,6 +132,29 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
             let spec = serde_json::to_value(spec).map_err(|e| Failure::new("job.invalid", e.to_string(), 2))?;
             let job = NewJob { kind: "exec".into(), spec, priority, max_attempts, timeout };
             let id = engine.submit(job).await?;
+            if json {
+                print_json(&serde_json::json!({ "id": id, "state": JobState::Queued }));
+            } else {
+                println!("{id}");
+                warn_if_no_worker(engine).await;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Submit(Submit::Prompt { gateway, model, priority, timeout, text }) => {
+            // Fail now on a profile that does not exist, not when a worker picks the job up.
+            let profiles = engine.gateways().await?;
+            match &gateway {
+                Some(name) if !profiles.iter().any(|p| &p.name == name) => {
+                    return Err(gatehouse_engine::Error::GatewayUnknown(name.clone()).into())
+                }
+                None if !profiles.iter().any(|p| p.is_default) => {
+                    return Err(Failure::new("gateway.invalid", "no gateway is set up; add one with `gatehouse gateways add NAME --kind openai --url URL`", 2))
+                }
+                _ => {}
+            }
+            let spec = PromptSpec { text: text.join(" "), gateway, model };
+            let spec = serde_json::to_value(spec).map_err(|e| Failure::new("job.invalid", e.to_string(), 2))?;
+            let id = engine.submit(NewJob { kind: "prompt".into(), spec, priority, max_attempts: 1, timeout }).await?;
             if json {
                 print_json(&serde_json::json!({ "id": id, "state": JobState::Queued }));
             } else {

@@ -9,6 +9,11 @@ pub fn command(job: &Job) -> String {
         "exec" => serde_json::from_value::<ExecSpec>(job.spec.clone())
             .map(|spec| spec.display())
             .unwrap_or_else(|_| job.spec.to_string()),
+        "prompt" => {
+            let text = job.spec.get("text").and_then(|t| t.as_str()).unwrap_or("");
+            let gateway = job.spec.get("gateway").and_then(|g| g.as_str()).unwrap_or("default gateway");
+            format!("[{gateway}] {}", text.replace('\n', " "))
+        }
         _ => job.spec.to_string(),
     }
 }
