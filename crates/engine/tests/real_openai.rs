@@ -1,0 +1,126 @@
+//! Against a real OpenAI-compatible server: llama-cpp-python's, running SmolLM2-135M, started
+//! by `scripts/peers/openai-server` (which `scripts/test` runs). Temperature 0, so replies are
+//! deterministic.
+#![cfg(feature = "real-peers")]
+
+use std::time::Duration;
+
+use gatehouse_engine::{
+    Engine, EngineOptions, GatewayKind, JobState, MessageState, NewJob, PoolConfig, Profile, PromptSpec, ReplyEvent,
+    SendOptions,
+};
+use tokio_util::sync::CancellationToken;
+
+fn url() -> String {
+    std::env::var("GATEHOUSE_TEST_OPENAI_URL")
+        .expect("GATEHOUSE_TEST_OPENAI_URL: run ./scripts/test, or start scripts/peers/openai-server and set it")
+}
+
+async fn engine(dir: &std::path::Path) -> Engine {
+    let engine = Engine::open(EngineOptions::new(dir)).await.unwrap();
+    let profile = Profile {
+        name: "llama".into(),
+        kind: GatewayKind::Openai,
+        url: Some(url()),
+        model: Some("smollm2".into()),
+        token_env: None,
+        token_file: None,
+        is_default: true,
+    };
+    engine.add_gateway(profile).await.unwrap();
+    engine
+}
+
+fn deterministic() -> SendOptions {
+    SendOptions { temperature: Some(0.0), ..Default::default() }
+}
+
+/// The reply's deltas and how it ended.
+async fn read(mut reply: gatehouse_engine::Reply) -> (Vec<String>, MessageState) {
+    let mut deltas = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(120), reply.events.recv()).await.expect("reply hung") {
+            Some(ReplyEvent::Delta(d)) => deltas.push(d),
+            Some(ReplyEvent::Finished { state, error }) => {
+                assert!(error.is_none() || state != MessageState::Complete, "{error:?}");
+                return (deltas, state);
+            }
+            None => panic!("no Finished"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_real_server_streams_a_factual_answer_token_by_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let (_, gateway) = engine.open_gateway(None).await.unwrap();
+    let sentence = gateway.check().await.unwrap();
+    assert!(sentence.contains("answers"), "{sentence}");
+
+    let reply = engine.send("What is the capital of France?".into(), deterministic(), CancellationToken::new()).await.unwrap();
+    let id = reply.conversation_id;
+    let (deltas, state) = read(reply).await;
+    assert_eq!(state, MessageState::Complete);
+    assert!(deltas.len() > 2, "streamed in pieces: {deltas:?}");
+    let text = deltas.concat();
+    assert!(text.contains("Paris"), "{text}");
+    let (_, messages) = engine.conversation(id).await.unwrap();
+    assert_eq!(messages[1].text, text, "stored exactly what streamed");
+    assert!(!engine.search("Paris", 5).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn stopping_a_real_reply_keeps_its_beginning() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let cancel = CancellationToken::new();
+    let mut reply = engine
+        .send("Write a long story about a lighthouse keeper.".into(), deterministic(), cancel.clone())
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    for _ in 0..3 {
+        match reply.events.recv().await {
+            Some(ReplyEvent::Delta(d)) => seen.push_str(&d),
+            other => panic!("{other:?}"),
+        }
+    }
+    cancel.cancel();
+    let id = reply.conversation_id;
+    let (rest, state) = read(reply).await;
+    assert_eq!(state, MessageState::Interrupted);
+    let (_, messages) = engine.conversation(id).await.unwrap();
+    assert_eq!(messages[1].text, seen.clone() + &rest.concat());
+    assert!(messages[1].text.starts_with(&seen));
+}
+
+#[tokio::test]
+async fn prompt_jobs_and_a_chat_all_complete_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let spec = PromptSpec { text: format!("Count from 1 to {}.", n + 2), gateway: None, model: None };
+        ids.push(engine.submit(NewJob::new("prompt", serde_json::to_value(spec).unwrap())).await.unwrap());
+    }
+    let (deltas, state) =
+        read(engine.send("Say hello.".into(), deterministic(), CancellationToken::new()).await.unwrap()).await;
+    assert_eq!(state, MessageState::Complete);
+    assert!(!deltas.concat().is_empty());
+    let mut events = engine.subscribe();
+    for id in ids {
+        tokio::time::timeout(Duration::from_secs(300), async {
+            while !engine.job(id).await.unwrap().state.is_finished() {
+                let _ = events.recv().await;
+            }
+        })
+        .await
+        .expect("prompt job finished");
+        let job = engine.job(id).await.unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+        assert!(!engine.output(id, 0, 100).await.unwrap().is_empty());
+    }
+    pool.shutdown(Duration::from_secs(5)).await;
+}
