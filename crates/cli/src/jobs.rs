@@ -132,36 +132,15 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
             let spec = serde_json::to_value(spec).map_err(|e| Failure::new("job.invalid", e.to_string(), 2))?;
             let job = NewJob { kind: "exec".into(), spec, priority, max_attempts, timeout };
             let id = engine.submit(job).await?;
-            if json {
-                print_json(&serde_json::json!({ "id": id, "state": JobState::Queued }));
-            } else {
-                println!("{id}");
-                warn_if_no_worker(engine).await;
-            }
-            Ok(ExitCode::SUCCESS)
+            submitted(engine, id, json).await
         }
         Command::Submit(Submit::Prompt { gateway, model, priority, timeout, text }) => {
             // Fail now on a profile that does not exist, not when a worker picks the job up.
-            let profiles = engine.gateways().await?;
-            match &gateway {
-                Some(name) if !profiles.iter().any(|p| &p.name == name) => {
-                    return Err(gatehouse_engine::Error::GatewayUnknown(name.clone()).into())
-                }
-                None if !profiles.iter().any(|p| p.is_default) => {
-                    return Err(Failure::new("gateway.invalid", "no gateway is set up; add one with `gatehouse gateways add NAME --kind openai --url URL`", 2))
-                }
-                _ => {}
-            }
+            engine.gateway_profile(gateway.as_deref()).await?;
             let spec = PromptSpec { text: text.join(" "), gateway, model };
             let spec = serde_json::to_value(spec).map_err(|e| Failure::new("job.invalid", e.to_string(), 2))?;
             let id = engine.submit(NewJob { kind: "prompt".into(), spec, priority, max_attempts: 1, timeout }).await?;
-            if json {
-                print_json(&serde_json::json!({ "id": id, "state": JobState::Queued }));
-            } else {
-                println!("{id}");
-                warn_if_no_worker(engine).await;
-            }
-            Ok(ExitCode::SUCCESS)
+            submitted(engine, id, json).await
         }
         Command::List { state, limit } => {
             let jobs = engine.jobs(&JobFilter { state, limit: Some(limit.max(0)) }).await?;
@@ -195,6 +174,16 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
         }
         Command::Wait { id, timeout } => wait(engine, id, timeout, json).await,
     }
+}
+
+async fn submitted(engine: &Engine, id: i64, json: bool) -> Outcome {
+    if json {
+        print_json(&serde_json::json!({ "id": id, "state": JobState::Queued }));
+    } else {
+        println!("{id}");
+        warn_if_no_worker(engine).await;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn warn_if_no_worker(engine: &Engine) {

@@ -248,6 +248,11 @@ impl Engine {
         self.shared.store.writer.apply(gateway::profile::SetDefault(name.to_owned())).await
     }
 
+    /// The named gateway profile, or the default one.
+    pub async fn gateway_profile(&self, name: Option<&str>) -> Result<Profile> {
+        gateway::profile::find(&self.shared.store, name).await
+    }
+
     /// The named gateway profile (or the default), ready to use.
     pub async fn open_gateway(&self, name: Option<&str>) -> Result<(Profile, Arc<dyn Gateway>)> {
         let profile = gateway::profile::find(&self.shared.store, name).await?;

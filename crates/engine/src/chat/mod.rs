@@ -192,26 +192,29 @@ pub(crate) fn channel() -> (mpsc::Sender<ReplyEvent>, mpsc::Receiver<ReplyEvent>
     mpsc::channel(CHANNEL)
 }
 
+/// Selects a [`Conversation`] from `conversations c`, for [`conversation_row`].
+const CONVERSATION_COLUMNS: &str = "c.id, c.title, c.gateway, c.model,
+     (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), c.created_at, c.updated_at";
+
+fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conversation> {
+    Ok(Conversation {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        gateway: r.get(2)?,
+        model: r.get(3)?,
+        messages: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
 pub(crate) async fn conversations(store: &Store, limit: i64) -> Result<Vec<Conversation>> {
     store
         .read(move |c| {
-            c.prepare_cached(
-                "SELECT c.id, c.title, c.gateway, c.model,
-                        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id),
-                        c.created_at, c.updated_at
-                 FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?1",
-            )?
-            .query_map([limit], |r| {
-                Ok(Conversation {
-                    id: r.get(0)?,
-                    title: r.get(1)?,
-                    gateway: r.get(2)?,
-                    model: r.get(3)?,
-                    messages: r.get(4)?,
-                    created_at: r.get(5)?,
-                    updated_at: r.get(6)?,
-                })
-            })?
+            c.prepare_cached(&format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?1"
+            ))?
+            .query_map([limit], conversation_row)?
             .collect()
         })
         .await
@@ -222,22 +225,12 @@ pub(crate) async fn conversation(store: &Store, id: i64) -> Result<(Conversation
         .read(move |c| {
             let conv = c
                 .query_row(
-                    "SELECT id, title, gateway, model, created_at, updated_at FROM conversations WHERE id = ?1",
+                    &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?1"),
                     [id],
-                    |r| {
-                        Ok(Conversation {
-                            id: r.get(0)?,
-                            title: r.get(1)?,
-                            gateway: r.get(2)?,
-                            model: r.get(3)?,
-                            messages: 0,
-                            created_at: r.get(4)?,
-                            updated_at: r.get(5)?,
-                        })
-                    },
+                    conversation_row,
                 )
                 .optional()?;
-            let Some(mut conv) = conv else { return Ok(None) };
+            let Some(conv) = conv else { return Ok(None) };
             let messages: Vec<Message> = c
                 .prepare_cached(
                     "SELECT id, role, text, state, error_code, error_message, created_at
@@ -257,7 +250,6 @@ pub(crate) async fn conversation(store: &Store, id: i64) -> Result<(Conversation
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            conv.messages = messages.len() as i64;
             Ok(Some((conv, messages)))
         })
         .await?;

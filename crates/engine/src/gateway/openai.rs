@@ -137,20 +137,7 @@ impl Call {
         if let Some(n) = request.max_tokens {
             body["max_tokens"] = json!(n);
         }
-        let mut post = self.client.post(&self.url).json(&body).header("accept", "text/event-stream");
-        if let Some(token) = &self.config.token {
-            post = post.bearer_auth(token);
-        }
-        let response = match tokio::time::timeout(self.config.response_timeout, post.send()).await {
-            Err(_) => {
-                return Err(Error::GatewayTimeout {
-                    gateway: self.gw(),
-                    what: format!("did not answer within {} s", self.config.response_timeout.as_secs()),
-                })
-            }
-            Ok(Err(e)) => return Err(self.transport_error(e)),
-            Ok(Ok(r)) => r,
-        };
+        let response = self.send(self.client.post(&self.url).json(&body).header("accept", "text/event-stream")).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(self.status_error(response).await);
@@ -252,22 +239,24 @@ impl Call {
         Ok(())
     }
 
+    /// Send with the token, waiting at most `response_timeout` for the response headers.
+    async fn send(&self, mut request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        if let Some(token) = &self.config.token {
+            request = request.bearer_auth(token);
+        }
+        match tokio::time::timeout(self.config.response_timeout, request.send()).await {
+            Err(_) => Err(Error::GatewayTimeout {
+                gateway: self.gw(),
+                what: format!("did not answer within {} s", self.config.response_timeout.as_secs()),
+            }),
+            Ok(Err(e)) => Err(self.transport_error(e)),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+
     /// `GET /models`: answers, and with the token accepted.
     async fn models(&self) -> Result<String> {
-        let mut get = self.client.get(&self.url);
-        if let Some(token) = &self.config.token {
-            get = get.bearer_auth(token);
-        }
-        let response = match tokio::time::timeout(self.config.response_timeout, get.send()).await {
-            Err(_) => {
-                return Err(Error::GatewayTimeout {
-                    gateway: self.gw(),
-                    what: format!("did not answer within {} s", self.config.response_timeout.as_secs()),
-                })
-            }
-            Ok(Err(e)) => return Err(self.transport_error(e)),
-            Ok(Ok(r)) => r,
-        };
+        let response = self.send(self.client.get(&self.url)).await?;
         let auth = if self.config.token.is_some() { "the token was accepted" } else { "it needs no token" };
         match response.status().as_u16() {
             200..=299 => {
