@@ -5,6 +5,7 @@
 //! `jobs.rs` and `worker.rs` hold the subcommands; `show.rs` formats for people.
 
 mod chat;
+mod exec;
 mod jobs;
 mod show;
 mod worker;
@@ -43,6 +44,8 @@ enum Command {
     /// Gateway profiles
     #[command(subcommand)]
     Gateways(chat::Gateways),
+    /// Run a command in the sandbox, through policy and approval; manage the policy
+    Exec(exec::ExecArgs),
 }
 
 /// A failure the CLI reports: one sentence, an optional hint, a stable code and an exit code.
@@ -112,6 +115,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Chat(args) => chat::chat(&engine, args, cli.json).await,
         Command::Chats(cmd) => chat::chats(&engine, cmd, cli.json).await,
         Command::Gateways(cmd) => chat::gateways(&engine, cmd, cli.json).await,
+        Command::Exec(args) => exec::run(&engine, args, cli.json).await,
     };
     engine.close().await;
     result

@@ -87,6 +87,21 @@ pub enum Error {
 
     #[error("a search needs at least one word")]
     SearchEmpty,
+
+    #[error("{0}")]
+    ExecInvalid(String),
+
+    #[error("blocked by policy: {0}")]
+    ExecDenied(String),
+
+    #[error("this command needs approval ({0}) and no one is here to give it; run it from a terminal, or allow it with `gatehouse exec policy add allow …`")]
+    ExecNeedsApproval(String),
+
+    #[error("{0}")]
+    ExecWorkspace(String),
+
+    #[error("{0}")]
+    SandboxUnavailable(String),
 }
 
 impl Error {
@@ -119,6 +134,11 @@ impl Error {
             Error::GatewayInvalid(_) => "gateway.invalid",
             Error::ConversationNotFound(_) => "chat.not_found",
             Error::SearchEmpty => "chat.bad_search",
+            Error::ExecInvalid(_) => "exec.invalid",
+            Error::ExecDenied(_) => "exec.denied",
+            Error::ExecNeedsApproval(_) => "exec.needs_approval",
+            Error::ExecWorkspace(_) => "exec.workspace",
+            Error::SandboxUnavailable(_) => "exec.sandbox_unavailable",
         }
     }
 
@@ -136,6 +156,8 @@ impl Error {
                 | Error::GatewayInvalid(_)
                 | Error::ConversationNotFound(_)
                 | Error::SearchEmpty
+                | Error::ExecInvalid(_)
+                | Error::ExecWorkspace(_)
         )
     }
 

@@ -37,7 +37,7 @@ pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent, SearchHit
 pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use error::{Error, JobError, Result};
-pub use exec::ExecSpec;
+pub use exec::{Approval, Approver, ExecRequest, ExecResult, ExecSpec, NoApprover, Requester};
 pub use pool::job::{Job, JobEvent, JobState, NewJob, OutputLine, Stream};
 pub use pool::kind::{JobKind, JobRun, Outcome};
 pub use pool::ops::cancel::Canceled;
@@ -96,6 +96,7 @@ pub(crate) struct Shared {
     /// Jobs running in this process.
     pub(crate) running: pool::Running,
     pub(crate) rng: Mutex<fastrand::Rng>,
+    pub(crate) kill_grace: Duration,
 }
 
 impl Shared {
@@ -134,6 +135,7 @@ impl Engine {
         if orphans > 0 {
             tracing::info!(replies = orphans, "marked replies left streaming by a dead process as interrupted");
         }
+        store.writer.apply(exec::policy::SeedDefaults).await?;
         let mut kinds: HashMap<&'static str, Arc<dyn JobKind>> = HashMap::new();
         let built_in: [Arc<dyn JobKind>; 2] = [
             Arc::new(exec::ExecJob { kill_grace: options.kill_grace }),
@@ -152,6 +154,7 @@ impl Engine {
                 wake: Notify::new(),
                 running: Default::default(),
                 rng: Mutex::new(rng),
+                kill_grace: options.kill_grace,
             }),
         })
     }
@@ -299,6 +302,69 @@ impl Engine {
 
     pub async fn search(&self, query: &str, limit: i64) -> Result<Vec<SearchHit>> {
         chat::search(&self.shared.store, query, limit).await
+    }
+
+    /// Run a command now through the exec tool's policy, approval, sandbox and limits; it is
+    /// audited whatever happens. Output lines go to `on_line` as they come.
+    pub async fn exec(
+        &self,
+        request: ExecRequest,
+        approver: &dyn Approver,
+        on_line: &mut (dyn FnMut(Stream, &str) + Send),
+    ) -> Result<ExecResult> {
+        let ctx = exec::Context { store: &self.shared.store, data_dir: self.data_dir(), kill_grace: self.shared.kill_grace };
+        exec::run_now(ctx, request, approver, on_line).await
+    }
+
+    pub async fn exec_rules(&self) -> Result<Vec<exec::policy::Rule>> {
+        exec::policy::rules(&self.shared.store).await
+    }
+
+    /// Add a policy rule for `program` (a name on PATH or a path; stored resolved). Returns
+    /// its id.
+    pub async fn add_exec_rule(
+        &self,
+        action: exec::policy::Action,
+        program: &str,
+        args: Vec<String>,
+        any_args: bool,
+        network: bool,
+    ) -> Result<i64> {
+        exec::policy::check_patterns(&args)?;
+        if network && action != exec::policy::Action::Allow {
+            return Err(Error::ExecInvalid("--network only makes sense on an allow rule".into()));
+        }
+        let program = exec::policy::resolve(program, None)?.remove(0).to_string_lossy().into_owned();
+        let rule = exec::policy::AddRule { action, program, args, any_args, network, builtin: false };
+        self.shared.store.writer.apply(rule).await
+    }
+
+    pub async fn remove_exec_rule(&self, id: i64) -> Result<()> {
+        self.shared.store.writer.apply(exec::policy::RemoveRule(id)).await
+    }
+
+    /// Workspace roots, the default one (the data directory's `workspace/`) first.
+    pub async fn workspaces(&self) -> Result<Vec<PathBuf>> {
+        exec::workspace::roots(&self.shared.store, self.data_dir()).await
+    }
+
+    pub async fn add_workspace(&self, dir: &Path) -> Result<PathBuf> {
+        let real = std::fs::canonicalize(dir)
+            .ok()
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| Error::ExecInvalid(format!("{} is not an existing directory", dir.display())))?;
+        self.shared.store.writer.apply(exec::workspace::Add(real.clone())).await?;
+        Ok(real)
+    }
+
+    pub async fn remove_workspace(&self, dir: &Path) -> Result<()> {
+        let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+        self.shared.store.writer.apply(exec::workspace::Remove(path)).await
+    }
+
+    /// The exec audit trail, newest first.
+    pub async fn exec_audit(&self, limit: i64) -> Result<Vec<exec::audit::AuditEntry>> {
+        exec::audit::list(&self.shared.store, limit).await
     }
 
     /// Start a worker pool in this process.

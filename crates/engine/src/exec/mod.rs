@@ -1,18 +1,26 @@
 //! Running commands.
 //!
-//! For now an `exec` job is a plain child process in its own process group, with its cwd,
-//! timeout and output capture (see [`process`]). The exec tool's policy, approvals and sandbox
-//! slot in here, between the spec and the spawn, without the pool knowing.
+//! The exec tool's path, for a command a person or a model asks for ([`run_now`]):
+//! request → policy ([`policy`]) → approval when a rule says ask ([`Approver`]) → confinement
+//! ([`sandbox`], bubblewrap) → limits (timeout that kills the whole sandbox, output cap,
+//! scrubbed environment) → audit ([`audit`]). Every refusal names the rule or limit.
+//!
+//! `exec` jobs still run as plain child processes in their own process group ([`process`]);
+//! moving them onto the same path is the next step.
 
+pub mod audit;
+pub mod policy;
 pub(crate) mod process;
+pub mod sandbox;
+pub(crate) mod workspace;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pool::kind::{BoxFuture, JobKind, JobRun, Outcome};
+use std::time::Duration;
 
 /// What an `exec` job runs. Arguments are passed as they are: no shell is involved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,4 +118,227 @@ impl JobKind for ExecJob {
             }
         })
     }
+}
+
+/// Who asked for a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester {
+    Person,
+    Model,
+    Job(i64),
+}
+
+impl Requester {
+    fn label(self) -> String {
+        match self {
+            Requester::Person => "person".into(),
+            Requester::Model => "model".into(),
+            Requester::Job(id) => format!("job:{id}"),
+        }
+    }
+}
+
+/// A command to run now.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub spec: ExecSpec,
+    /// Kills the whole sandbox when reached.
+    pub timeout: Duration,
+    pub requester: Requester,
+}
+
+/// The default for [`ExecRequest::timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Output kept (passed on) per command; the rest is counted and reported as truncated.
+pub const OUTPUT_CAP: u64 = 1024 * 1024;
+
+/// Someone who can answer when a rule says `ask`.
+pub trait Approver: Send + Sync {
+    fn approve(&self, command: &str, reason: &str) -> BoxFuture<Approval>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// Run it, this once.
+    Once,
+    Denied,
+    /// No one can answer (no terminal, nobody watching).
+    Unavailable,
+}
+
+/// Nobody can approve anything: `ask` becomes a refusal.
+pub struct NoApprover;
+
+impl Approver for NoApprover {
+    fn approve(&self, _: &str, _: &str) -> BoxFuture<Approval> {
+        Box::pin(async { Approval::Unavailable })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecResult {
+    pub exit_code: Option<i32>,
+    /// Set when the command did not exit by itself, with why.
+    pub error: Option<crate::error::JobError>,
+    pub timed_out: bool,
+    pub output_bytes: u64,
+    pub truncated: bool,
+    pub duration: Duration,
+    pub audit_id: i64,
+}
+
+/// Whether bubblewrap works here, checked once per process.
+fn sandbox_ready() -> Result<()> {
+    static PROBE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    PROBE.get_or_init(|| sandbox::probe().map_err(|e| e.to_string())).clone().map_err(Error::SandboxUnavailable)
+}
+
+pub(crate) struct Context<'a> {
+    pub store: &'a crate::store::Store,
+    pub data_dir: &'a Path,
+    pub kill_grace: Duration,
+}
+
+/// Run a command through policy, approval, sandbox and limits, and audit it. Lines of output
+/// go to `on_line` as they come, up to [`OUTPUT_CAP`] bytes.
+pub(crate) async fn run_now(
+    ctx: Context<'_>,
+    request: ExecRequest,
+    approver: &dyn Approver,
+    on_line: &mut (dyn FnMut(crate::pool::job::Stream, &str) + Send),
+) -> Result<ExecResult> {
+    use audit::{AuditEntry, Record};
+    let started = std::time::Instant::now();
+    let spec = &request.spec;
+    let mut entry = AuditEntry {
+        id: 0,
+        at: 0,
+        requester: request.requester.label(),
+        program: spec.program.clone(),
+        args: spec.args.clone(),
+        cwd: spec.cwd.as_ref().map(|c| c.to_string_lossy().into_owned()),
+        decision: "deny".into(),
+        rule_id: None,
+        reason: String::new(),
+        approval: None,
+        exit_code: None,
+        signal: None,
+        duration_ms: None,
+        output_bytes: None,
+        truncated: false,
+        error_code: None,
+    };
+    let writer = &ctx.store.writer;
+    // Refuse, audited: the entry says why.
+    macro_rules! refuse {
+        ($err:expr) => {{
+            let err: Error = $err;
+            entry.reason = if entry.reason.is_empty() { err.to_string() } else { entry.reason.clone() };
+            entry.error_code = Some(err.code().to_owned());
+            writer.apply(Record(entry)).await?;
+            return Err(err);
+        }};
+    }
+
+    if let Some((name, why)) = spec.env.iter().find_map(|(k, _)| sandbox::forbidden_override(k).map(|w| (k, w))) {
+        refuse!(Error::ExecDenied(format!("the variable {name} cannot be set ({why})")));
+    }
+    let default_root = workspace::default_root(ctx.data_dir);
+    if let Err(e) = std::fs::create_dir_all(&default_root) {
+        refuse!(Error::ExecWorkspace(format!("cannot create the workspace {}: {e}", default_root.display())));
+    }
+    let roots = workspace::roots(ctx.store, ctx.data_dir).await?;
+    let cwd = spec.cwd.clone().unwrap_or_else(|| default_root.clone());
+    let cwd = match workspace::check(&cwd, &roots) {
+        Ok(cwd) => cwd,
+        Err(e) => refuse!(e),
+    };
+    entry.cwd = Some(cwd.to_string_lossy().into_owned());
+    let paths = match policy::resolve(&spec.program, Some(&cwd)) {
+        Ok(paths) => paths,
+        Err(e) => refuse!(e),
+    };
+    entry.program = paths[0].to_string_lossy().into_owned();
+
+    let rules = policy::rules(ctx.store).await?;
+    let decision = policy::decide(&rules, &paths, &spec.args);
+    entry.decision = decision.action.as_str().into();
+    entry.rule_id = decision.rule.as_ref().map(|r| r.id);
+    entry.reason = decision.reason.clone();
+    match decision.action {
+        policy::Action::Deny => refuse!(Error::ExecDenied(decision.reason.clone())),
+        policy::Action::Ask => match approver.approve(&spec.display(), &decision.reason).await {
+            Approval::Once => entry.approval = Some("once".into()),
+            Approval::Denied => {
+                entry.approval = Some("denied".into());
+                refuse!(Error::ExecDenied(format!("you declined it ({})", decision.reason)));
+            }
+            Approval::Unavailable => {
+                entry.approval = Some("unavailable".into());
+                refuse!(Error::ExecNeedsApproval(decision.reason.clone()));
+            }
+        },
+        policy::Action::Allow => {}
+    }
+    if let Err(e) = sandbox_ready() {
+        refuse!(e);
+    }
+    let network = decision.rule.as_ref().is_some_and(|r| r.action == policy::Action::Allow && r.network);
+    let confinement = sandbox::Confinement::new(cwd, ctx.data_dir, network);
+    let marker = format!("exec/{}/{:016x}", crate::pool::lease::process_tag(), fastrand::u64(..));
+    let command = match sandbox::command(spec, &paths[0], &confinement, &marker) {
+        Ok(c) => c,
+        Err(e) => refuse!(e),
+    };
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (sink, mut lines) = crate::pool::output::OutputSink::channel();
+    let launch = process::Launch { command, program: &spec.program, marker: &marker, cancel: &cancel, output: sink, grace: ctx.kill_grace };
+    let supervised = process::supervise(launch, |_| async { true });
+    tokio::pin!(supervised);
+    let timer = tokio::time::sleep(request.timeout);
+    tokio::pin!(timer);
+    let (mut bytes, mut timed_out) = (0u64, false);
+    let mut take = |item: crate::pool::output::Item, bytes: &mut u64| {
+        if let crate::pool::output::Item::Line(stream, text) = item {
+            let size = text.len() as u64 + 1;
+            if *bytes + size <= OUTPUT_CAP {
+                on_line(stream, &text);
+            }
+            *bytes += size;
+        }
+    };
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut supervised => break outcome,
+            Some(item) = lines.recv() => take(item, &mut bytes),
+            _ = &mut timer, if !timed_out => {
+                timed_out = true;
+                cancel.cancel();
+            }
+        }
+    };
+    while let Ok(item) = lines.try_recv() {
+        take(item, &mut bytes);
+    }
+    let (exit_code, error) = match outcome {
+        Outcome::Succeeded { exit_code } => (exit_code, None),
+        Outcome::Failed { exit_code, error } => (exit_code, Some(error)),
+        Outcome::Stopped { exit_code } => (
+            exit_code,
+            Some(crate::error::JobError::new(
+                "exec.timeout",
+                format!("stopped by the limit: it ran past its timeout of {} s", request.timeout.as_secs_f64()),
+            )),
+        ),
+    };
+    let duration = started.elapsed();
+    entry.exit_code = exit_code.map(i64::from);
+    entry.duration_ms = Some(duration.as_millis() as i64);
+    entry.output_bytes = Some(bytes as i64);
+    entry.truncated = bytes > OUTPUT_CAP;
+    entry.error_code = error.as_ref().map(|e| e.code.clone());
+    let truncated = entry.truncated;
+    let audit_id = writer.apply(Record(entry)).await?;
+    Ok(ExecResult { exit_code, error, timed_out, output_bytes: bytes, truncated, duration, audit_id })
 }

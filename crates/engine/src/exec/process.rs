@@ -22,6 +22,7 @@ use crate::pool::job::Stream;
 use crate::pool::kind::{JobRun, Outcome};
 use crate::pool::lease::{kill_marked, MARKER_ENV};
 use crate::pool::output::OutputSink;
+use tokio_util::sync::CancellationToken;
 
 /// Longest line kept, in bytes; the rest of a longer line is counted and cut.
 pub(crate) const MAX_LINE: usize = 16 * 1024;
@@ -33,13 +34,47 @@ pub(crate) const MAX_LINE: usize = 16 * 1024;
 const DRAIN_STALL: Duration = Duration::from_secs(2);
 const DRAIN_MAX: Duration = Duration::from_secs(10);
 
+/// A command about to be started and watched.
+pub(crate) struct Launch<'a> {
+    /// Program, arguments, working directory and environment already set.
+    pub command: Command,
+    /// For messages.
+    pub program: &'a str,
+    /// Set in the command's environment by whoever built it; finds its leftovers.
+    pub marker: &'a str,
+    pub cancel: &'a CancellationToken,
+    pub output: OutputSink,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+/// Run an `exec` job's command as a plain child process (the job path).
 pub(crate) async fn run(spec: &ExecSpec, run: &JobRun, grace: Duration) -> Outcome {
-    let mut child = match spawn(spec, &run.marker) {
+    let launch = Launch {
+        command: plain_command(spec, &run.marker),
+        program: &spec.program,
+        marker: &run.marker,
+        cancel: &run.cancel,
+        output: run.output().clone(),
+        grace,
+    };
+    supervise(launch, |pgid| run.spawned(pgid)).await
+}
+
+/// Start `launch.command` in its own process group, pump its output, stop it when `cancel`
+/// fires, and clean up whatever it leaves. `spawned` is told the process group and answers
+/// whether to go on.
+pub(crate) async fn supervise<F: std::future::Future<Output = bool>>(
+    launch: Launch<'_>,
+    spawned: impl FnOnce(i32) -> F,
+) -> Outcome {
+    let Launch { mut command, program, marker, cancel, output, grace } = launch;
+    let mut child = match spawn(&mut command) {
         Ok(child) => child,
         Err(e) => {
             return Outcome::Failed {
                 exit_code: None,
-                error: JobError::new("job.spawn", format!("could not start `{}`: {e}", spec.program)),
+                error: JobError::new("job.spawn", format!("could not start `{program}`: {e}")),
             }
         }
     };
@@ -47,29 +82,30 @@ pub(crate) async fn run(spec: &ExecSpec, run: &JobRun, grace: Duration) -> Outco
     // Recording the group also re-checks the lease: a pool that stalled between its claim and
     // this spawn may have been presumed dead, and the job re-run elsewhere.
     let still_ours = match pgid {
-        Some(pgid) => run.spawned(pgid).await,
+        Some(pgid) => spawned(pgid).await,
         None => true,
     };
     if !still_ours {
         let _ = terminate(&mut child, pgid, Duration::ZERO).await;
-        kill_marked(&run.marker);
+        kill_marked(marker);
         return Outcome::Stopped { exit_code: None };
     }
     let read = Arc::new(AtomicUsize::new(0));
     let pumps = [
-        child.stdout.take().map(|out| tokio::spawn(pump(out, Stream::Stdout, run.output().clone(), read.clone()))),
-        child.stderr.take().map(|err| tokio::spawn(pump(err, Stream::Stderr, run.output().clone(), read.clone()))),
+        child.stdout.take().map(|out| tokio::spawn(pump(out, Stream::Stdout, output.clone(), read.clone()))),
+        child.stderr.take().map(|err| tokio::spawn(pump(err, Stream::Stderr, output.clone(), read.clone()))),
     ];
+    drop(output);
 
     let mut stopped = false;
     let status = tokio::select! {
         status = child.wait() => status,
-        _ = run.cancel.cancelled() => {
+        _ = cancel.cancelled() => {
             stopped = true;
             terminate(&mut child, pgid, grace).await
         }
     };
-    kill_marked(&run.marker);
+    kill_marked(marker);
     let drain_until = tokio::time::Instant::now() + DRAIN_MAX;
     for mut pump in pumps.into_iter().flatten() {
         loop {
@@ -78,7 +114,7 @@ pub(crate) async fn run(spec: &ExecSpec, run: &JobRun, grace: Duration) -> Outco
                 _ = &mut pump => break,
                 _ = tokio::time::sleep(DRAIN_STALL) => {
                     let stalled = read.load(Ordering::Relaxed) == before;
-                    if stalled || tokio::time::Instant::now() >= drain_until || run.cancel.is_cancelled() {
+                    if stalled || tokio::time::Instant::now() >= drain_until || cancel.is_cancelled() {
                         pump.abort();
                         break;
                     }
@@ -92,7 +128,7 @@ pub(crate) async fn run(spec: &ExecSpec, run: &JobRun, grace: Duration) -> Outco
         Err(e) => {
             return Outcome::Failed {
                 exit_code: None,
-                error: JobError::new("job.spawn", format!("lost track of `{}`: {e}", spec.program)),
+                error: JobError::new("job.spawn", format!("lost track of `{program}`: {e}")),
             }
         }
     };
@@ -102,7 +138,7 @@ pub(crate) async fn run(spec: &ExecSpec, run: &JobRun, grace: Duration) -> Outco
     } else if status.success() {
         Outcome::Succeeded { exit_code }
     } else {
-        Outcome::Failed { exit_code, error: describe_failure(&spec.program, status) }
+        Outcome::Failed { exit_code, error: describe_failure(program, status) }
     }
 }
 
@@ -114,19 +150,18 @@ fn describe_failure(program: &str, status: ExitStatus) -> JobError {
     }
 }
 
-fn spawn(spec: &ExecSpec, marker: &str) -> std::io::Result<Child> {
+/// The unconfined command of an `exec` job.
+fn plain_command(spec: &ExecSpec, marker: &str) -> Command {
     let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(MARKER_ENV, marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    cmd.args(&spec.args).envs(spec.env.iter().map(|(k, v)| (k, v))).env(MARKER_ENV, marker);
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
+    cmd
+}
+
+fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
     #[cfg(target_os = "linux")]
     {
         let parent = std::process::id() as libc::pid_t;

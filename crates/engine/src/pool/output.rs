@@ -21,7 +21,7 @@ const FLUSH_LINES: usize = 256;
 /// Lines in flight between a job and its flusher: two flushes' worth.
 const CHANNEL: usize = 2 * FLUSH_LINES;
 
-enum Item {
+pub(crate) enum Item {
     Line(Stream, String),
     Progress(f64),
 }
@@ -32,6 +32,12 @@ pub(crate) struct OutputSink {
 }
 
 impl OutputSink {
+    /// A sink whose lines the caller reads itself (a command run now, not as a job).
+    pub(crate) fn channel() -> (OutputSink, mpsc::Receiver<Item>) {
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        (OutputSink { tx }, rx)
+    }
+
     pub(crate) async fn line(&self, stream: Stream, text: String) {
         let _ = self.tx.send(Item::Line(stream, text)).await;
     }

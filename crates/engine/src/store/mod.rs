@@ -42,6 +42,7 @@ const READERS: usize = 4;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_jobs.sql"),
     include_str!("../../migrations/0002_chat.sql"),
+    include_str!("../../migrations/0003_exec.sql"),
 ];
 
 #[derive(Clone)]

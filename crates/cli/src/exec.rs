@@ -1,0 +1,239 @@
+//! `gatehouse exec …`: run a command through the exec tool, and manage its policy.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use gatehouse_engine::exec::policy::Action;
+use gatehouse_engine::{Approval, Approver, Engine, ExecRequest, ExecSpec, NoApprover, Requester, Stream};
+
+use crate::{print_json, show, Failure, Outcome};
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ExecArgs {
+    #[command(subcommand)]
+    manage: Option<Manage>,
+    /// Working directory; must be inside a workspace root [default: the data dir's workspace/]
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
+    /// Seconds before the command (and everything it started) is killed
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = crate::jobs::parse_secs)]
+    timeout: Duration,
+    /// The program and its arguments (no shell)
+    #[arg(last = true, value_name = "PROGRAM [ARG]...")]
+    command: Vec<String>,
+}
+
+#[derive(clap::Subcommand)]
+enum Manage {
+    /// Policy rules
+    #[command(subcommand)]
+    Policy(Policy),
+    /// Workspace roots (where commands may write)
+    #[command(subcommand)]
+    Workspace(Workspace),
+    /// What ran, who decided and how it ended
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum Policy {
+    List,
+    /// Add a rule; prints its id
+    Add {
+        #[arg(value_parser = parse_action)]
+        action: Action,
+        /// A name on PATH or a path (stored resolved to its absolute path)
+        program: String,
+        /// Pattern for the next argument: a fixed string, or /regex/ matching it whole (repeatable)
+        #[arg(long = "arg", value_name = "PATTERN", allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Arguments after the patterns are free
+        #[arg(long)]
+        any_args: bool,
+        /// Let the command reach the network (allow rules only)
+        #[arg(long)]
+        network: bool,
+    },
+    Remove { id: i64 },
+}
+
+#[derive(clap::Subcommand)]
+enum Workspace {
+    List,
+    Add { dir: PathBuf },
+    Remove { dir: PathBuf },
+}
+
+fn parse_action(s: &str) -> Result<Action, String> {
+    Action::parse(s).ok_or_else(|| format!("`{s}` is not allow, ask or deny"))
+}
+
+/// Asks on the terminal; without one, nobody can approve.
+struct Terminal;
+
+impl Approver for Terminal {
+    fn approve(&self, command: &str, reason: &str) -> gatehouse_engine::pool::kind::BoxFuture<Approval> {
+        let (command, reason) = (command.to_owned(), reason.to_owned());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                eprint!("run `{command}`? ({reason}) [y/N] ");
+                let _ = std::io::stderr().flush();
+                let mut answer = String::new();
+                match std::io::stdin().lock().read_line(&mut answer) {
+                    Ok(_) if matches!(answer.trim(), "y" | "Y" | "yes") => Approval::Once,
+                    Ok(_) => Approval::Denied,
+                    Err(_) => Approval::Unavailable,
+                }
+            })
+            .await
+            .unwrap_or(Approval::Unavailable)
+        })
+    }
+}
+
+pub async fn run(engine: &Engine, args: ExecArgs, json: bool) -> Outcome {
+    match args.manage {
+        Some(Manage::Policy(cmd)) => return policy(engine, cmd, json).await,
+        Some(Manage::Workspace(cmd)) => return workspace(engine, cmd, json).await,
+        Some(Manage::Audit { limit }) => return audit(engine, limit, json).await,
+        None => {}
+    }
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(Failure::new("cli.usage", "give a command after --, e.g. `gatehouse exec -- ls -l`", 2));
+    };
+    let cwd = match args.cwd {
+        Some(dir) => Some(std::path::absolute(&dir).map_err(|e| Failure::new("exec.invalid", e.to_string(), 2))?),
+        None => None,
+    };
+    let mut spec = ExecSpec::new(program, rest);
+    spec.cwd = cwd;
+    let request = ExecRequest { spec, timeout: args.timeout, requester: Requester::Person };
+    let approver: &dyn Approver = if std::io::stdin().is_terminal() { &Terminal } else { &NoApprover };
+    let mut on_line = |stream: Stream, text: &str| {
+        if json {
+            return;
+        }
+        match stream {
+            Stream::Stdout => println!("{text}"),
+            Stream::Stderr => eprintln!("{text}"),
+        }
+    };
+    let result = engine.exec(request, approver, &mut on_line).await?;
+    if json {
+        let entry = engine.exec_audit(1).await?.into_iter().next();
+        print_json(&entry);
+    }
+    if result.truncated && !json {
+        eprintln!(
+            "[output truncated by the limit: {} of {} shown]",
+            show::bytes(gatehouse_engine::exec::OUTPUT_CAP as i64),
+            show::bytes(result.output_bytes as i64)
+        );
+    }
+    match (&result.error, result.exit_code) {
+        (None, _) => Ok(ExitCode::SUCCESS),
+        (Some(e), _) => {
+            if !json {
+                eprintln!("error: {}", e.message);
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn policy(engine: &Engine, cmd: Policy, json: bool) -> Outcome {
+    match cmd {
+        Policy::List => {
+            let rules = engine.exec_rules().await?;
+            if json {
+                print_json(&rules);
+            } else {
+                for r in rules {
+                    println!("{:>4}  {}{}", r.id, r.display(), if r.builtin { "  (default)" } else { "" });
+                }
+            }
+        }
+        Policy::Add { action, program, args, any_args, network } => {
+            let id = engine.add_exec_rule(action, &program, args, any_args, network).await?;
+            if json {
+                print_json(&serde_json::json!({ "id": id }));
+            } else {
+                println!("{id}");
+            }
+        }
+        Policy::Remove { id } => {
+            engine.remove_exec_rule(id).await?;
+            if !json {
+                println!("rule {id} removed");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn workspace(engine: &Engine, cmd: Workspace, json: bool) -> Outcome {
+    match cmd {
+        Workspace::List => {
+            let roots = engine.workspaces().await?;
+            if json {
+                let list: Vec<_> = roots
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| serde_json::json!({ "id": p, "path": p, "default": i == 0 }))
+                    .collect();
+                print_json(&list);
+            } else {
+                for (i, p) in roots.iter().enumerate() {
+                    println!("{}{}", p.display(), if i == 0 { "  (default)" } else { "" });
+                }
+            }
+        }
+        Workspace::Add { dir } => {
+            let real = engine.add_workspace(&dir).await?;
+            if !json {
+                println!("{} is a workspace root", real.display());
+            }
+        }
+        Workspace::Remove { dir } => {
+            engine.remove_workspace(&dir).await?;
+            if !json {
+                println!("{} is no longer a workspace root", dir.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(engine: &Engine, limit: i64, json: bool) -> Outcome {
+    let entries = engine.exec_audit(limit.max(0)).await?;
+    if json {
+        print_json(&entries);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in entries {
+        let how = match (&e.error_code, e.exit_code) {
+            (Some(code), _) => code.clone(),
+            (None, Some(c)) => format!("exit {c}"),
+            (None, None) => "-".into(),
+        };
+        println!(
+            "{:>5}  {}  {:<6}  {:<5}  {:<10}  {} {}  — {}{}",
+            e.id,
+            show::short_time(e.at),
+            e.requester,
+            e.decision,
+            how,
+            e.program,
+            e.args.join(" "),
+            e.reason,
+            e.approval.map(|a| format!(" (approval: {a})")).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,103 @@
+//! The audit trail: every exec request, what was decided and why, who approved it, and how it
+//! ended.
+
+use rusqlite::{params, Connection};
+use serde::{Serialize, Serializer};
+
+use crate::clock::{rfc3339, Millis};
+use crate::error::Result;
+use crate::store::writer::{db, WriteOp};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[serde(serialize_with = "time")]
+    pub at: Millis,
+    pub requester: String,
+    pub program: String,
+    pub args: Vec<String>,
+    pub cwd: Option<String>,
+    pub decision: String,
+    pub rule_id: Option<i64>,
+    pub reason: String,
+    pub approval: Option<String>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub output_bytes: Option<i64>,
+    pub truncated: bool,
+    pub error_code: Option<String>,
+}
+
+fn time<S: Serializer>(t: &Millis, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+pub(crate) struct Record(pub AuditEntry);
+
+impl WriteOp for Record {
+    type Output = i64;
+    fn apply(&mut self, conn: &Connection, now: Millis) -> Result<i64> {
+        let e = &self.0;
+        conn.query_row(
+            "INSERT INTO exec_audit (at, requester, program, args, cwd, decision, rule_id, reason, approval,
+                                     exit_code, signal, duration_ms, output_bytes, truncated, error_code)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
+            params![
+                now,
+                e.requester,
+                e.program,
+                serde_json::to_string(&e.args).unwrap_or_default(),
+                e.cwd,
+                e.decision,
+                e.rule_id,
+                e.reason,
+                e.approval,
+                e.exit_code,
+                e.signal,
+                e.duration_ms,
+                e.output_bytes,
+                e.truncated,
+                e.error_code
+            ],
+            |r| r.get(0),
+        )
+        .map_err(db)
+    }
+}
+
+/// Newest first.
+pub(crate) async fn list(store: &Store, limit: i64) -> Result<Vec<AuditEntry>> {
+    store
+        .read(move |c| {
+            c.prepare_cached(
+                "SELECT id, at, requester, program, args, cwd, decision, rule_id, reason, approval, exit_code,
+                        signal, duration_ms, output_bytes, truncated, error_code
+                 FROM exec_audit ORDER BY id DESC LIMIT ?1",
+            )?
+            .query_map([limit], |r| {
+                let args: String = r.get(4)?;
+                Ok(AuditEntry {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    requester: r.get(2)?,
+                    program: r.get(3)?,
+                    args: serde_json::from_str(&args).unwrap_or_default(),
+                    cwd: r.get(5)?,
+                    decision: r.get(6)?,
+                    rule_id: r.get(7)?,
+                    reason: r.get(8)?,
+                    approval: r.get(9)?,
+                    exit_code: r.get(10)?,
+                    signal: r.get(11)?,
+                    duration_ms: r.get(12)?,
+                    output_bytes: r.get(13)?,
+                    truncated: r.get(14)?,
+                    error_code: r.get(15)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+}

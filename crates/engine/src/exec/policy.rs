@@ -1,0 +1,314 @@
+//! Exec policy: which commands run, which need a person's approval, which never run.
+//!
+//! A rule names a program by its resolved absolute path (a bare name on `PATH` is resolved when
+//! the rule is added and when a command is checked, so `python3` in a rule and in a request
+//! mean the same file — and a `python3` planted earlier on `PATH` does not). Its argument
+//! patterns match argument by argument: `status` is that exact string, `/re/` a regular
+//! expression that must match the whole argument. Without `any_args` the command must have
+//! exactly as many arguments as patterns; with it, arguments after the patterns are free.
+//!
+//! Deny rules win, then allow, then ask; a command no rule covers is asked about. No shell is
+//! ever involved: `sh -c …` is just a program with arguments, asked about unless a rule says so.
+
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::error::{Error, Result};
+use crate::store::writer::{db, WriteOp};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Ask,
+    Deny,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Ask => "ask",
+            Action::Deny => "deny",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        [Action::Allow, Action::Ask, Action::Deny].into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rule {
+    pub id: i64,
+    pub action: Action,
+    pub program: String,
+    pub args: Vec<String>,
+    pub any_args: bool,
+    pub network: bool,
+    pub builtin: bool,
+}
+
+impl Rule {
+    /// How a person would write it: `allow /usr/bin/git status /log|diff/ …`.
+    pub fn display(&self) -> String {
+        let mut s = format!("{} {}", self.action.as_str(), self.program);
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(a);
+        }
+        if self.any_args {
+            s.push_str(" …");
+        }
+        if self.network {
+            s.push_str(" (network)");
+        }
+        s
+    }
+
+    fn matches(&self, program: &[PathBuf], args: &[String]) -> bool {
+        if !program.iter().any(|p| p.as_os_str() == self.program.as_str()) {
+            return false;
+        }
+        if args.len() < self.args.len() || (!self.any_args && args.len() != self.args.len()) {
+            return false;
+        }
+        self.args.iter().zip(args).all(|(pattern, arg)| arg_matches(pattern, arg))
+    }
+}
+
+/// `/re/` is a whole-argument regular expression; anything else a fixed string.
+fn arg_matches(pattern: &str, arg: &str) -> bool {
+    match regex_of(pattern) {
+        Some(re) => Regex::new(&format!("^(?:{re})$")).map(|r| r.is_match(arg)).unwrap_or(false),
+        None => pattern == arg,
+    }
+}
+
+fn regex_of(pattern: &str) -> Option<&str> {
+    pattern.strip_prefix('/').and_then(|p| p.strip_suffix('/')).filter(|_| pattern.len() >= 2)
+}
+
+/// Check the patterns of a new rule.
+pub fn check_patterns(args: &[String]) -> Result<()> {
+    for a in args {
+        if let Some(re) = regex_of(a) {
+            Regex::new(re).map_err(|e| Error::ExecInvalid(format!("`{a}` is not a valid regular expression: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// The paths a program name stands for: where it is found, and where that leads after
+/// symlinks. A rule on either matches.
+pub fn resolve(program: &str, cwd: Option<&Path>) -> Result<Vec<PathBuf>> {
+    let found = if program.contains('/') {
+        let p = Path::new(program);
+        let p = match (p.is_absolute(), cwd) {
+            (false, Some(cwd)) => cwd.join(p),
+            _ => p.to_owned(),
+        };
+        super::resolve_program(&p.to_string_lossy())
+    } else {
+        super::resolve_program(program)
+    };
+    let found = found.ok_or_else(|| {
+        Error::ExecInvalid(format!("the program `{program}` was not found or is not executable (looked on PATH)"))
+    })?;
+    let mut paths = vec![found.clone()];
+    if let Ok(real) = std::fs::canonicalize(&found) {
+        if real != found {
+            paths.push(real);
+        }
+    }
+    Ok(paths)
+}
+
+/// The decision for one command, and what made it.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub action: Action,
+    pub rule: Option<Rule>,
+    pub reason: String,
+}
+
+pub fn decide(rules: &[Rule], program: &[PathBuf], args: &[String]) -> Decision {
+    for action in [Action::Deny, Action::Allow, Action::Ask] {
+        if let Some(rule) = rules.iter().find(|r| r.action == action && r.matches(program, args)) {
+            let reason = format!("rule {} ({})", rule.id, rule.display());
+            return Decision { action, rule: Some(rule.clone()), reason };
+        }
+    }
+    Decision { action: Action::Ask, rule: None, reason: "no rule covers this command".into() }
+}
+
+pub(crate) async fn rules(store: &Store) -> Result<Vec<Rule>> {
+    store
+        .read(|c| {
+            c.prepare_cached("SELECT id, action, program, args, any_args, network, builtin FROM exec_rules ORDER BY id")?
+                .query_map([], |r| {
+                    let action: String = r.get(1)?;
+                    let args: String = r.get(3)?;
+                    Ok(Rule {
+                        id: r.get(0)?,
+                        action: Action::parse(&action).unwrap_or(Action::Ask),
+                        program: r.get(2)?,
+                        args: serde_json::from_str(&args).unwrap_or_default(),
+                        any_args: r.get(4)?,
+                        network: r.get(5)?,
+                        builtin: r.get(6)?,
+                    })
+                })?
+                .collect()
+        })
+        .await
+}
+
+/// A rule to add. `program` is already resolved to an absolute path.
+pub(crate) struct AddRule {
+    pub action: Action,
+    pub program: String,
+    pub args: Vec<String>,
+    pub any_args: bool,
+    pub network: bool,
+    pub builtin: bool,
+}
+
+impl WriteOp for AddRule {
+    type Output = i64;
+    fn apply(&mut self, conn: &Connection, now: Millis) -> Result<i64> {
+        conn.query_row(
+            "INSERT INTO exec_rules (action, program, args, any_args, network, builtin, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            params![
+                self.action.as_str(),
+                self.program,
+                serde_json::to_string(&self.args).unwrap_or_else(|_| "[]".into()),
+                self.any_args,
+                self.network,
+                self.builtin,
+                now
+            ],
+            |r| r.get(0),
+        )
+        .map_err(db)
+    }
+}
+
+pub(crate) struct RemoveRule(pub i64);
+
+impl WriteOp for RemoveRule {
+    type Output = ();
+    fn apply(&mut self, conn: &Connection, _now: Millis) -> Result<()> {
+        match conn.execute("DELETE FROM exec_rules WHERE id = ?1", [self.0]).map_err(db)? {
+            0 => Err(Error::ExecInvalid(format!("there is no exec rule {}; see `gatehouse exec policy list`", self.0))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The defaults, added when the rule table is empty: read-only tools run, obviously dangerous
+/// programs never do, everything else is asked about. Names not installed are skipped.
+pub(crate) fn defaults() -> Vec<AddRule> {
+    let mut rules = Vec::new();
+    let mut add = |action: Action, names: &[&str], args: &[&str], any_args: bool| {
+        for name in names {
+            if let Ok(paths) = resolve(name, None) {
+                rules.push(AddRule {
+                    action,
+                    program: paths[0].to_string_lossy().into_owned(),
+                    args: args.iter().map(|a| a.to_string()).collect(),
+                    any_args,
+                    network: false,
+                    builtin: true,
+                });
+            }
+        }
+    };
+    add(Action::Deny, &["sudo", "su", "doas", "pkexec", "mkfs", "dd", "shutdown", "reboot", "poweroff", "halt"], &[], true);
+    add(
+        Action::Allow,
+        &[
+            "ls", "cat", "head", "tail", "wc", "echo", "pwd", "date", "uname", "whoami", "id", "true", "false", "grep",
+            "sort", "uniq", "cut", "tr", "diff", "stat", "file", "which", "basename", "dirname", "realpath",
+            "sha256sum", "md5sum", "du", "df",
+        ],
+        &[],
+        true,
+    );
+    add(Action::Allow, &["git"], &["/status|log|diff|show|branch|rev-parse/"], true);
+    for python in ["python3", "python"] {
+        add(Action::Allow, &[python], &["--version"], false);
+    }
+    rules
+}
+
+/// Add the defaults if there are no rules at all (first use).
+pub(crate) struct SeedDefaults;
+
+impl WriteOp for SeedDefaults {
+    type Output = usize;
+    fn apply(&mut self, conn: &Connection, now: Millis) -> Result<usize> {
+        let empty: bool = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM exec_rules)", [], |r| r.get(0)).map_err(db)?;
+        if !empty {
+            return Ok(0);
+        }
+        let mut rules = defaults();
+        for rule in &mut rules {
+            rule.apply(conn, now)?;
+        }
+        Ok(rules.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: i64, action: Action, program: &str, args: &[&str], any_args: bool) -> Rule {
+        Rule {
+            id,
+            action,
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            any_args,
+            network: false,
+            builtin: false,
+        }
+    }
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn deny_wins_then_allow_then_ask_and_patterns_match_whole_arguments() {
+        let git = [PathBuf::from("/usr/bin/git")];
+        let rules = vec![
+            rule(1, Action::Allow, "/usr/bin/git", &["/status|log/"], true),
+            rule(2, Action::Deny, "/usr/bin/git", &["push"], true),
+            rule(3, Action::Ask, "/usr/bin/git", &[], true),
+        ];
+        assert_eq!(decide(&rules, &git, &argv(&["log", "--oneline"])).action, Action::Allow);
+        assert_eq!(decide(&rules, &git, &argv(&["push", "origin"])).action, Action::Deny);
+        assert_eq!(decide(&rules, &git, &argv(&["logx"])).action, Action::Ask, "regex is anchored");
+        assert_eq!(decide(&rules, &git, &argv(&["commit"])).rule.unwrap().id, 3);
+        let other = [PathBuf::from("/tmp/git")];
+        let d = decide(&rules, &other, &argv(&["status"]));
+        assert_eq!((d.action, d.rule.is_none()), (Action::Ask, true), "a different file named git is not git");
+    }
+
+    #[test]
+    fn without_any_args_the_argument_count_must_match() {
+        let py = [PathBuf::from("/usr/bin/python3")];
+        let rules = vec![rule(1, Action::Allow, "/usr/bin/python3", &["--version"], false)];
+        assert_eq!(decide(&rules, &py, &argv(&["--version"])).action, Action::Allow);
+        assert_eq!(decide(&rules, &py, &argv(&["--version", "-c", "x"])).action, Action::Ask);
+        assert_eq!(decide(&rules, &py, &argv(&[])).action, Action::Ask);
+    }
+}
