@@ -286,10 +286,16 @@ pub(crate) async fn run_now(
     let network = decision.rule.as_ref().is_some_and(|r| r.action == policy::Action::Allow && r.network);
     let confinement = sandbox::Confinement::new(cwd, ctx.data_dir, network);
     let marker = format!("exec/{}/{:016x}", crate::pool::lease::process_tag(), fastrand::u64(..));
-    let command = match sandbox::command(spec, &paths[0], &confinement, &marker) {
+    let mut command = match sandbox::command(spec, &paths[0], &confinement, &marker) {
         Ok(c) => c,
         Err(e) => refuse!(e),
     };
+    // Held until the command is over; dropping it removes the cgroup.
+    let pids = sandbox::PidsLimit::create(&format!("{:016x}", fastrand::u64(..)));
+    match &pids {
+        Some(limit) => limit.apply(&mut command),
+        None => tracing::debug!("no cgroup for a process limit here; relying on the PID namespace and the timeout"),
+    }
 
     let cancel = tokio_util::sync::CancellationToken::new();
     let (sink, mut lines) = crate::pool::output::OutputSink::channel();
@@ -298,20 +304,22 @@ pub(crate) async fn run_now(
     tokio::pin!(supervised);
     let timer = tokio::time::sleep(request.timeout);
     tokio::pin!(timer);
-    let (mut bytes, mut timed_out) = (0u64, false);
-    let mut take = |item: crate::pool::output::Item, bytes: &mut u64| {
+    let (mut shown, mut timed_out) = (0u64, false);
+    let mut take = |item: crate::pool::output::Item, shown: &mut u64| {
         if let crate::pool::output::Item::Line(stream, text) = item {
             let size = text.len() as u64 + 1;
-            if *bytes + size <= OUTPUT_CAP {
+            if *shown + size <= OUTPUT_CAP {
                 on_line(stream, &text);
+                *shown += size;
+            } else {
+                *shown = OUTPUT_CAP;
             }
-            *bytes += size;
         }
     };
-    let outcome = loop {
+    let (outcome, bytes) = loop {
         tokio::select! {
             outcome = &mut supervised => break outcome,
-            Some(item) = lines.recv() => take(item, &mut bytes),
+            Some(item) = lines.recv() => take(item, &mut shown),
             _ = &mut timer, if !timed_out => {
                 timed_out = true;
                 cancel.cancel();
@@ -319,7 +327,7 @@ pub(crate) async fn run_now(
         }
     };
     while let Ok(item) = lines.try_recv() {
-        take(item, &mut bytes);
+        take(item, &mut shown);
     }
     let (exit_code, error) = match outcome {
         Outcome::Succeeded { exit_code } => (exit_code, None),
@@ -332,6 +340,7 @@ pub(crate) async fn run_now(
             )),
         ),
     };
+    drop(pids);
     let duration = started.elapsed();
     entry.exit_code = exit_code.map(i64::from);
     entry.duration_ms = Some(duration.as_millis() as i64);

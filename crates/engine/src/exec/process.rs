@@ -58,24 +58,23 @@ pub(crate) async fn run(spec: &ExecSpec, run: &JobRun, grace: Duration) -> Outco
         output: run.output().clone(),
         grace,
     };
-    supervise(launch, |pgid| run.spawned(pgid)).await
+    supervise(launch, |pgid| run.spawned(pgid)).await.0
 }
 
 /// Start `launch.command` in its own process group, pump its output, stop it when `cancel`
 /// fires, and clean up whatever it leaves. `spawned` is told the process group and answers
-/// whether to go on.
+/// whether to go on. Returns how it ended and how many bytes of output it wrote (all of
+/// them, including what was cut from long lines).
 pub(crate) async fn supervise<F: std::future::Future<Output = bool>>(
     launch: Launch<'_>,
     spawned: impl FnOnce(i32) -> F,
-) -> Outcome {
+) -> (Outcome, u64) {
     let Launch { mut command, program, marker, cancel, output, grace } = launch;
     let mut child = match spawn(&mut command) {
         Ok(child) => child,
         Err(e) => {
-            return Outcome::Failed {
-                exit_code: None,
-                error: JobError::new("job.spawn", format!("could not start `{program}`: {e}")),
-            }
+            let error = JobError::new("job.spawn", format!("could not start `{program}`: {e}"));
+            return (Outcome::Failed { exit_code: None, error }, 0);
         }
     };
     let pgid = child.id().map(|p| p as i32);
@@ -88,7 +87,7 @@ pub(crate) async fn supervise<F: std::future::Future<Output = bool>>(
     if !still_ours {
         let _ = terminate(&mut child, pgid, Duration::ZERO).await;
         kill_marked(marker);
-        return Outcome::Stopped { exit_code: None };
+        return (Outcome::Stopped { exit_code: None }, 0);
     }
     let read = Arc::new(AtomicUsize::new(0));
     let pumps = [
@@ -123,23 +122,23 @@ pub(crate) async fn supervise<F: std::future::Future<Output = bool>>(
         }
     }
 
+    let bytes = read.load(Ordering::Relaxed) as u64;
     let status = match status {
         Ok(status) => status,
         Err(e) => {
-            return Outcome::Failed {
-                exit_code: None,
-                error: JobError::new("job.spawn", format!("lost track of `{program}`: {e}")),
-            }
+            let error = JobError::new("job.spawn", format!("lost track of `{program}`: {e}"));
+            return (Outcome::Failed { exit_code: None, error }, bytes);
         }
     };
     let exit_code = status.code();
-    if stopped {
+    let outcome = if stopped {
         Outcome::Stopped { exit_code }
     } else if status.success() {
         Outcome::Succeeded { exit_code }
     } else {
         Outcome::Failed { exit_code, error: describe_failure(program, status) }
-    }
+    };
+    (outcome, bytes)
 }
 
 fn describe_failure(program: &str, status: ExitStatus) -> JobError {

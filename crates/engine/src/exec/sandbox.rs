@@ -152,6 +152,73 @@ pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement
     Ok(cmd)
 }
 
+/// Processes a command may have at once (a fork bomb stops here, not at the host's limit).
+pub const MAX_PROCESSES: u32 = 256;
+
+/// A cgroup that caps the number of processes of one command, where this process may create
+/// one (root with a `pids` controller, cgroup v2 or v1). Its processes join it between fork and
+/// exec; it is removed on drop. For an unprivileged user the PID namespace and the timeout are
+/// what remains (RLIMIT_NPROC would count all of the user's processes).
+pub(crate) struct PidsLimit {
+    dir: PathBuf,
+    procs: std::ffi::CString,
+}
+
+impl PidsLimit {
+    pub(crate) fn create(name: &str) -> Option<PidsLimit> {
+        let base = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            let root = Path::new("/sys/fs/cgroup");
+            let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).ok()?;
+            if !controllers.split_whitespace().any(|c| c == "pids") {
+                return None;
+            }
+            let base = root.join("gatehouse");
+            std::fs::create_dir_all(&base).ok()?;
+            let _ = std::fs::write(root.join("cgroup.subtree_control"), "+pids");
+            base
+        } else if Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
+            Path::new("/sys/fs/cgroup/pids/gatehouse").to_owned()
+        } else {
+            return None;
+        };
+        let dir = base.join(name);
+        std::fs::create_dir_all(&dir).ok()?;
+        std::fs::write(dir.join("pids.max"), MAX_PROCESSES.to_string()).ok()?;
+        let procs = std::ffi::CString::new(dir.join("cgroup.procs").to_string_lossy().as_bytes()).ok()?;
+        Some(PidsLimit { dir, procs })
+    }
+
+    /// Make the command join the cgroup when it starts.
+    pub(crate) fn apply(&self, cmd: &mut Command) {
+        let procs = self.procs.clone();
+        // SAFETY: only open/write/close between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                libc::close(fd);
+                if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+            });
+        }
+    }
+}
+
+impl Drop for PidsLimit {
+    fn drop(&mut self) {
+        // Anything still inside is a leftover of a finished command.
+        if let Ok(pids) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                // SAFETY: plain syscall on a pid that is in our cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

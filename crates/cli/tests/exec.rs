@@ -1,0 +1,86 @@
+//! `gatehouse exec` as a person and a script use it (real bubblewrap).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn gatehouse(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    cmd.arg("--data-dir").arg(dir).env_remove("GATEHOUSE_DATA_DIR").stdin(Stdio::null());
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    gatehouse(dir).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn python_version_runs_and_refusals_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["exec", "--", "python3", "--version"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("Python 3"));
+
+    let out = run(dir.path(), &["exec", "--", "sh", "-c", "echo hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("needs approval"), "{}", text(&out.stderr));
+
+    let deny = run(dir.path(), &["exec", "policy", "add", "deny", "uname"]);
+    let id = text(&deny.stdout).trim().to_owned();
+    let out = run(dir.path(), &["exec", "--", "uname"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("blocked by policy") && stderr.contains(&format!("rule {id}")), "{stderr}");
+
+    let audit: Value = serde_json::from_slice(&run(dir.path(), &["--json", "exec", "audit"]).stdout).unwrap();
+    let decisions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["decision"].as_str().unwrap()).collect();
+    assert_eq!(decisions, ["deny", "ask", "allow"]);
+    assert_eq!(audit[2]["exit_code"], 0);
+}
+
+#[test]
+fn secrets_and_loader_variables_in_our_environment_do_not_reach_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["exec", "policy", "add", "allow", "sh", "--any-args"]).status.success());
+    let out = gatehouse(dir.path())
+        .args(["exec", "--", "sh", "-c", "echo token=${OPENAI_API_KEY:-absent} preload=${LD_PRELOAD:-absent} lang=$LANG"])
+        .env("OPENAI_API_KEY", "sk-live-123")
+        .env("LD_PRELOAD", "")
+        .env("LANG", "C.UTF-8")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "token=absent preload=absent lang=C.UTF-8");
+}
+
+#[test]
+fn policy_and_workspaces_are_managed_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--json", "exec", "policy", "add", "allow", "git", "--arg", "/status|log/", "--any-args"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"].as_i64().unwrap();
+    let rules: Value = serde_json::from_slice(&run(dir.path(), &["--json", "exec", "policy", "list"]).stdout).unwrap();
+    let rule = rules.as_array().unwrap().iter().find(|r| r["id"] == id).unwrap().clone();
+    assert!(rule["program"].as_str().unwrap().starts_with('/'), "stored resolved: {rule}");
+    assert_eq!(rule["args"][0], "/status|log/");
+    assert!(run(dir.path(), &["exec", "policy", "remove", &id.to_string()]).status.success());
+    assert_eq!(run(dir.path(), &["exec", "policy", "remove", &id.to_string()]).status.code(), Some(2));
+    assert_eq!(run(dir.path(), &["exec", "policy", "add", "allow", "ls", "--arg", "/(/"]).status.code(), Some(2));
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["exec", "--cwd", elsewhere.path().to_str().unwrap(), "--", "ls"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("outside every workspace root"));
+    assert!(run(dir.path(), &["exec", "workspace", "add", elsewhere.path().to_str().unwrap()]).status.success());
+    std::fs::write(elsewhere.path().join("seen.txt"), "").unwrap();
+    let out = run(dir.path(), &["exec", "--cwd", elsewhere.path().to_str().unwrap(), "--", "ls"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "seen.txt");
+    let roots: Value = serde_json::from_slice(&run(dir.path(), &["--json", "exec", "workspace", "list"]).stdout).unwrap();
+    assert_eq!(roots.as_array().unwrap().len(), 2);
+}

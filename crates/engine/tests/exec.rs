@@ -1,0 +1,186 @@
+//! The exec tool with real bubblewrap: each way a command could reach past its sandbox is
+//! contained, audited and explained.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gatehouse_engine::exec::policy::Action;
+use gatehouse_engine::{Engine, EngineOptions, ExecRequest, ExecResult, ExecSpec, NoApprover, Requester, Stream};
+
+struct Ran {
+    result: gatehouse_engine::Result<ExecResult>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn engine(dir: &Path) -> Engine {
+    let engine = Engine::open(EngineOptions::new(dir)).await.unwrap();
+    // The tests drive commands through sh; the default policy asks about it.
+    engine.add_exec_rule(Action::Allow, "sh", vec![], true, false).await.unwrap();
+    engine
+}
+
+async fn run(engine: &Engine, cwd: Option<&Path>, timeout: Duration, program: &str, args: &[&str]) -> Ran {
+    let mut spec = ExecSpec::new(program, args.iter().copied());
+    spec.cwd = cwd.map(Path::to_owned);
+    run_spec(engine, spec, timeout).await
+}
+
+async fn run_spec(engine: &Engine, spec: ExecSpec, timeout: Duration) -> Ran {
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let mut on_line = |stream: Stream, text: &str| {
+        let out = if stream == Stream::Stdout { &mut stdout } else { &mut stderr };
+        out.push_str(text);
+        out.push('\n');
+    };
+    let request = ExecRequest { spec, timeout, requester: Requester::Model };
+    let result = engine.exec(request, &NoApprover, &mut on_line).await;
+    Ran { result, stdout, stderr }
+}
+
+fn sh(script: &str) -> [&str; 2] {
+    ["-c", script]
+}
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn writes_land_only_in_the_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("escaped");
+    let script = format!("echo in > inside.txt; echo out > {}; echo etc > /etc/gatehouse-escaped", target.display());
+    let ran = run(&engine, None, T, "sh", &sh(&script)).await;
+    let result = ran.result.unwrap();
+    assert_ne!(result.exit_code, Some(0));
+    assert!(ran.stderr.contains("Read-only file system"), "{}", ran.stderr);
+    assert!(dir.path().join("workspace/inside.txt").exists());
+    assert!(!target.exists() && !Path::new("/etc/gatehouse-escaped").exists());
+}
+
+#[tokio::test]
+async fn the_data_dir_is_hidden_and_a_workspace_symlink_cannot_lead_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    std::fs::write(dir.path().join("token"), "sk-hidden").unwrap();
+    let ran = run(&engine, None, T, "sh", &sh(&format!("cat {}/token; ls {}", dir.path().display(), dir.path().display()))).await;
+    ran.result.unwrap();
+    assert!(!ran.stdout.contains("sk-hidden") && !ran.stdout.contains("gatehouse.db"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("workspace"), "the workspace inside it stays visible: {}", ran.stdout);
+
+    let ws = dir.path().join("workspace");
+    std::os::unix::fs::symlink("/etc", ws.join("etc-link")).unwrap();
+    let ran = run(&engine, Some(&ws.join("etc-link")), T, "ls", &[]).await;
+    let err = ran.result.unwrap_err();
+    assert_eq!(err.code(), "exec.workspace");
+    assert!(err.to_string().contains("resolves to /etc"), "{err}");
+    std::os::unix::fs::symlink("/etc/hostname", ws.join("host-link")).unwrap();
+    let ran = run(&engine, None, T, "sh", &sh("echo x >> host-link")).await;
+    assert_ne!(ran.result.unwrap().exit_code, Some(0));
+}
+
+#[tokio::test]
+async fn the_network_is_reachable_only_when_a_rule_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connect = format!("import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3); print('connected')");
+    engine.add_exec_rule(Action::Allow, "python3", vec!["-c".into(), "/.*/".into()], false, false).await.unwrap();
+    let ran = run(&engine, None, T, "python3", &["-c", &connect]).await;
+    assert_ne!(ran.result.unwrap().exit_code, Some(0));
+    assert!(!ran.stdout.contains("connected"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = self::engine(dir.path()).await;
+    engine.add_exec_rule(Action::Allow, "python3", vec!["-c".into(), "/.*/".into()], false, true).await.unwrap();
+    let ran = run(&engine, None, T, "python3", &["-c", &connect]).await;
+    assert_eq!(ran.result.unwrap().exit_code, Some(0), "{}", ran.stderr);
+    assert!(ran.stdout.contains("connected"));
+}
+
+#[tokio::test]
+async fn loader_and_path_overrides_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    for var in ["LD_PRELOAD", "PATH"] {
+        let mut spec = ExecSpec::new("sh", ["-c", "true"]);
+        spec.env = vec![(var.into(), "/tmp/evil".into())];
+        let err = run_spec(&engine, spec, T).await.result.unwrap_err();
+        assert_eq!(err.code(), "exec.denied");
+        assert!(err.to_string().starts_with("blocked by policy") && err.to_string().contains(var), "{err}");
+    }
+    let audit = engine.exec_audit(10).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert!(audit.iter().all(|e| e.decision == "deny" && e.error_code.as_deref() == Some("exec.denied")));
+}
+
+#[tokio::test]
+async fn a_fork_bomb_a_term_ignoring_command_and_an_orphan_are_all_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let ran = run(&engine, None, Duration::from_secs(3), "sh", &sh("bomb() { bomb | bomb & }; bomb; sleep 60")).await;
+    let result = ran.result.unwrap();
+    // Either the process cap stopped it (its shell could not fork `sleep` any more) or the
+    // timeout did; either way nothing of it is left.
+    assert!(result.timed_out || result.exit_code != Some(0), "{result:?}");
+    assert!(result.timed_out || ran.stderr.contains("Cannot fork"), "{}", ran.stderr);
+    assert_eq!(left_running(b"bomb()"), 0, "fork bomb processes outlived the command");
+
+    // Ignores SIGTERM, and leaves a grandchild behind that would outlive it.
+    let ran = run(
+        &engine,
+        None,
+        Duration::from_millis(500),
+        "sh",
+        &sh("trap '' TERM; (sleep 600 &); echo started; sleep 600"),
+    )
+    .await;
+    let result = ran.result.unwrap();
+    assert!(result.timed_out && ran.stdout.contains("started"));
+    assert_eq!(left_running(b"sleep\x00600"), 0, "sandboxed processes outlived the command");
+}
+
+/// Live processes whose command line contains `part` and that carry a Gatehouse exec marker.
+fn left_running(part: &[u8]) -> usize {
+    let marker = b"GATEHOUSE_JOB=exec/";
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.windows(part.len()).any(|w| w == part)))
+        .filter(|e| std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z ")))
+        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
+        .filter(|env| env.windows(marker.len()).any(|w| w == marker))
+        .count()
+}
+
+#[tokio::test]
+async fn a_gigabyte_of_output_is_cut_at_the_cap_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let ran = run(&engine, None, Duration::from_secs(120), "sh", &sh("head -c 1000000000 /dev/zero | tr '\\0' 'x' | fold -w 1000")).await;
+    let result = ran.result.unwrap();
+    assert_eq!(result.exit_code, Some(0));
+    assert!(result.truncated);
+    assert!(result.output_bytes >= 1_000_000_000, "{}", result.output_bytes);
+    assert!(ran.stdout.len() as u64 <= gatehouse_engine::exec::OUTPUT_CAP);
+    let audit = &engine.exec_audit(1).await.unwrap()[0];
+    assert!(audit.truncated && audit.output_bytes.unwrap() >= 1_000_000_000);
+}
+
+#[tokio::test]
+async fn asking_with_no_one_to_answer_refuses_and_default_rules_allow_read_only_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    // The default policy asks about sh; nobody is here.
+    let ran = run(&engine, None, T, "sh", &sh("true")).await;
+    let err = ran.result.unwrap_err();
+    assert_eq!(err.code(), "exec.needs_approval");
+    let entry = &engine.exec_audit(1).await.unwrap()[0];
+    assert_eq!((entry.decision.as_str(), entry.approval.as_deref()), ("ask", Some("unavailable")));
+    // And a default allow rule runs at once.
+    let ran = run(&engine, None, T, "python3", &["--version"]).await;
+    assert_eq!(ran.result.unwrap().exit_code, Some(0));
+    assert!(ran.stdout.starts_with("Python 3"), "{}", ran.stdout);
+}
