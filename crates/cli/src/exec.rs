@@ -82,12 +82,15 @@ impl Approver for Terminal {
         let (command, reason) = (command.to_owned(), reason.to_owned());
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                eprint!("run `{command}`? ({reason}) [y/N] ");
+                eprint!("run `{command}`? ({reason})\n  y = once, t = this command for 10 minutes, N = no: ");
                 let _ = std::io::stderr().flush();
                 let mut answer = String::new();
                 match std::io::stdin().lock().read_line(&mut answer) {
-                    Ok(_) if matches!(answer.trim(), "y" | "Y" | "yes") => Approval::Once,
-                    Ok(_) => Approval::Denied,
+                    Ok(_) => match answer.trim() {
+                        "y" | "Y" | "yes" => Approval::Once,
+                        "t" | "T" => Approval::For(Duration::from_secs(600)),
+                        _ => Approval::Denied,
+                    },
                     Err(_) => Approval::Unavailable,
                 }
             })

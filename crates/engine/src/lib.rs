@@ -97,6 +97,7 @@ pub(crate) struct Shared {
     pub(crate) running: pool::Running,
     pub(crate) rng: Mutex<fastrand::Rng>,
     pub(crate) kill_grace: Duration,
+    pub(crate) approvals: Arc<exec::approval::Pending>,
 }
 
 impl Shared {
@@ -148,13 +149,14 @@ impl Engine {
         Ok(Engine {
             shared: Arc::new(Shared {
                 store,
-                clock: options.clock,
+                clock: options.clock.clone(),
                 events: broadcast::channel(EVENT_BUFFER).0,
                 kinds,
                 wake: Notify::new(),
                 running: Default::default(),
                 rng: Mutex::new(rng),
                 kill_grace: options.kill_grace,
+                approvals: exec::approval::Pending::new(options.clock.clone()),
             }),
         })
     }
@@ -312,12 +314,38 @@ impl Engine {
         approver: &dyn Approver,
         on_line: &mut (dyn FnMut(Stream, &str) + Send),
     ) -> Result<ExecResult> {
-        let ctx = exec::Context { store: &self.shared.store, data_dir: self.data_dir(), kill_grace: self.shared.kill_grace };
+        let ctx = exec::Context {
+            store: &self.shared.store,
+            data_dir: self.data_dir(),
+            kill_grace: self.shared.kill_grace,
+            now: self.shared.clock.now(),
+        };
         exec::run_now(ctx, request, approver, on_line).await
     }
 
+    /// The rules in force now.
+    /// An approver that asks through [`Engine::approval_requests`] and waits up to `wait` for
+    /// [`Engine::answer_approval`] (the desktop's approval dialog, say).
+    pub fn approver(&self, wait: Duration) -> impl Approver {
+        exec::approval::EventApprover { pending: self.shared.approvals.clone(), wait }
+    }
+
+    /// Commands waiting for a person, as they come.
+    pub fn approval_requests(&self) -> broadcast::Receiver<exec::approval::ApprovalRequest> {
+        self.shared.approvals.subscribe()
+    }
+
+    /// Commands waiting for a person now.
+    pub fn pending_approvals(&self) -> Vec<exec::approval::ApprovalRequest> {
+        self.shared.approvals.list()
+    }
+
+    pub fn answer_approval(&self, id: u64, answer: Approval) -> Result<()> {
+        self.shared.approvals.answer(id, answer)
+    }
+
     pub async fn exec_rules(&self) -> Result<Vec<exec::policy::Rule>> {
-        exec::policy::rules(&self.shared.store).await
+        exec::policy::rules(&self.shared.store, self.shared.clock.now()).await
     }
 
     /// Add a policy rule for `program` (a name on PATH or a path; stored resolved). Returns
@@ -335,7 +363,7 @@ impl Engine {
             return Err(Error::ExecInvalid("--network only makes sense on an allow rule".into()));
         }
         let program = exec::policy::resolve(program, None)?.remove(0).to_string_lossy().into_owned();
-        let rule = exec::policy::AddRule { action, program, args, any_args, network, builtin: false };
+        let rule = exec::policy::AddRule { action, program, args, any_args, network, builtin: false, lasts_ms: None };
         self.shared.store.writer.apply(rule).await
     }
 

@@ -184,3 +184,51 @@ async fn asking_with_no_one_to_answer_refuses_and_default_rules_allow_read_only_
     assert_eq!(ran.result.unwrap().exit_code, Some(0));
     assert!(ran.stdout.starts_with("Python 3"), "{}", ran.stdout);
 }
+
+#[tokio::test]
+async fn a_pending_approval_is_answered_for_a_while_and_the_grant_expires() {
+    use gatehouse_engine::{Approval, ManualClock};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new());
+    let mut options = EngineOptions::new(dir.path());
+    options.clock = clock.clone();
+    let engine = Engine::open(options).await.unwrap();
+    let mut requests = engine.approval_requests();
+
+    // Someone elsewhere (the desktop's dialog) answers: this command, for ten minutes.
+    let asker = engine.clone();
+    let waiting = tokio::spawn(async move {
+        let mut out = String::new();
+        let mut on_line = |_: Stream, t: &str| out.push_str(t);
+        let spec = ExecSpec::new("sh", ["-c", "echo approved"]);
+        let request = ExecRequest { spec, timeout: T, requester: Requester::Model };
+        let result = asker.exec(request, &asker.approver(Duration::from_secs(30)), &mut on_line).await;
+        (result, out)
+    });
+    let request = requests.recv().await.unwrap();
+    assert_eq!(request.command, "sh -c 'echo approved'");
+    assert_eq!(engine.pending_approvals().len(), 1);
+    engine.answer_approval(request.id, Approval::For(Duration::from_secs(600))).unwrap();
+    let (result, out) = waiting.await.unwrap();
+    assert_eq!((result.unwrap().exit_code, out.as_str()), (Some(0), "approved"));
+    assert!(engine.answer_approval(request.id, Approval::Once).is_err(), "answered only once");
+
+    // The same command now runs with nobody asked; another one still needs a person.
+    let again = run(&engine, None, T, "sh", &sh("echo approved")).await;
+    assert_eq!(again.result.unwrap().exit_code, Some(0));
+    let other = run(&engine, None, T, "sh", &sh("echo something else")).await;
+    assert_eq!(other.result.unwrap_err().code(), "exec.needs_approval");
+    // Until the grant ends.
+    clock.advance(Duration::from_secs(601));
+    let later = run(&engine, None, T, "sh", &sh("echo approved")).await;
+    assert_eq!(later.result.unwrap_err().code(), "exec.needs_approval");
+
+    // Nobody answers: the request expires, and that is a no.
+    let mut on_line = |_: Stream, _: &str| {};
+    let request = ExecRequest { spec: ExecSpec::new("sh", ["-c", "true"]), timeout: T, requester: Requester::Model };
+    let err = engine.exec(request, &engine.approver(Duration::from_millis(100)), &mut on_line).await.unwrap_err();
+    assert!(err.to_string().contains("nobody answered in time"), "{err}");
+    assert!(engine.pending_approvals().is_empty());
+    assert_eq!(engine.exec_audit(1).await.unwrap()[0].approval.as_deref(), Some("expired"));
+}

@@ -8,6 +8,7 @@
 //! `exec` jobs still run as plain child processes in their own process group ([`process`]);
 //! moving them onto the same path is the next step.
 
+pub mod approval;
 pub mod audit;
 pub mod policy;
 pub(crate) mod process;
@@ -161,9 +162,14 @@ pub trait Approver: Send + Sync {
 pub enum Approval {
     /// Run it, this once.
     Once,
+    /// Run it, and the same command (same program, same arguments) without asking for this
+    /// long: a timed grant, an allow rule that expires.
+    For(Duration),
     Denied,
     /// No one can answer (no terminal, nobody watching).
     Unavailable,
+    /// Nobody answered in time.
+    Expired,
 }
 
 /// Nobody can approve anything: `ask` becomes a refusal.
@@ -197,6 +203,7 @@ pub(crate) struct Context<'a> {
     pub store: &'a crate::store::Store,
     pub data_dir: &'a Path,
     pub kill_grace: Duration,
+    pub now: crate::clock::Millis,
 }
 
 /// Run a command through policy, approval, sandbox and limits, and audit it. Lines of output
@@ -260,7 +267,7 @@ pub(crate) async fn run_now(
     };
     entry.program = paths[0].to_string_lossy().into_owned();
 
-    let rules = policy::rules(ctx.store).await?;
+    let rules = policy::rules(ctx.store, ctx.now).await?;
     let decision = policy::decide(&rules, &paths, &spec.args);
     entry.decision = decision.action.as_str().into();
     entry.rule_id = decision.rule.as_ref().map(|r| r.id);
@@ -269,6 +276,19 @@ pub(crate) async fn run_now(
         policy::Action::Deny => refuse!(Error::ExecDenied(decision.reason.clone())),
         policy::Action::Ask => match approver.approve(&spec.display(), &decision.reason).await {
             Approval::Once => entry.approval = Some("once".into()),
+            Approval::For(lasts) => {
+                let grant = policy::AddRule {
+                    action: policy::Action::Allow,
+                    program: entry.program.clone(),
+                    args: spec.args.iter().map(|a| policy::exact(a)).collect(),
+                    any_args: false,
+                    network: false,
+                    builtin: false,
+                    lasts_ms: Some(lasts.as_millis() as i64),
+                };
+                let id = writer.apply(grant).await?;
+                entry.approval = Some(format!("for {} s (rule {id})", lasts.as_secs()));
+            }
             Approval::Denied => {
                 entry.approval = Some("denied".into());
                 refuse!(Error::ExecDenied(format!("you declined it ({})", decision.reason)));
@@ -276,6 +296,10 @@ pub(crate) async fn run_now(
             Approval::Unavailable => {
                 entry.approval = Some("unavailable".into());
                 refuse!(Error::ExecNeedsApproval(decision.reason.clone()));
+            }
+            Approval::Expired => {
+                entry.approval = Some("expired".into());
+                refuse!(Error::ExecNeedsApproval(format!("{}; nobody answered in time", decision.reason)));
             }
         },
         policy::Action::Allow => {}

@@ -52,6 +52,16 @@ pub struct Rule {
     pub any_args: bool,
     pub network: bool,
     pub builtin: bool,
+    /// A timed grant ends then.
+    #[serde(serialize_with = "opt_time")]
+    pub expires_at: Option<Millis>,
+}
+
+fn opt_time<S: serde::Serializer>(t: &Option<Millis>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&crate::clock::rfc3339(*t)),
+        None => s.serialize_none(),
+    }
 }
 
 impl Rule {
@@ -68,6 +78,9 @@ impl Rule {
         if self.network {
             s.push_str(" (network)");
         }
+        if let Some(t) = self.expires_at {
+            s.push_str(&format!(" (until {})", crate::clock::rfc3339(t)));
+        }
         s
     }
 
@@ -79,6 +92,15 @@ impl Rule {
             return false;
         }
         self.args.iter().zip(args).all(|(pattern, arg)| arg_matches(pattern, arg))
+    }
+}
+
+/// The pattern that matches exactly `arg` (a fixed string, unless it looks like `/…/`).
+pub(crate) fn exact(arg: &str) -> String {
+    if regex_of(arg).is_some() {
+        format!("/{}/", regex::escape(arg))
+    } else {
+        arg.to_owned()
     }
 }
 
@@ -147,11 +169,15 @@ pub fn decide(rules: &[Rule], program: &[PathBuf], args: &[String]) -> Decision 
     Decision { action: Action::Ask, rule: None, reason: "no rule covers this command".into() }
 }
 
-pub(crate) async fn rules(store: &Store) -> Result<Vec<Rule>> {
+/// The rules in force at `now` (timed grants that ended are left out).
+pub(crate) async fn rules(store: &Store, now: Millis) -> Result<Vec<Rule>> {
     store
-        .read(|c| {
-            c.prepare_cached("SELECT id, action, program, args, any_args, network, builtin FROM exec_rules ORDER BY id")?
-                .query_map([], |r| {
+        .read(move |c| {
+            c.prepare_cached(
+                "SELECT id, action, program, args, any_args, network, builtin, expires_at FROM exec_rules
+                 WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY id",
+            )?
+                .query_map([now], |r| {
                     let action: String = r.get(1)?;
                     let args: String = r.get(3)?;
                     Ok(Rule {
@@ -162,6 +188,7 @@ pub(crate) async fn rules(store: &Store) -> Result<Vec<Rule>> {
                         any_args: r.get(4)?,
                         network: r.get(5)?,
                         builtin: r.get(6)?,
+                        expires_at: r.get(7)?,
                     })
                 })?
                 .collect()
@@ -177,14 +204,16 @@ pub(crate) struct AddRule {
     pub any_args: bool,
     pub network: bool,
     pub builtin: bool,
+    /// For a timed grant: how long from now it lasts.
+    pub lasts_ms: Option<i64>,
 }
 
 impl WriteOp for AddRule {
     type Output = i64;
     fn apply(&mut self, conn: &Connection, now: Millis) -> Result<i64> {
         conn.query_row(
-            "INSERT INTO exec_rules (action, program, args, any_args, network, builtin, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            "INSERT INTO exec_rules (action, program, args, any_args, network, builtin, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
             params![
                 self.action.as_str(),
                 self.program,
@@ -192,7 +221,8 @@ impl WriteOp for AddRule {
                 self.any_args,
                 self.network,
                 self.builtin,
-                now
+                now,
+                self.lasts_ms.map(|ms| now + ms)
             ],
             |r| r.get(0),
         )
@@ -226,6 +256,7 @@ pub(crate) fn defaults() -> Vec<AddRule> {
                     any_args,
                     network: false,
                     builtin: true,
+                    lasts_ms: None,
                 });
             }
         }
@@ -279,6 +310,7 @@ mod tests {
             any_args,
             network: false,
             builtin: false,
+            expires_at: None,
         }
     }
 

@@ -20,7 +20,7 @@ use super::ExecSpec;
 use crate::error::JobError;
 use crate::pool::job::Stream;
 use crate::pool::kind::{JobRun, Outcome};
-use crate::pool::lease::{kill_marked, MARKER_ENV};
+use crate::pool::lease::{sweep, MARKER_ENV};
 use crate::pool::output::OutputSink;
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +86,7 @@ pub(crate) async fn supervise<F: std::future::Future<Output = bool>>(
     };
     if !still_ours {
         let _ = terminate(&mut child, pgid, Duration::ZERO).await;
-        kill_marked(marker);
+        sweep(marker).await;
         return (Outcome::Stopped { exit_code: None }, 0);
     }
     let read = Arc::new(AtomicUsize::new(0));
@@ -104,7 +104,7 @@ pub(crate) async fn supervise<F: std::future::Future<Output = bool>>(
             terminate(&mut child, pgid, grace).await
         }
     };
-    kill_marked(marker);
+    sweep(marker).await;
     let drain_until = tokio::time::Instant::now() + DRAIN_MAX;
     for mut pump in pumps.into_iter().flatten() {
         loop {

@@ -79,6 +79,39 @@ pub(crate) fn process_alive(pid: i32, start: Option<u64>) -> bool {
     }
 }
 
+/// [`kill_marked`] until a pass finds nothing: a process caught in the middle of `execve`
+/// shows an empty environment for a moment, so one pass can miss it. Sync, for threads that
+/// may block (the writer); [`sweep`] is the async form.
+pub(crate) fn sweep_blocking(marker: &str) -> usize {
+    let mut total = 0;
+    for pass in 0..SWEEP_PASSES {
+        let n = kill_marked(marker);
+        total += n;
+        if n == 0 && pass > 0 {
+            break;
+        }
+        std::thread::sleep(SWEEP_PAUSE);
+    }
+    total
+}
+
+/// See [`sweep_blocking`].
+pub(crate) async fn sweep(marker: &str) -> usize {
+    let mut total = 0;
+    for pass in 0..SWEEP_PASSES {
+        let n = kill_marked(marker);
+        total += n;
+        if n == 0 && pass > 0 {
+            break;
+        }
+        tokio::time::sleep(SWEEP_PAUSE).await;
+    }
+    total
+}
+
+const SWEEP_PASSES: usize = 5;
+const SWEEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(15);
+
 /// SIGKILL every process whose environment carries `marker` — in the attempt's process group
 /// or not (a descendant may have called `setsid`). The marker is unique to the attempt, so a
 /// reused pid or group id is never mistaken for it. Returns how many were signalled.

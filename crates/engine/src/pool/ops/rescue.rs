@@ -72,7 +72,7 @@ impl WriteOp for Rescue {
             // Unknown owners (a pool row deleted by hand, say) are treated as remote: their
             // processes cannot be found safely.
             let local = dead.iter().any(|(o, local)| *o == owner && *local);
-            let killed = if local { lease::kill_marked(&lease::marker(&owner, id, attempts)) } else { 0 };
+            let killed = if local { lease::sweep_blocking(&lease::marker(&owner, id, attempts)) } else { 0 };
             let (state, code, message) = if cancel_requested {
                 (JobState::Canceled, "job.canceled", "canceled by request")
             } else if attempts < max_attempts {
