@@ -61,3 +61,20 @@ impl Clock for ManualClock {
         self.now.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// Serde helpers: timestamps serialize as RFC 3339 strings in every front-end contract.
+pub(crate) mod serde_rfc3339 {
+    use super::{rfc3339, Millis};
+    use serde::Serializer;
+
+    pub(crate) fn time<S: Serializer>(t: &Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(*t))
+    }
+
+    pub(crate) fn opt_time<S: Serializer>(t: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&rfc3339(*t)),
+            None => s.serialize_none(),
+        }
+    }
+}

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rusqlite::{params, OptionalExtension};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{rfc3339, Millis};
+use crate::clock::Millis;
 use crate::error::{Error, JobError, Result};
 use crate::gateway::{ChatEvent, ChatRequest, Gateway};
 use crate::store::{Store, Writer};
@@ -62,9 +62,6 @@ impl MessageState {
     }
 }
 
-fn time<S: Serializer>(t: &Millis, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*t))
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Conversation {
@@ -73,9 +70,9 @@ pub struct Conversation {
     pub gateway: Option<String>,
     pub model: Option<String>,
     pub messages: i64,
-    #[serde(serialize_with = "time")]
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     pub created_at: Millis,
-    #[serde(serialize_with = "time")]
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     pub updated_at: Millis,
 }
 
@@ -86,7 +83,7 @@ pub struct Message {
     pub text: String,
     pub state: MessageState,
     pub error: Option<JobError>,
-    #[serde(serialize_with = "time")]
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     pub created_at: Millis,
 }
 

@@ -2,9 +2,9 @@
 //! ended.
 
 use rusqlite::{params, Connection};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-use crate::clock::{rfc3339, Millis};
+use crate::clock::Millis;
 use crate::error::Result;
 use crate::store::writer::{db, WriteOp};
 use crate::store::Store;
@@ -12,7 +12,7 @@ use crate::store::Store;
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
-    #[serde(serialize_with = "time")]
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     pub at: Millis,
     pub requester: String,
     pub program: String,
@@ -30,9 +30,6 @@ pub struct AuditEntry {
     pub error_code: Option<String>,
 }
 
-fn time<S: Serializer>(t: &Millis, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*t))
-}
 
 pub(crate) struct Record(pub AuditEntry);
 

@@ -53,16 +53,10 @@ pub struct Rule {
     pub network: bool,
     pub builtin: bool,
     /// A timed grant ends then.
-    #[serde(serialize_with = "opt_time")]
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
     pub expires_at: Option<Millis>,
 }
 
-fn opt_time<S: serde::Serializer>(t: &Option<Millis>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&crate::clock::rfc3339(*t)),
-        None => s.serialize_none(),
-    }
-}
 
 impl Rule {
     /// How a person would write it: `allow /usr/bin/git status /log|diff/ …`.

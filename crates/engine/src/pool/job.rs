@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-use crate::clock::{rfc3339, Millis};
+use crate::clock::Millis;
 use crate::error::JobError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -79,11 +79,11 @@ pub struct Job {
     pub priority: i64,
     pub attempts: i64,
     pub max_attempts: i64,
-    #[serde(serialize_with = "time")]
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     pub created_at: Millis,
-    #[serde(serialize_with = "opt_time")]
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
     pub started_at: Option<Millis>,
-    #[serde(serialize_with = "opt_time")]
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
     pub finished_at: Option<Millis>,
     pub exit_code: Option<i64>,
     pub error: Option<JobError>,
@@ -105,16 +105,7 @@ pub struct Job {
     pub output_dropped_bytes: i64,
 }
 
-fn time<S: Serializer>(t: &Millis, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*t))
-}
 
-fn opt_time<S: Serializer>(t: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&rfc3339(*t)),
-        None => s.serialize_none(),
-    }
-}
 
 /// The columns [`Job`] is read from; every query that returns jobs selects these.
 pub(crate) const JOB_COLUMNS: &str = "id, kind, spec, state, priority, attempts, max_attempts, \
@@ -177,7 +168,7 @@ pub struct OutputLine {
     pub seq: i64,
     pub attempt: i64,
     pub stream: Stream,
-    #[serde(serialize_with = "time")]
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     pub at: Millis,
     pub text: String,
 }
