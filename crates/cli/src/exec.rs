@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use gatehouse_engine::exec::policy::Action;
-use gatehouse_engine::{Approval, Approver, Engine, ExecRequest, ExecSpec, NoApprover, Requester, Stream};
+use gatehouse_engine::{Approval, Approver, Engine, ExecRequest, ExecSpec, Requester, Stream};
 
 use crate::{print_json, show, Failure, Outcome};
 
@@ -74,29 +74,38 @@ fn parse_action(s: &str) -> Result<Action, String> {
     Action::parse(s).ok_or_else(|| format!("`{s}` is not allow, ask or deny"))
 }
 
+/// Ask on the terminal (stdin must be one; else nobody can approve). `timed` offers a grant
+/// for 10 minutes besides "once".
+pub async fn ask_on_terminal(command: &str, reason: &str, timed: bool) -> Approval {
+    if !std::io::stdin().is_terminal() {
+        return Approval::Unavailable;
+    }
+    let (command, reason) = (command.to_owned(), reason.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let choices = if timed { "y = once, t = this command for 10 minutes, N = no" } else { "y = yes, N = no" };
+        eprint!("run `{command}`? ({reason})\n  {choices}: ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        match std::io::stdin().lock().read_line(&mut answer) {
+            Ok(_) => match answer.trim() {
+                "y" | "Y" | "yes" => Approval::Once,
+                "t" | "T" if timed => Approval::For(Duration::from_secs(600)),
+                _ => Approval::Denied,
+            },
+            Err(_) => Approval::Unavailable,
+        }
+    })
+    .await
+    .unwrap_or(Approval::Unavailable)
+}
+
 /// Asks on the terminal; without one, nobody can approve.
 struct Terminal;
 
 impl Approver for Terminal {
     fn approve(&self, command: &str, reason: &str) -> gatehouse_engine::pool::kind::BoxFuture<Approval> {
         let (command, reason) = (command.to_owned(), reason.to_owned());
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                eprint!("run `{command}`? ({reason})\n  y = once, t = this command for 10 minutes, N = no: ");
-                let _ = std::io::stderr().flush();
-                let mut answer = String::new();
-                match std::io::stdin().lock().read_line(&mut answer) {
-                    Ok(_) => match answer.trim() {
-                        "y" | "Y" | "yes" => Approval::Once,
-                        "t" | "T" => Approval::For(Duration::from_secs(600)),
-                        _ => Approval::Denied,
-                    },
-                    Err(_) => Approval::Unavailable,
-                }
-            })
-            .await
-            .unwrap_or(Approval::Unavailable)
-        })
+        Box::pin(async move { ask_on_terminal(&command, &reason, true).await })
     }
 }
 
@@ -116,8 +125,8 @@ pub async fn run(engine: &Engine, args: ExecArgs, json: bool) -> Outcome {
     };
     let mut spec = ExecSpec::new(program, rest);
     spec.cwd = cwd;
-    let request = ExecRequest { spec, timeout: args.timeout, requester: Requester::Person };
-    let approver: &dyn Approver = if std::io::stdin().is_terminal() { &Terminal } else { &NoApprover };
+    let request = ExecRequest { spec, timeout: Some(args.timeout), requester: Requester::Person };
+    let approver: &dyn Approver = &Terminal;
     let mut on_line = |stream: Stream, text: &str| {
         if json {
             return;

@@ -67,7 +67,7 @@ pub enum Submit {
         /// Attempts in all, counting the first (retries back off exponentially)
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
         max_attempts: u32,
-        /// Working directory [default: the current directory]
+        /// Working directory; must be inside a workspace root [default: the data dir's workspace/]
         #[arg(long, value_name = "DIR")]
         cwd: Option<PathBuf>,
         /// Extra environment variable for the command (repeatable)
@@ -121,14 +121,29 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
     match cmd {
         Command::Submit(Submit::Exec { priority, timeout, max_attempts, cwd, env, command }) => {
             let cwd = match cwd {
-                Some(dir) => std::path::absolute(&dir)
-                    .map_err(|e| Failure::new("job.invalid", format!("bad working directory {}: {e}", dir.display()), 2))?,
-                None => std::env::current_dir()
-                    .map_err(|e| Failure::new("job.invalid", format!("the current directory is not usable: {e}"), 2))?,
+                Some(dir) => Some(
+                    std::path::absolute(&dir)
+                        .map_err(|e| Failure::new("job.invalid", format!("bad working directory {}: {e}", dir.display()), 2))?,
+                ),
+                None => None,
             };
             let mut spec = ExecSpec::new(&command[0], &command[1..]);
-            spec.cwd = Some(cwd);
+            spec.cwd = cwd;
             spec.env = env;
+            // The job will run where nobody can approve it: ask now, while a person is here.
+            let decision = engine.check_exec(&spec).await?;
+            if decision.action == gatehouse_engine::exec::policy::Action::Ask {
+                use gatehouse_engine::Approval;
+                match crate::exec::ask_on_terminal(&spec.display(), &decision.reason, false).await {
+                    Approval::Once | Approval::For(_) => spec.approved = true,
+                    Approval::Denied => {
+                        return Err(gatehouse_engine::Error::ExecDenied(format!("you declined it ({})", decision.reason)).into())
+                    }
+                    Approval::Unavailable | Approval::Expired => {
+                        return Err(gatehouse_engine::Error::ExecNeedsApproval(decision.reason).into())
+                    }
+                }
+            }
             let spec = serde_json::to_value(spec).map_err(|e| Failure::new("job.invalid", e.to_string(), 2))?;
             let job = NewJob { kind: "exec".into(), spec, priority, max_attempts, timeout };
             let id = engine.submit(job).await?;

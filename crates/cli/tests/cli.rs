@@ -2,7 +2,7 @@
 //! real signals. Waits poll the CLI's own output for a condition, with a deadline that only
 //! matters when something is broken.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,11 +58,25 @@ fn wait_state(dir: &Path, id: i64, state: &str) -> Value {
     eventually(&format!("job {id} to be {state}"), || Some(job(dir, id)).filter(|j| j["state"] == state))
 }
 
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'),
-        Err(_) => false,
+
+/// Let jobs run `sh` and write in `work` (the default policy asks about sh, and commands
+/// can only write in a workspace).
+fn allow_scripts(dir: &Path, work: Option<&Path>) {
+    assert!(run(dir, &["exec", "policy", "add", "allow", "sh", "--any-args"]).status.success());
+    if let Some(work) = work {
+        assert!(run(dir, &["exec", "workspace", "add", work.to_str().unwrap()]).status.success());
     }
+}
+
+/// Live processes (not zombies) whose environment contains `needle`.
+fn alive_with_env(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z ")))
+        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
+        .filter(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+        .count()
 }
 
 /// A `gatehouse worker` that is killed if the test ends early.
@@ -148,7 +162,7 @@ fn failures_are_one_sentence_with_the_right_exit_code() {
         (&["jobs", "show", "99"], 2, "there is no job 99"),
         (&["jobs", "cancel", "99"], 2, "there is no job 99"),
         (&["jobs", "submit", "exec", "--", "no-such-program-gh"], 2, "was not found"),
-        (&["jobs", "submit", "exec", "--cwd", "/no/such/dir", "--", "true"], 2, "does not exist"),
+        (&["jobs", "submit", "exec", "--cwd", "/no/such/dir", "--", "true"], 2, "cannot be used"),
         (&["jobs", "list", "--state", "done"], 2, "unknown state"),
     ];
     for (args, code, says) in cases {
@@ -182,6 +196,7 @@ fn failures_are_one_sentence_with_the_right_exit_code() {
 #[test]
 fn wait_and_logs_report_what_the_job_did() {
     let dir = tempfile::tempdir().unwrap();
+    allow_scripts(dir.path(), None);
     let _worker = Worker::start(dir.path(), 2);
     let ok = submit(dir.path(), &[], &["sh", "-c", "echo first; sleep 0.3; echo second >&2; echo third"]);
     let bad = submit(dir.path(), &[], &["sh", "-c", "exit 7"]);
@@ -217,36 +232,32 @@ fn job_attempts(dir: &Path, id: i64) -> i64 {
     job(dir, id)["attempts"].as_i64().unwrap()
 }
 
-/// Reads "<shell pid> <grandchild pid>" that the job wrote, once it exists.
-fn pids_in(path: &PathBuf) -> Vec<i32> {
-    eventually("the job to write its pids", || {
-        let text = std::fs::read_to_string(path).ok()?;
-        text.ends_with('\n').then(|| text.split_whitespace().map(|p| p.parse().unwrap()).collect())
-    })
-}
-
 #[test]
 fn a_worker_killed_mid_job_loses_nothing_and_leaves_no_process_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let script = |name: &str| format!("sleep 600 & echo $$ $! > {}/{name}.$(date +%s%N); wait", work.path().display());
+    allow_scripts(dir.path(), None);
+    // Each job's processes carry a tag of their own, so the test can find them.
+    let tag = |name: &str| format!("GH_TEST_TAG={name}-{}", std::process::id());
+    let (again_tag, once_tag) = (tag("again"), tag("once"));
+    let script = "sleep 600 & echo started; wait";
     let worker = Worker::start(dir.path(), 3);
-    let again = submit(dir.path(), &["--max-attempts", "2"], &["sh", "-c", &script("again")]);
-    let once = submit(dir.path(), &[], &["sh", "-c", &script("once")]);
-    wait_state(dir.path(), again, "running");
-    wait_state(dir.path(), once, "running");
-    let pid_files = eventually("both jobs to start their processes", || {
-        let files: Vec<PathBuf> = std::fs::read_dir(work.path()).ok()?.map(|e| e.unwrap().path()).collect();
-        (files.len() == 2).then_some(files)
-    });
-    let first_run: Vec<i32> = pid_files.iter().flat_map(pids_in).collect();
-    assert!(first_run.iter().all(|p| alive(*p)));
+    let again = submit(dir.path(), &["--max-attempts", "2", "--env", &again_tag], &["sh", "-c", script]);
+    let once = submit(dir.path(), &["--env", &once_tag], &["sh", "-c", script]);
+    for id in [again, once] {
+        eventually("the job to start its processes", || {
+            let logs = run(dir.path(), &["jobs", "logs", &id.to_string()]);
+            String::from_utf8_lossy(&logs.stdout).contains("started").then_some(())
+        });
+    }
+    assert!(alive_with_env(&again_tag) >= 2 && alive_with_env(&once_tag) >= 2);
 
     worker.signal(libc::SIGKILL);
     worker.wait();
-    // The pool's direct children die with it (parent-death signal).
-    let shells = [first_run[0], first_run[2]];
-    eventually("the job shells to die with the pool", || shells.iter().all(|p| !alive(*p)).then_some(()));
+    // The sandbox dies with the pool (its bubblewrap has a parent-death signal, and the
+    // kernel ends a PID namespace with its init).
+    eventually("the jobs' processes to die with the pool", || {
+        (alive_with_env(&once_tag) == 0 && alive_with_env(&again_tag) == 0).then_some(())
+    });
 
     // Nothing is "running" for ever: a new pool rescues both at once.
     let worker = Worker::start(dir.path(), 3);
@@ -257,11 +268,8 @@ fn a_worker_killed_mid_job_loses_nothing_and_leaves_no_process_behind() {
         (j["state"] == "running" && j["attempts"] == 2).then_some(j)
     });
     assert_eq!(requeued["max_attempts"], 2);
-    // And the grandchildren the killed pool left behind were killed by the rescue.
-    for pid in &first_run {
-        assert!(!alive(*pid), "process {pid} of the killed pool is still alive");
-    }
     assert!(run(dir.path(), &["jobs", "cancel", &again.to_string()]).status.success());
+    eventually("the canceled job's processes to go", || (alive_with_env(&again_tag) == 0).then_some(()));
     worker.signal(libc::SIGTERM);
     assert!(worker.wait().success());
 }
@@ -270,6 +278,7 @@ fn a_worker_killed_mid_job_loses_nothing_and_leaves_no_process_behind() {
 fn two_pools_on_one_database_never_run_more_than_the_limit_nor_a_job_twice() {
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
+    allow_scripts(dir.path(), Some(work.path()));
     let log = work.path().join("log");
     let pools = [Worker::start(dir.path(), 2), Worker::start(dir.path(), 2)];
     let ids: Vec<i64> = (0..8)
@@ -278,7 +287,7 @@ fn two_pools_on_one_database_never_run_more_than_the_limit_nor_a_job_twice() {
                 "echo start {n} $(date +%s%N) >> {log}; sleep 0.3; echo end {n} $(date +%s%N) >> {log}",
                 log = log.display()
             );
-            submit(dir.path(), &[], &["sh", "-c", &script])
+            submit(dir.path(), &["--cwd", work.path().to_str().unwrap()], &["sh", "-c", &script])
         })
         .collect();
     for id in &ids {

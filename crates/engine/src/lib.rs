@@ -139,7 +139,12 @@ impl Engine {
         store.writer.apply(exec::policy::SeedDefaults).await?;
         let mut kinds: HashMap<&'static str, Arc<dyn JobKind>> = HashMap::new();
         let built_in: [Arc<dyn JobKind>; 2] = [
-            Arc::new(exec::ExecJob { kill_grace: options.kill_grace }),
+            Arc::new(exec::ExecJob {
+                store: store.clone(),
+                data_dir: options.data_dir.clone(),
+                kill_grace: options.kill_grace,
+                clock: options.clock.clone(),
+            }),
             Arc::new(chat::prompt_job::PromptJob { store: store.clone() }),
         ];
         for kind in built_in.into_iter().chain(options.extra_kinds) {
@@ -314,16 +319,30 @@ impl Engine {
         approver: &dyn Approver,
         on_line: &mut (dyn FnMut(Stream, &str) + Send),
     ) -> Result<ExecResult> {
-        let ctx = exec::Context {
+        exec::run_now(self.exec_context(), request, approver, exec::Output::Lines(on_line)).await
+    }
+
+    /// The rules in force now.
+    /// What the policy says about `spec` (a refusal is an error naming the rule or limit),
+    /// without running it — so `jobs submit exec` can ask a person while one is there.
+    pub async fn check_exec(&self, spec: &ExecSpec) -> Result<exec::policy::Decision> {
+        let ctx = self.exec_context();
+        let checked = exec::check(&ctx, spec).await?;
+        match checked.decision.action {
+            exec::policy::Action::Deny => Err(Error::ExecDenied(checked.decision.reason)),
+            _ => Ok(checked.decision),
+        }
+    }
+
+    fn exec_context(&self) -> exec::Context<'_> {
+        exec::Context {
             store: &self.shared.store,
             data_dir: self.data_dir(),
             kill_grace: self.shared.kill_grace,
             now: self.shared.clock.now(),
-        };
-        exec::run_now(ctx, request, approver, on_line).await
+        }
     }
 
-    /// The rules in force now.
     /// An approver that asks through [`Engine::approval_requests`] and waits up to `wait` for
     /// [`Engine::answer_approval`] (the desktop's approval dialog, say).
     pub fn approver(&self, wait: Duration) -> impl Approver {

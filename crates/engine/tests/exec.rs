@@ -33,7 +33,7 @@ async fn run_spec(engine: &Engine, spec: ExecSpec, timeout: Duration) -> Ran {
         out.push_str(text);
         out.push('\n');
     };
-    let request = ExecRequest { spec, timeout, requester: Requester::Model };
+    let request = ExecRequest { spec, timeout: Some(timeout), requester: Requester::Model };
     let result = engine.exec(request, &NoApprover, &mut on_line).await;
     Ran { result, stdout, stderr }
 }
@@ -202,7 +202,7 @@ async fn a_pending_approval_is_answered_for_a_while_and_the_grant_expires() {
         let mut out = String::new();
         let mut on_line = |_: Stream, t: &str| out.push_str(t);
         let spec = ExecSpec::new("sh", ["-c", "echo approved"]);
-        let request = ExecRequest { spec, timeout: T, requester: Requester::Model };
+        let request = ExecRequest { spec, timeout: Some(T), requester: Requester::Model };
         let result = asker.exec(request, &asker.approver(Duration::from_secs(30)), &mut on_line).await;
         (result, out)
     });
@@ -226,7 +226,7 @@ async fn a_pending_approval_is_answered_for_a_while_and_the_grant_expires() {
 
     // Nobody answers: the request expires, and that is a no.
     let mut on_line = |_: Stream, _: &str| {};
-    let request = ExecRequest { spec: ExecSpec::new("sh", ["-c", "true"]), timeout: T, requester: Requester::Model };
+    let request = ExecRequest { spec: ExecSpec::new("sh", ["-c", "true"]), timeout: Some(T), requester: Requester::Model };
     let err = engine.exec(request, &engine.approver(Duration::from_millis(100)), &mut on_line).await.unwrap_err();
     assert!(err.to_string().contains("nobody answered in time"), "{err}");
     assert!(engine.pending_approvals().is_empty());

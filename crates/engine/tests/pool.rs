@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gatehouse_engine::exec::policy::Action;
 use gatehouse_engine::{
     Canceled, Clock, Engine, EngineOptions, ExecSpec, Job, JobEvent, JobKind, JobRun, JobState, ManualClock,
     NewJob, Outcome, PoolConfig,
@@ -90,7 +91,22 @@ impl JobKind for Flaky {
 async fn open(dir: &std::path::Path, kinds: Vec<Arc<dyn JobKind>>) -> Engine {
     let mut options = EngineOptions::new(dir);
     options.extra_kinds = kinds;
-    Engine::open(options).await.expect("open engine")
+    let engine = Engine::open(options).await.expect("open engine");
+    // Jobs here script with sh, which the default exec policy asks about.
+    engine.add_exec_rule(Action::Allow, "sh", vec![], true, false).await.unwrap();
+    engine
+}
+
+/// Live processes (not zombies) of attempt `attempt` of job `id` run by `pool`.
+fn processes_of(pool: &gatehouse_engine::Pool, id: i64, attempt: i64) -> usize {
+    let needle = format!("GATEHOUSE_JOB={}/{id}/{attempt}", pool.owner());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z ")))
+        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
+        .filter(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+        .count()
 }
 
 fn exec(program: &str, args: &[&str]) -> NewJob {
@@ -128,12 +144,6 @@ async fn wait_until(
     }
 }
 
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'),
-        Err(_) => false,
-    }
-}
 
 #[tokio::test]
 async fn jobs_run_by_priority_then_in_submission_order() {
@@ -226,32 +236,27 @@ async fn cancel_kills_a_running_command_and_its_children_within_two_seconds() {
     let engine = open(dir.path(), vec![]).await;
     let mut events = engine.subscribe();
     let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
-    // The shell and its children ignore SIGTERM, so only the group SIGKILL stops them.
-    let id = engine
-        .submit(exec("sh", &["-c", "trap '' TERM; sleep 600 & echo $$ $!; sleep 600"]))
-        .await
-        .unwrap();
-    let pids: Vec<i32> = tokio::time::timeout(Duration::from_secs(30), async {
+    // The shell and its children ignore SIGTERM, so only the SIGKILL stops them.
+    let id = engine.submit(exec("sh", &["-c", "trap '' TERM; sleep 600 & echo ready; sleep 600"])).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            if let Ok(JobEvent::Output { id: j, text, .. }) = events.recv().await {
+            if let Ok(JobEvent::Output { id: j, .. }) = events.recv().await {
                 if j == id {
-                    return text.split(' ').map(|p| p.parse().unwrap()).collect();
+                    return;
                 }
             }
         }
     })
     .await
-    .expect("the command printed its pids");
-    assert!(pids.iter().all(|p| alive(*p)));
+    .expect("the command started");
+    assert!(processes_of(&pool, id, 1) >= 3, "sandbox, shell and two sleeps");
 
     let asked = std::time::Instant::now();
     assert_eq!(engine.cancel(id).await.unwrap(), Canceled::Requested);
     wait_for(&engine, &mut events, id, JobState::Canceled).await;
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(2), "cancel took {took:?}");
-    for pid in pids {
-        assert!(!alive(pid), "process {pid} survived the cancel");
-    }
+    assert_eq!(processes_of(&pool, id, 1), 0, "processes survived the cancel");
     let job = engine.job(id).await.unwrap();
     assert_eq!(job.error.unwrap().code, "job.canceled");
     pool.shutdown(Duration::from_secs(5)).await;
@@ -464,12 +469,11 @@ async fn processes_a_finished_job_leaves_behind_are_killed_even_in_their_own_ses
     let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
     let id = engine.submit(exec("sh", &["-c", "setsid sleep 600 & echo $!"])).await.unwrap();
     wait_for(&engine, &mut events, id, JobState::Succeeded).await;
-    let pid: i32 = engine.output(id, 0, 1).await.unwrap()[0].text.parse().unwrap();
     // SIGKILL was sent before the job was marked finished; on a loaded machine the process
     // may need a moment to be scheduled and die.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while alive(pid) {
-        assert!(std::time::Instant::now() < deadline, "the setsid'd sleep {pid} outlived its job");
+    while processes_of(&pool, id, 1) > 0 {
+        assert!(std::time::Instant::now() < deadline, "the setsid'd sleep outlived its job");
         tokio::task::yield_now().await;
     }
     pool.shutdown(Duration::from_secs(5)).await;

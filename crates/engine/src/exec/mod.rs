@@ -33,11 +33,21 @@ pub struct ExecSpec {
     pub cwd: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<(String, String)>,
+    /// A person approved this command when it was submitted (an `exec` job whose rule says
+    /// ask): it runs once without asking again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approved: bool,
 }
 
 impl ExecSpec {
     pub fn new(program: impl Into<String>, args: impl IntoIterator<Item = impl Into<String>>) -> ExecSpec {
-        ExecSpec { program: program.into(), args: args.into_iter().map(Into::into).collect(), cwd: None, env: Vec::new() }
+        ExecSpec {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            cwd: None,
+            env: Vec::new(),
+            approved: false,
+        }
     }
 
     /// The command as a person would type it, for listings.
@@ -70,10 +80,14 @@ pub fn resolve_program(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| executable(p))
 }
 
-/// The `exec` job kind.
-pub struct ExecJob {
-    /// Between SIGTERM and SIGKILL when a job is stopped.
+/// The `exec` job kind: the command goes through the same policy, sandbox, limits and audit
+/// as `gatehouse exec`, on behalf of the job. Nobody is there to approve when it runs: an `ask`
+/// rule refuses it unless a person approved it at submit time (`ExecSpec::approved`).
+pub(crate) struct ExecJob {
+    pub store: crate::store::Store,
+    pub data_dir: PathBuf,
     pub kill_grace: Duration,
+    pub clock: crate::clock::SharedClock,
 }
 
 impl JobKind for ExecJob {
@@ -87,12 +101,6 @@ impl JobKind for ExecJob {
         if spec.program.is_empty() {
             return Err(Error::JobInvalid("no program was given".into()));
         }
-        if resolve_program(&spec.program).is_none() {
-            return Err(Error::JobInvalid(format!(
-                "the program `{}` was not found or is not executable (looked on PATH)",
-                spec.program
-            )));
-        }
         if let Some(cwd) = &spec.cwd {
             if !cwd.is_absolute() {
                 return Err(Error::JobInvalid(format!("the working directory {} must be an absolute path", cwd.display())));
@@ -101,6 +109,12 @@ impl JobKind for ExecJob {
                 return Err(Error::JobInvalid(format!("the working directory {} does not exist", cwd.display())));
             }
         }
+        if policy::resolve(&spec.program, spec.cwd.as_deref()).is_err() {
+            return Err(Error::JobInvalid(format!(
+                "the program `{}` was not found or is not executable (looked on PATH)",
+                spec.program
+            )));
+        }
         if let Some((k, _)) = spec.env.iter().find(|(k, _)| k.is_empty() || k.contains('=') || k.contains('\0')) {
             return Err(Error::JobInvalid(format!("`{k}` is not a valid environment variable name")));
         }
@@ -108,17 +122,41 @@ impl JobKind for ExecJob {
     }
 
     fn run(&self, run: JobRun) -> BoxFuture<Outcome> {
-        let grace = self.kill_grace;
+        let (store, data_dir, grace, now) = (self.store.clone(), self.data_dir.clone(), self.kill_grace, self.clock.now());
         Box::pin(async move {
-            match serde_json::from_value::<ExecSpec>(run.spec.clone()) {
-                Ok(spec) => process::run(&spec, &run, grace).await,
-                Err(e) => Outcome::Failed {
-                    exit_code: None,
-                    error: crate::error::JobError::new("job.invalid", format!("not a valid exec job: {e}")),
-                },
+            let spec = match serde_json::from_value::<ExecSpec>(run.spec.clone()) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    let error = crate::error::JobError::new("job.invalid", format!("not a valid exec job: {e}"));
+                    return Outcome::Failed { exit_code: None, error };
+                }
+            };
+            let approver: &dyn Approver = if spec.approved { &Approved } else { &NoApprover };
+            let request = ExecRequest { spec, timeout: None, requester: Requester::Job(run.id) };
+            let ctx = Context { store: &store, data_dir: &data_dir, kill_grace: grace, now };
+            match run_now(ctx, request, approver, Output::Job(&run)).await {
+                Ok(result) => result.outcome,
+                Err(e) => Outcome::Failed { exit_code: None, error: crate::error::JobError::new(e.code(), e.to_string()) },
             }
         })
     }
+}
+
+/// A person said yes before (when the job was submitted).
+struct Approved;
+
+impl Approver for Approved {
+    fn approve(&self, _: &str, _: &str) -> BoxFuture<Approval> {
+        Box::pin(async { Approval::Once })
+    }
+}
+
+/// Where a command's output goes.
+pub(crate) enum Output<'a> {
+    /// Lines to a callback, up to [`OUTPUT_CAP`] bytes (a command run now).
+    Lines(&'a mut (dyn FnMut(crate::pool::job::Stream, &str) + Send)),
+    /// Into an `exec` job's output (bounded by the pool), with its cancel token and lease.
+    Job(&'a JobRun),
 }
 
 /// Who asked for a command.
@@ -143,8 +181,8 @@ impl Requester {
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
     pub spec: ExecSpec,
-    /// Kills the whole sandbox when reached.
-    pub timeout: Duration,
+    /// Kills the whole sandbox when reached. (`None` for jobs: the pool keeps their time.)
+    pub timeout: Option<Duration>,
     pub requester: Requester,
 }
 
@@ -183,6 +221,8 @@ impl Approver for NoApprover {
 
 #[derive(Debug, Clone)]
 pub struct ExecResult {
+    /// How the command ended, as a job kind reports it.
+    pub outcome: Outcome,
     pub exit_code: Option<i32>,
     /// Set when the command did not exit by itself, with why.
     pub error: Option<crate::error::JobError>,
@@ -206,13 +246,38 @@ pub(crate) struct Context<'a> {
     pub now: crate::clock::Millis,
 }
 
+/// A command checked against the environment rules, the workspaces and the policy.
+pub(crate) struct Checked {
+    /// Canonical, inside a workspace root.
+    pub cwd: PathBuf,
+    /// Where the program was found, then where that leads after symlinks.
+    pub paths: Vec<PathBuf>,
+    pub decision: policy::Decision,
+}
+
+pub(crate) async fn check(ctx: &Context<'_>, spec: &ExecSpec) -> Result<Checked> {
+    if let Some((name, why)) = spec.env.iter().find_map(|(k, _)| sandbox::forbidden_override(k).map(|w| (k, w))) {
+        return Err(Error::ExecDenied(format!("the variable {name} cannot be set ({why})")));
+    }
+    let default_root = workspace::default_root(ctx.data_dir);
+    std::fs::create_dir_all(&default_root).map_err(|e| {
+        Error::ExecWorkspace(format!("cannot create the workspace {}: {e}", default_root.display()))
+    })?;
+    let roots = workspace::roots(ctx.store, ctx.data_dir).await?;
+    let cwd = workspace::check(spec.cwd.as_deref().unwrap_or(&default_root), &roots)?;
+    let paths = policy::resolve(&spec.program, Some(&cwd))?;
+    let rules = policy::rules(ctx.store, ctx.now).await?;
+    let decision = policy::decide(&rules, &paths, &spec.args);
+    Ok(Checked { cwd, paths, decision })
+}
+
 /// Run a command through policy, approval, sandbox and limits, and audit it. Lines of output
 /// go to `on_line` as they come, up to [`OUTPUT_CAP`] bytes.
 pub(crate) async fn run_now(
     ctx: Context<'_>,
     request: ExecRequest,
     approver: &dyn Approver,
-    on_line: &mut (dyn FnMut(crate::pool::job::Stream, &str) + Send),
+    output: Output<'_>,
 ) -> Result<ExecResult> {
     use audit::{AuditEntry, Record};
     let started = std::time::Instant::now();
@@ -247,28 +312,12 @@ pub(crate) async fn run_now(
         }};
     }
 
-    if let Some((name, why)) = spec.env.iter().find_map(|(k, _)| sandbox::forbidden_override(k).map(|w| (k, w))) {
-        refuse!(Error::ExecDenied(format!("the variable {name} cannot be set ({why})")));
-    }
-    let default_root = workspace::default_root(ctx.data_dir);
-    if let Err(e) = std::fs::create_dir_all(&default_root) {
-        refuse!(Error::ExecWorkspace(format!("cannot create the workspace {}: {e}", default_root.display())));
-    }
-    let roots = workspace::roots(ctx.store, ctx.data_dir).await?;
-    let cwd = spec.cwd.clone().unwrap_or_else(|| default_root.clone());
-    let cwd = match workspace::check(&cwd, &roots) {
-        Ok(cwd) => cwd,
+    let Checked { cwd, paths, decision } = match check(&ctx, spec).await {
+        Ok(checked) => checked,
         Err(e) => refuse!(e),
     };
     entry.cwd = Some(cwd.to_string_lossy().into_owned());
-    let paths = match policy::resolve(&spec.program, Some(&cwd)) {
-        Ok(paths) => paths,
-        Err(e) => refuse!(e),
-    };
     entry.program = paths[0].to_string_lossy().into_owned();
-
-    let rules = policy::rules(ctx.store, ctx.now).await?;
-    let decision = policy::decide(&rules, &paths, &spec.args);
     entry.decision = decision.action.as_str().into();
     entry.rule_id = decision.rule.as_ref().map(|r| r.id);
     entry.reason = decision.reason.clone();
@@ -309,7 +358,10 @@ pub(crate) async fn run_now(
     }
     let network = decision.rule.as_ref().is_some_and(|r| r.action == policy::Action::Allow && r.network);
     let confinement = sandbox::Confinement::new(cwd, ctx.data_dir, network);
-    let marker = format!("exec/{}/{:016x}", crate::pool::lease::process_tag(), fastrand::u64(..));
+    let marker = match &output {
+        Output::Job(run) => run.marker.clone(),
+        Output::Lines(_) => format!("exec/{}/{:016x}", crate::pool::lease::process_tag(), fastrand::u64(..)),
+    };
     let mut command = match sandbox::command(spec, &paths[0], &confinement, &marker) {
         Ok(c) => c,
         Err(e) => refuse!(e),
@@ -321,16 +373,35 @@ pub(crate) async fn run_now(
         None => tracing::debug!("no cgroup for a process limit here; relying on the PID namespace and the timeout"),
     }
 
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let (sink, mut lines) = crate::pool::output::OutputSink::channel();
+    let (cancel, job) = match &output {
+        Output::Job(run) => (run.cancel.clone(), Some(*run)),
+        Output::Lines(_) => (tokio_util::sync::CancellationToken::new(), None),
+    };
+    let (sink, mut lines) = match job {
+        Some(run) => (run.output().clone(), None),
+        None => {
+            let (sink, lines) = crate::pool::output::OutputSink::channel();
+            (sink, Some(lines))
+        }
+    };
     let launch = process::Launch { command, program: &spec.program, marker: &marker, cancel: &cancel, output: sink, grace: ctx.kill_grace };
-    let supervised = process::supervise(launch, |_| async { true });
+    let supervised = process::supervise(launch, |pgid| async move {
+        match job {
+            Some(run) => run.spawned(pgid).await,
+            None => true,
+        }
+    });
     tokio::pin!(supervised);
-    let timer = tokio::time::sleep(request.timeout);
+    // No timeout: a far deadline that never fires.
+    let timer = tokio::time::sleep(request.timeout.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600)));
     tokio::pin!(timer);
+    let mut on_line = match output {
+        Output::Lines(f) => Some(f),
+        Output::Job(_) => None,
+    };
     let (mut shown, mut timed_out) = (0u64, false);
     let mut take = |item: crate::pool::output::Item, shown: &mut u64| {
-        if let crate::pool::output::Item::Line(stream, text) = item {
+        if let (crate::pool::output::Item::Line(stream, text), Some(on_line)) = (item, on_line.as_mut()) {
             let size = text.len() as u64 + 1;
             if *shown + size <= OUTPUT_CAP {
                 on_line(stream, &text);
@@ -343,26 +414,34 @@ pub(crate) async fn run_now(
     let (outcome, bytes) = loop {
         tokio::select! {
             outcome = &mut supervised => break outcome,
-            Some(item) = lines.recv() => take(item, &mut shown),
+            Some(item) = async { match lines.as_mut() { Some(l) => l.recv().await, None => std::future::pending().await } } => {
+                take(item, &mut shown)
+            }
             _ = &mut timer, if !timed_out => {
                 timed_out = true;
                 cancel.cancel();
             }
         }
     };
-    while let Ok(item) = lines.try_recv() {
-        take(item, &mut shown);
+    if let Some(lines) = lines.as_mut() {
+        while let Ok(item) = lines.try_recv() {
+            take(item, &mut shown);
+        }
     }
-    let (exit_code, error) = match outcome {
-        Outcome::Succeeded { exit_code } => (exit_code, None),
-        Outcome::Failed { exit_code, error } => (exit_code, Some(error)),
-        Outcome::Stopped { exit_code } => (
-            exit_code,
+    let (exit_code, error) = match &outcome {
+        Outcome::Succeeded { exit_code } => (*exit_code, None),
+        Outcome::Failed { exit_code, error } => (*exit_code, Some(error.clone())),
+        Outcome::Stopped { exit_code } if timed_out => (
+            *exit_code,
             Some(crate::error::JobError::new(
                 "exec.timeout",
-                format!("stopped by the limit: it ran past its timeout of {} s", request.timeout.as_secs_f64()),
+                format!(
+                    "stopped by the limit: it ran past its timeout of {} s",
+                    request.timeout.unwrap_or_default().as_secs_f64()
+                ),
             )),
         ),
+        Outcome::Stopped { exit_code } => (*exit_code, Some(crate::error::JobError::new("exec.stopped", "stopped"))),
     };
     drop(pids);
     let duration = started.elapsed();
@@ -373,5 +452,5 @@ pub(crate) async fn run_now(
     entry.error_code = error.as_ref().map(|e| e.code.clone());
     let truncated = entry.truncated;
     let audit_id = writer.apply(Record(entry)).await?;
-    Ok(ExecResult { exit_code, error, timed_out, output_bytes: bytes, truncated, duration, audit_id })
+    Ok(ExecResult { outcome, exit_code, error, timed_out, output_bytes: bytes, truncated, duration, audit_id })
 }

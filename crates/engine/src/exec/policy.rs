@@ -261,7 +261,7 @@ pub(crate) fn defaults() -> Vec<AddRule> {
         &[
             "ls", "cat", "head", "tail", "wc", "echo", "pwd", "date", "uname", "whoami", "id", "true", "false", "grep",
             "sort", "uniq", "cut", "tr", "diff", "stat", "file", "which", "basename", "dirname", "realpath",
-            "sha256sum", "md5sum", "du", "df",
+            "sha256sum", "md5sum", "du", "df", "sleep", "seq", "printf",
         ],
         &[],
         true,

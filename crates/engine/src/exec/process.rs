@@ -16,11 +16,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use super::ExecSpec;
 use crate::error::JobError;
 use crate::pool::job::Stream;
-use crate::pool::kind::{JobRun, Outcome};
-use crate::pool::lease::{sweep, MARKER_ENV};
+use crate::pool::kind::Outcome;
+use crate::pool::lease::sweep;
 use crate::pool::output::OutputSink;
 use tokio_util::sync::CancellationToken;
 
@@ -46,19 +45,6 @@ pub(crate) struct Launch<'a> {
     pub output: OutputSink,
     /// Between SIGTERM and SIGKILL.
     pub grace: Duration,
-}
-
-/// Run an `exec` job's command as a plain child process (the job path).
-pub(crate) async fn run(spec: &ExecSpec, run: &JobRun, grace: Duration) -> Outcome {
-    let launch = Launch {
-        command: plain_command(spec, &run.marker),
-        program: &spec.program,
-        marker: &run.marker,
-        cancel: &run.cancel,
-        output: run.output().clone(),
-        grace,
-    };
-    supervise(launch, |pgid| run.spawned(pgid)).await.0
 }
 
 /// Start `launch.command` in its own process group, pump its output, stop it when `cancel`
@@ -147,16 +133,6 @@ fn describe_failure(program: &str, status: ExitStatus) -> JobError {
         (None, Some(sig)) => JobError::new("job.signal", format!("`{program}` was killed by signal {sig}")),
         _ => JobError::new("job.exit", format!("`{program}` failed")),
     }
-}
-
-/// The unconfined command of an `exec` job.
-fn plain_command(spec: &ExecSpec, marker: &str) -> Command {
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args).envs(spec.env.iter().map(|(k, v)| (k, v))).env(MARKER_ENV, marker);
-    if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(cwd);
-    }
-    cmd
 }
 
 fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
