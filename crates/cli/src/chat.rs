@@ -24,6 +24,10 @@ pub struct ChatArgs {
     /// Chat turn after turn; Ctrl-C stops a reply, Ctrl-D leaves
     #[arg(long, short, conflicts_with = "text")]
     interactive: bool,
+    /// Let the model run commands with the `exec` tool (policy, sandbox and approvals apply;
+    /// `ask` rules are asked on this terminal)
+    #[arg(long)]
+    tools: bool,
     /// The message (`-` reads it from standard input)
     #[arg(required_unless_present = "interactive")]
     text: Option<String>,
@@ -85,6 +89,7 @@ pub async fn chat(engine: &Engine, args: ChatArgs, json: bool) -> Outcome {
         gateway: args.gateway,
         model: args.model,
         temperature: None,
+        exec_tool: args.tools.then(|| std::sync::Arc::new(crate::exec::Terminal) as std::sync::Arc<dyn gatehouse_engine::Approver>),
     };
     if args.interactive {
         return interactive(engine, options).await;
@@ -131,6 +136,15 @@ async fn turn(
     let mut ends_in_newline = true;
     while let Some(event) = reply.events.recv().await {
         match event {
+            ReplyEvent::Tool(outcome) => {
+                if !quiet {
+                    if wrote_any && !ends_in_newline {
+                        println!();
+                    }
+                    eprintln!("[tool] {}", outcome.summary);
+                    ends_in_newline = true;
+                }
+            }
             ReplyEvent::Delta(text) => {
                 if !quiet {
                     let _ = out.write_all(text.as_bytes());

@@ -100,7 +100,7 @@ pub async fn ask_on_terminal(command: &str, reason: &str, timed: bool) -> Approv
 }
 
 /// Asks on the terminal; without one, nobody can approve.
-struct Terminal;
+pub struct Terminal;
 
 impl Approver for Terminal {
     fn approve(&self, command: &str, reason: &str) -> gatehouse_engine::pool::kind::BoxFuture<Approval> {

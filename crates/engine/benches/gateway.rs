@@ -100,7 +100,7 @@ async fn main() {
                 n += 1;
             }
             ChatEvent::Done { .. } => break,
-            ChatEvent::Usage { .. } => {}
+            ChatEvent::Usage { .. } | ChatEvent::ToolCalls { .. } => {}
         }
     }
     let took = t.elapsed();

@@ -75,7 +75,7 @@ impl EngineOptions {
 }
 
 /// How to send a message.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SendOptions {
     pub conversation: Option<i64>,
     /// A gateway profile; `None` = the default.
@@ -83,6 +83,8 @@ pub struct SendOptions {
     /// `None` = the profile's model.
     pub model: Option<String>,
     pub temperature: Option<f32>,
+    /// Offer the model the `exec` tool; its `ask` rules are put to this approver.
+    pub exec_tool: Option<Arc<dyn Approver>>,
 }
 
 /// State shared by the engine and its pool.
@@ -291,10 +293,19 @@ impl Engine {
                 writer: pool::lease::process_tag(),
             })
             .await?;
-        let request = ChatRequest { model, messages: turn.history, temperature: options.temperature, max_tokens: None };
+        let request = ChatRequest {
+            model,
+            messages: turn.history,
+            temperature: options.temperature,
+            max_tokens: None,
+            tools: Vec::new(),
+        };
         let (tx, rx) = chat::channel();
         let writer = self.shared.store.writer.clone();
-        tokio::spawn(chat::run_turn(writer, gateway, request, turn.message_id, cancel, tx));
+        let tools = options.exec_tool.map(|approver| {
+            Arc::new(chat::tools::ExecTool { engine: self.clone(), approver }) as Arc<dyn chat::tools::ToolRunner>
+        });
+        tokio::spawn(chat::run_turn(writer, gateway, request, turn.message_id, cancel, tx, tools));
         Ok(Reply { conversation_id: turn.conversation_id, message_id: turn.message_id, events: rx })
     }
 

@@ -42,6 +42,7 @@ async fn finish(mut reply: gatehouse_engine::Reply) -> (String, MessageState, Op
         match tokio::time::timeout(Duration::from_secs(20), reply.events.recv()).await.expect("reply hung") {
             Some(ReplyEvent::Delta(t)) => text.push_str(&t),
             Some(ReplyEvent::Finished { state, error }) => return (text, state, error.map(|e| e.code().to_owned())),
+            Some(ReplyEvent::Tool(outcome)) => text.push_str(&format!("[{}]", outcome.summary)),
             None => panic!("reply ended without Finished"),
         }
     }
@@ -178,4 +179,59 @@ async fn prompt_jobs_stream_the_reply_into_their_output_several_at_once() {
     }
     assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), 5);
     pool.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn the_model_runs_commands_through_the_exec_tool_and_gets_the_results() {
+    let call = |index: u32, id: &str, name: &str, args: &str| {
+        format!(
+            "data: {}\n\n",
+            serde_json::json!({"choices":[{"index":0,"delta":{"tool_calls":[
+                {"index":index,"id":id,"type":"function","function":{"name":name,"arguments":args}}]}}]})
+        )
+    };
+    let more = |index: u32, args: &str| {
+        format!(
+            "data: {}\n\n",
+            serde_json::json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":index,"function":{"arguments":args}}]}}]})
+        )
+    };
+    // Round one: two calls, streamed in pieces — one the policy allows, one it denies.
+    let round_one = [
+        call(0, "call_1", "exec", "{\"program\": \"echo\","),
+        more(0, " \"args\": [\"from the sandbox\"]}"),
+        call(1, "call_2", "exec", "{\"program\": \"dd\", \"args\": [\"if=/dev/zero\"]}"),
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n".to_owned(),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let server = gatehouse_testkit::serve_each(vec![
+        vec![sse_head(), Step::Write(round_one.into_bytes())],
+        reply(&["It printed: from the sandbox."], true),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(dir.path(), &server.url).await;
+    let options = SendOptions { exec_tool: Some(std::sync::Arc::new(gatehouse_engine::NoApprover)), ..Default::default() };
+    let reply = engine.send("What does echo print?".into(), options, CancellationToken::new()).await.unwrap();
+    let (text, state, _) = finish(reply).await;
+    assert_eq!(state, MessageState::Complete);
+    assert!(text.contains("[ran `echo 'from the sandbox'`: exit code 0]"), "{text}");
+    assert!(text.contains("`dd if=/dev/zero` was not run: blocked by policy"), "{text}");
+    assert!(text.ends_with("It printed: from the sandbox."), "{text}");
+
+    let sent: serde_json::Value = serde_json::from_str(&server.bodies.lock().unwrap()[1]).unwrap();
+    let messages = sent["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant", "tool", "tool"]);
+    assert_eq!(messages[1]["tool_calls"][0]["function"]["arguments"], "{\"program\": \"echo\", \"args\": [\"from the sandbox\"]}");
+    assert_eq!(messages[2]["tool_call_id"], "call_1");
+    assert!(messages[2]["content"].as_str().unwrap().contains("from the sandbox"));
+    assert!(messages[3]["content"].as_str().unwrap().starts_with("not run: blocked by policy"));
+    let first: serde_json::Value = serde_json::from_str(&server.bodies.lock().unwrap()[0]).unwrap();
+    assert_eq!(first["tools"][0]["function"]["name"], "exec");
+
+    let audit = engine.exec_audit(10).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert!(audit.iter().all(|e| e.requester == "model"));
 }

@@ -11,6 +11,7 @@
 
 pub(crate) mod ops;
 pub mod prompt_job;
+pub mod tools;
 
 use std::time::Duration;
 
@@ -101,6 +102,8 @@ pub struct SearchHit {
 #[derive(Debug)]
 pub enum ReplyEvent {
     Delta(String),
+    /// The model called a tool; this is what happened (the reply goes on after it).
+    Tool(tools::ToolOutcome),
     /// The reply is stored in its final state; `error` says why it is not complete.
     Finished { state: MessageState, error: Option<Error> },
 }
@@ -111,16 +114,27 @@ pub struct Reply {
     pub events: mpsc::Receiver<ReplyEvent>,
 }
 
-/// Stream `gateway`'s reply to `request` into message `message_id`, and to `tx`.
+/// Tool-call rounds in one turn before the model must answer in words.
+const MAX_TOOL_ROUNDS: usize = 8;
+
+/// Stream `gateway`'s reply to `request` into message `message_id`, and to `tx`. With `tools`,
+/// each round of tool calls is run and answered, and the model asked again, until it answers.
 pub(crate) async fn run_turn(
     writer: Writer,
     gateway: std::sync::Arc<dyn Gateway>,
-    request: ChatRequest,
+    mut request: ChatRequest,
     message_id: i64,
     cancel: CancellationToken,
     tx: mpsc::Sender<ReplyEvent>,
+    tools: Option<std::sync::Arc<dyn tools::ToolRunner>>,
 ) {
-    let mut stream = gateway.stream(request, cancel.clone());
+    if let Some(tools) = &tools {
+        request.tools = tools.definitions();
+    }
+    let mut rounds = 0;
+    let mut round_text = String::new();
+    let mut calls = Vec::new();
+    let mut stream = gateway.stream(request.clone(), cancel.clone());
     let mut pending = String::new();
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut usage = None;
@@ -149,6 +163,7 @@ pub(crate) async fn run_turn(
         match item {
             Some(Ok(ChatEvent::Delta { text })) => {
                 received = true;
+                round_text.push_str(&text);
                 pending.push_str(&text);
                 let _ = tx.try_send(ReplyEvent::Delta(text));
                 if pending.len() >= FLUSH_BYTES {
@@ -159,7 +174,32 @@ pub(crate) async fn run_turn(
                 }
             }
             Some(Ok(ChatEvent::Usage { prompt_tokens, completion_tokens })) => usage = Some((prompt_tokens, completion_tokens)),
-            Some(Ok(ChatEvent::Done { .. })) => break Ok(()),
+            Some(Ok(ChatEvent::ToolCalls { calls: asked })) => calls = asked,
+            Some(Ok(ChatEvent::Done { .. })) => {
+                let Some(runner) = tools.as_ref().filter(|_| !calls.is_empty() && rounds < MAX_TOOL_ROUNDS) else {
+                    break Ok(());
+                };
+                rounds += 1;
+                let asked = std::mem::take(&mut calls);
+                let mut said = crate::gateway::ChatMessage::new(crate::gateway::Role::Assistant, std::mem::take(&mut round_text));
+                said.tool_calls = asked.clone();
+                request.messages.push(said);
+                for call in asked {
+                    let id = call.id.clone();
+                    let outcome = tokio::select! {
+                        outcome = runner.run(call) => outcome,
+                        _ = cancel.cancelled() => break,
+                    };
+                    let mut answer = crate::gateway::ChatMessage::new(crate::gateway::Role::Tool, outcome.result.clone());
+                    answer.tool_call_id = Some(id);
+                    request.messages.push(answer);
+                    let _ = tx.try_send(ReplyEvent::Tool(outcome));
+                }
+                if cancel.is_cancelled() {
+                    break Err(None);
+                }
+                stream = gateway.stream(request.clone(), cancel.clone());
+            }
             Some(Err(e)) => break Err(Some(e)),
             // Ended without Done: only cancel does that.
             None => break Err(None),

@@ -71,7 +71,7 @@ async fn prompt(store: &Store, run: &JobRun) -> Result<Outcome> {
                 }
             }
             Some(Ok(ChatEvent::Done { .. })) => break Ok(()),
-            Some(Ok(ChatEvent::Usage { .. })) => {}
+            Some(Ok(ChatEvent::Usage { .. } | ChatEvent::ToolCalls { .. })) => {}
             Some(Err(e)) => break Err(e),
             None => break Err(Error::ShuttingDown),
         }

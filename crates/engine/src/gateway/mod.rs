@@ -26,6 +26,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// The result of a tool call, sent back to the model.
+    Tool,
 }
 
 impl Role {
@@ -34,11 +36,12 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::System, Role::User, Role::Assistant].into_iter().find(|r| r.as_str() == s)
+        [Role::System, Role::User, Role::Assistant, Role::Tool].into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -46,12 +49,38 @@ impl Role {
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// An assistant message that called tools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// A tool message: which call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
     pub fn new(role: Role, content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role, content: content.into() }
+        ChatMessage { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
     }
+}
+
+/// A function call the model asked for, in the OpenAI wire shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type", default = "function")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+fn function() -> String {
+    "function".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    pub name: String,
+    /// JSON text, as the model wrote it.
+    pub arguments: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,6 +90,8 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// Tool definitions (OpenAI `tools`), offered to the model.
+    pub tools: Vec<serde_json::Value>,
 }
 
 /// What a reply stream carries.
@@ -71,6 +102,8 @@ pub enum ChatEvent {
     Delta { text: String },
     /// Token counts, when the gateway reports them.
     Usage { prompt_tokens: u64, completion_tokens: u64 },
+    /// The model wants these tools run before it answers (sent just before `Done`).
+    ToolCalls { calls: Vec<ToolCall> },
     /// The reply is complete.
     Done { finish_reason: Option<String> },
 }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::sse::Decoder;
-use super::{ChatEvent, ChatRequest, ChatStream, Gateway};
+use super::{ChatEvent, ChatRequest, ChatStream, FunctionCall, Gateway, ToolCall};
 use crate::error::{Error, Result};
 
 /// Replies in flight between the reading task and the consumer. Small: a consumer that stops
@@ -137,6 +137,9 @@ impl Call {
         if let Some(n) = request.max_tokens {
             body["max_tokens"] = json!(n);
         }
+        if !request.tools.is_empty() {
+            body["tools"] = json!(request.tools);
+        }
         let response = self.send(self.client.post(&self.url).json(&body).header("accept", "text/event-stream")).await?;
         let status = response.status();
         if !status.is_success() {
@@ -162,6 +165,7 @@ impl Call {
         let mut bytes = response.bytes_stream();
         let mut decoder = Decoder::new();
         let mut finish_reason: Option<String> = None;
+        let mut calls: Vec<ToolCall> = Vec::new();
         loop {
             let chunk = match tokio::time::timeout(self.config.idle_timeout, bytes.next()).await {
                 Err(_) => {
@@ -182,6 +186,9 @@ impl Call {
             };
             for event in decoder.feed(&chunk) {
                 if event.data == "[DONE]" {
+                    if !calls.is_empty() {
+                        let _ = tx.send(Ok(ChatEvent::ToolCalls { calls: std::mem::take(&mut calls) })).await;
+                    }
                     let _ = tx.send(Ok(ChatEvent::Done { finish_reason: finish_reason.take() })).await;
                     return Ok(());
                 }
@@ -189,6 +196,7 @@ impl Call {
                     gateway: self.gw(),
                     detail: format!("a chunk was not JSON ({e}): {}", snippet(&event.data)),
                 })?;
+                collect_tool_calls(&value, &mut calls);
                 for item in self.chunk_events(&value, &mut finish_reason)? {
                     if tx.send(Ok(item)).await.is_err() {
                         return Ok(());
@@ -312,6 +320,32 @@ impl Call {
             429 => Error::GatewayRateLimited { gateway, retry_after },
             500..=599 => Error::GatewayServer { gateway, status, detail },
             _ => Error::GatewayReplyError { gateway, message: format!("HTTP {status}: {detail}") },
+        }
+    }
+}
+
+/// Tool calls stream in pieces: the first delta of a call has its id and name, later ones
+/// more of its arguments, all under the call's `index`.
+fn collect_tool_calls(chunk: &Value, calls: &mut Vec<ToolCall>) {
+    let Some(deltas) = chunk.pointer("/choices/0/delta/tool_calls").and_then(Value::as_array) else { return };
+    for delta in deltas {
+        let index = delta.get("index").and_then(Value::as_u64).unwrap_or(calls.len() as u64) as usize;
+        while calls.len() <= index {
+            calls.push(ToolCall {
+                id: String::new(),
+                kind: "function".into(),
+                function: FunctionCall { name: String::new(), arguments: String::new() },
+            });
+        }
+        let call = &mut calls[index];
+        if let Some(id) = delta.get("id").and_then(Value::as_str) {
+            call.id = id.to_owned();
+        }
+        if let Some(name) = delta.pointer("/function/name").and_then(Value::as_str) {
+            call.function.name.push_str(name);
+        }
+        if let Some(args) = delta.pointer("/function/arguments").and_then(Value::as_str) {
+            call.function.arguments.push_str(args);
         }
     }
 }

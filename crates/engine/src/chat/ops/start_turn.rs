@@ -79,7 +79,7 @@ impl WriteOp for StartTurn {
             .and_then(|mut st| {
                 st.query_map([conversation_id], |r| {
                     let role: String = r.get(0)?;
-                    Ok(ChatMessage { role: Role::parse(&role).unwrap_or(Role::User), content: r.get(1)? })
+                    Ok(ChatMessage::new(Role::parse(&role).unwrap_or(Role::User), r.get::<_, String>(1)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })

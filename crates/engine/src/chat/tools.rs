@@ -1,0 +1,113 @@
+//! Tools the model may call in an `openai` chat. One for now: `exec`, which runs a command
+//! through the exec tool's whole path — policy, approval, sandbox, limits, audit — on behalf
+//! of the model. A refusal is not an error of the chat: it is the tool's answer, so the model
+//! learns why and can say so.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::exec::{Approver, ExecRequest, ExecSpec, Requester};
+use crate::gateway::ToolCall;
+use crate::pool::kind::BoxFuture;
+use crate::Engine;
+
+/// Output sent back to the model per call; a model's context is small.
+const RESULT_CAP: usize = 16 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a tool did, for the model and for the person watching.
+#[derive(Debug, Clone)]
+pub struct ToolOutcome {
+    /// One line for the person: what ran and how it ended.
+    pub summary: String,
+    /// The tool message content for the model.
+    pub result: String,
+}
+
+pub(crate) trait ToolRunner: Send + Sync {
+    fn definitions(&self) -> Vec<serde_json::Value>;
+    fn run(&self, call: ToolCall) -> BoxFuture<ToolOutcome>;
+}
+
+pub(crate) struct ExecTool {
+    pub engine: Engine,
+    pub approver: Arc<dyn Approver>,
+}
+
+#[derive(Deserialize)]
+struct ExecArgs {
+    program: String,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    cwd: Option<std::path::PathBuf>,
+}
+
+impl ToolRunner for ExecTool {
+    fn definitions(&self) -> Vec<serde_json::Value> {
+        vec![json!({
+            "type": "function",
+            "function": {
+                "name": "exec",
+                "description": "Run a command on the user's machine, without a shell, in a sandbox \
+                    (read-only files except the workspace, no network unless allowed). The user's \
+                    policy may refuse it or ask the user first. Returns the exit code and output.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "program": { "type": "string", "description": "program name or path" },
+                        "args": { "type": "array", "items": { "type": "string" } },
+                        "cwd": { "type": "string", "description": "working directory inside the workspace" }
+                    },
+                    "required": ["program"]
+                }
+            }
+        })]
+    }
+
+    fn run(&self, call: ToolCall) -> BoxFuture<ToolOutcome> {
+        let (engine, approver) = (self.engine.clone(), self.approver.clone());
+        Box::pin(async move {
+            if call.function.name != "exec" {
+                let result = format!("there is no tool named `{}`; the only tool is `exec`", call.function.name);
+                return ToolOutcome { summary: format!("the model asked for an unknown tool `{}`", call.function.name), result };
+            }
+            let args: ExecArgs = match serde_json::from_str(&call.function.arguments) {
+                Ok(a) => a,
+                Err(e) => {
+                    let result = format!("the arguments were not valid: {e}; expected {{\"program\": …, \"args\": […]}}");
+                    return ToolOutcome { summary: "the model's tool call was malformed".into(), result };
+                }
+            };
+            let mut spec = ExecSpec::new(args.program, args.args);
+            spec.cwd = args.cwd;
+            let command = spec.display();
+            let mut output = String::new();
+            let mut on_line = |_: crate::pool::job::Stream, text: &str| {
+                if output.len() < RESULT_CAP {
+                    output.push_str(text);
+                    output.push('\n');
+                }
+            };
+            let request = ExecRequest { spec, timeout: Some(TIMEOUT), requester: Requester::Model };
+            match engine.exec(request, approver.as_ref(), &mut on_line).await {
+                Ok(r) => {
+                    let ended = match (&r.error, r.exit_code) {
+                        (Some(e), _) => e.message.clone(),
+                        (None, Some(code)) => format!("exit code {code}"),
+                        (None, None) => "finished".into(),
+                    };
+                    let cut = if r.truncated || output.len() >= RESULT_CAP { "\n[output truncated]" } else { "" };
+                    ToolOutcome { summary: format!("ran `{command}`: {ended}"), result: format!("{ended}\n{output}{cut}") }
+                }
+                Err(e) => ToolOutcome {
+                    summary: format!("`{command}` was not run: {e}"),
+                    result: format!("not run: {e}"),
+                },
+            }
+        })
+    }
+}
