@@ -84,3 +84,26 @@ fn policy_and_workspaces_are_managed_from_the_cli() {
     let roots: Value = serde_json::from_slice(&run(dir.path(), &["--json", "exec", "workspace", "list"]).stdout).unwrap();
     assert_eq!(roots.as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn credentials_under_home_are_hidden_from_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not under /tmp: commands get a private /tmp of their own.
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
+    std::fs::write(home.path().join(".ssh/id_ed25519"), "PRIVATE KEY").unwrap();
+    std::fs::write(home.path().join(".netrc"), "machine x password hunter2").unwrap();
+    std::fs::write(home.path().join("notes.txt"), "not a secret").unwrap();
+    let h = home.path().to_str().unwrap();
+    let cat = |file: &str| {
+        gatehouse(dir.path()).args(["exec", "--", "cat", &format!("{h}/{file}")]).env("HOME", h).output().unwrap()
+    };
+    let key = cat(".ssh/id_ed25519");
+    assert_eq!(key.status.code(), Some(1));
+    assert!(!text(&key.stdout).contains("PRIVATE KEY"));
+    let netrc = cat(".netrc");
+    assert!(!text(&netrc.stdout).contains("hunter2"));
+    let notes = cat("notes.txt");
+    assert!(notes.status.success(), "{}", text(&notes.stderr));
+    assert_eq!(text(&notes.stdout).trim(), "not a secret");
+}
