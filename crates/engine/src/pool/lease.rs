@@ -79,15 +79,17 @@ pub(crate) fn process_alive(pid: i32, start: Option<u64>) -> bool {
     }
 }
 
-/// [`kill_marked`] until a pass finds nothing: a process caught in the middle of `execve`
-/// shows an empty environment for a moment, so one pass can miss it. Sync, for threads that
-/// may block (the writer); [`sweep`] is the async form.
+/// [`kill_marked`] until a pass finds nothing: killing a process can let another (one caught
+/// mid-`execve`, whose environment reads empty for a moment) show up on the next pass. Sync,
+/// for threads that may block (the writer); [`sweep`] is the async form. Commands run in a
+/// bubblewrap PID namespace, so this is the second line: the kernel ends the namespace with
+/// its init.
 pub(crate) fn sweep_blocking(marker: &str) -> usize {
     let mut total = 0;
-    for pass in 0..SWEEP_PASSES {
+    for _ in 0..SWEEP_PASSES {
         let n = kill_marked(marker);
         total += n;
-        if n == 0 && pass > 0 {
+        if n == 0 {
             break;
         }
         std::thread::sleep(SWEEP_PAUSE);
@@ -98,10 +100,10 @@ pub(crate) fn sweep_blocking(marker: &str) -> usize {
 /// See [`sweep_blocking`].
 pub(crate) async fn sweep(marker: &str) -> usize {
     let mut total = 0;
-    for pass in 0..SWEEP_PASSES {
+    for _ in 0..SWEEP_PASSES {
         let n = kill_marked(marker);
         total += n;
-        if n == 0 && pass > 0 {
+        if n == 0 {
             break;
         }
         tokio::time::sleep(SWEEP_PAUSE).await;
