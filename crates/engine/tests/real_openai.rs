@@ -41,6 +41,7 @@ async fn read(mut reply: gatehouse_engine::Reply) -> (Vec<String>, MessageState)
     loop {
         match tokio::time::timeout(Duration::from_secs(120), reply.events.recv()).await.expect("reply hung") {
             Some(ReplyEvent::Delta(d)) => deltas.push(d),
+            Some(ReplyEvent::Tool(outcome)) => panic!("no tools were offered, yet: {outcome:?}"),
             Some(ReplyEvent::Finished { state, error }) => {
                 assert!(error.is_none() || state != MessageState::Complete, "{error:?}");
                 return (deltas, state);
