@@ -88,13 +88,14 @@ fn policy_and_workspaces_are_managed_from_the_cli() {
 #[test]
 fn credentials_under_home_are_hidden_from_commands() {
     let dir = tempfile::tempdir().unwrap();
-    // Not under /tmp: commands get a private /tmp of their own.
-    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
-    std::fs::write(home.path().join(".ssh/id_ed25519"), "PRIVATE KEY").unwrap();
-    std::fs::write(home.path().join(".netrc"), "machine x password hunter2").unwrap();
-    std::fs::write(home.path().join("notes.txt"), "not a secret").unwrap();
-    let h = home.path().to_str().unwrap();
+    // A home inside the workspace: a workspace that contains credentials must not expose them.
+    // (Not just anywhere under /tmp: commands get a private /tmp of their own.)
+    let home = dir.path().join("workspace/home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), "PRIVATE KEY").unwrap();
+    std::fs::write(home.join(".netrc"), "machine x password hunter2").unwrap();
+    std::fs::write(home.join("notes.txt"), "not a secret").unwrap();
+    let h = home.to_str().unwrap();
     let cat = |file: &str| {
         gatehouse(dir.path()).args(["exec", "--", "cat", &format!("{h}/{file}")]).env("HOME", h).output().unwrap()
     };

@@ -119,16 +119,9 @@ pub(crate) fn environment(spec: &ExecSpec, marker: &str) -> Vec<(String, String)
     env
 }
 
-/// `bwrap … -- program args`, ready to spawn. `program` is the resolved absolute path.
-pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement, marker: &str) -> Result<Command> {
-    let mut cmd = Command::new(bwrap()?);
-    cmd.args(["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]);
-    cmd.args(["--unshare-cgroup-try", "--cap-drop", "ALL"]);
-    if !confinement.network {
-        cmd.arg("--unshare-net");
-    }
-    cmd.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
-    for path in &confinement.hidden {
+/// Replace each path with an empty one: a directory with a tmpfs, a file with /dev/null.
+fn hide(cmd: &mut Command, paths: &[&PathBuf]) {
+    for path in paths {
         match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => {
                 cmd.arg("--tmpfs").arg(path);
@@ -139,8 +132,26 @@ pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement
             Err(_) => {}
         }
     }
-    // After the hidden ones: a workspace inside the data directory is visible again.
+}
+
+/// `bwrap … -- program args`, ready to spawn. `program` is the resolved absolute path.
+pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement, marker: &str) -> Result<Command> {
+    let mut cmd = Command::new(bwrap()?);
+    cmd.args(["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]);
+    cmd.args(["--unshare-cgroup-try", "--cap-drop", "ALL"]);
+    if !confinement.network {
+        cmd.arg("--unshare-net");
+    }
+    cmd.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
+    // Mounts stack: a hidden path that contains the working directory (the data directory
+    // around its default workspace) is hidden first so the workspace shows through it; every
+    // other hidden path goes on after the workspace, so a workspace that contains one (a home
+    // directory made a workspace root) cannot expose it.
+    let (around, inside): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        confinement.hidden.iter().partition(|p| confinement.workspace.starts_with(p));
+    hide(&mut cmd, &around);
     cmd.arg("--bind").arg(&confinement.workspace).arg(&confinement.workspace);
+    hide(&mut cmd, &inside);
     cmd.arg("--chdir").arg(&confinement.workspace);
     cmd.arg("--clearenv");
     for (k, v) in environment(spec, marker) {
