@@ -393,7 +393,8 @@ impl Engine {
             return Err(Error::ExecInvalid("--network only makes sense on an allow rule".into()));
         }
         let program = exec::policy::resolve(program, None)?.remove(0).to_string_lossy().into_owned();
-        let rule = exec::policy::AddRule { action, program, args, any_args, network, builtin: false, lasts_ms: None };
+        let spec = exec::policy::RuleSpec { action, program, args, any_args, network };
+        let rule = exec::policy::AddRule { spec, builtin: false, lasts_ms: None };
         self.shared.store.writer.apply(rule).await
     }
 

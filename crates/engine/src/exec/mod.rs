@@ -327,11 +327,13 @@ pub(crate) async fn run_now(
             Approval::Once => entry.approval = Some("once".into()),
             Approval::For(lasts) => {
                 let grant = policy::AddRule {
-                    action: policy::Action::Allow,
-                    program: entry.program.clone(),
-                    args: spec.args.iter().map(|a| policy::exact(a)).collect(),
-                    any_args: false,
-                    network: false,
+                    spec: policy::RuleSpec {
+                        action: policy::Action::Allow,
+                        program: entry.program.clone(),
+                        args: spec.args.iter().map(|a| policy::exact(a)).collect(),
+                        any_args: false,
+                        network: false,
+                    },
                     builtin: false,
                     lasts_ms: Some(lasts.as_millis() as i64),
                 };
@@ -356,7 +358,7 @@ pub(crate) async fn run_now(
     if let Err(e) = sandbox_ready() {
         refuse!(e);
     }
-    let network = decision.rule.as_ref().is_some_and(|r| r.action == policy::Action::Allow && r.network);
+    let network = decision.rule.as_ref().is_some_and(|r| r.spec.action == policy::Action::Allow && r.spec.network);
     let confinement = sandbox::Confinement::new(cwd, ctx.data_dir, network);
     let marker = match &output {
         Output::Job(run) => run.marker.clone(),

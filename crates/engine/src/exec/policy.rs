@@ -43,14 +43,22 @@ impl Action {
     }
 }
 
+/// What a rule says, stored or about to be.
 #[derive(Debug, Clone, Serialize)]
-pub struct Rule {
-    pub id: i64,
+pub struct RuleSpec {
     pub action: Action,
+    /// Absolute path.
     pub program: String,
     pub args: Vec<String>,
     pub any_args: bool,
     pub network: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rule {
+    pub id: i64,
+    #[serde(flatten)]
+    pub spec: RuleSpec,
     pub builtin: bool,
     /// A timed grant ends then.
     #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
@@ -61,15 +69,16 @@ pub struct Rule {
 impl Rule {
     /// How a person would write it: `allow /usr/bin/git status /log|diff/ …`.
     pub fn display(&self) -> String {
-        let mut s = format!("{} {}", self.action.as_str(), self.program);
-        for a in &self.args {
+        let spec = &self.spec;
+        let mut s = format!("{} {}", spec.action.as_str(), spec.program);
+        for a in &spec.args {
             s.push(' ');
             s.push_str(a);
         }
-        if self.any_args {
+        if spec.any_args {
             s.push_str(" …");
         }
-        if self.network {
+        if spec.network {
             s.push_str(" (network)");
         }
         if let Some(t) = self.expires_at {
@@ -79,13 +88,14 @@ impl Rule {
     }
 
     fn matches(&self, program: &[PathBuf], args: &[String]) -> bool {
-        if !program.iter().any(|p| p.as_os_str() == self.program.as_str()) {
+        let spec = &self.spec;
+        if !program.iter().any(|p| p.as_os_str() == spec.program.as_str()) {
             return false;
         }
-        if args.len() < self.args.len() || (!self.any_args && args.len() != self.args.len()) {
+        if args.len() < spec.args.len() || (!spec.any_args && args.len() != spec.args.len()) {
             return false;
         }
-        self.args.iter().zip(args).all(|(pattern, arg)| arg_matches(pattern, arg))
+        spec.args.iter().zip(args).all(|(pattern, arg)| arg_matches(pattern, arg))
     }
 }
 
@@ -155,7 +165,7 @@ pub struct Decision {
 
 pub fn decide(rules: &[Rule], program: &[PathBuf], args: &[String]) -> Decision {
     for action in [Action::Deny, Action::Allow, Action::Ask] {
-        if let Some(rule) = rules.iter().find(|r| r.action == action && r.matches(program, args)) {
+        if let Some(rule) = rules.iter().find(|r| r.spec.action == action && r.matches(program, args)) {
             let reason = format!("rule {} ({})", rule.id, rule.display());
             return Decision { action, rule: Some(rule.clone()), reason };
         }
@@ -176,11 +186,13 @@ pub(crate) async fn rules(store: &Store, now: Millis) -> Result<Vec<Rule>> {
                     let args: String = r.get(3)?;
                     Ok(Rule {
                         id: r.get(0)?,
-                        action: Action::parse(&action).unwrap_or(Action::Ask),
-                        program: r.get(2)?,
-                        args: serde_json::from_str(&args).unwrap_or_default(),
-                        any_args: r.get(4)?,
-                        network: r.get(5)?,
+                        spec: RuleSpec {
+                            action: Action::parse(&action).unwrap_or(Action::Ask),
+                            program: r.get(2)?,
+                            args: serde_json::from_str(&args).unwrap_or_default(),
+                            any_args: r.get(4)?,
+                            network: r.get(5)?,
+                        },
                         builtin: r.get(6)?,
                         expires_at: r.get(7)?,
                     })
@@ -190,13 +202,9 @@ pub(crate) async fn rules(store: &Store, now: Millis) -> Result<Vec<Rule>> {
         .await
 }
 
-/// A rule to add. `program` is already resolved to an absolute path.
+/// A rule to add. `spec.program` is already resolved to an absolute path.
 pub(crate) struct AddRule {
-    pub action: Action,
-    pub program: String,
-    pub args: Vec<String>,
-    pub any_args: bool,
-    pub network: bool,
+    pub spec: RuleSpec,
     pub builtin: bool,
     /// For a timed grant: how long from now it lasts.
     pub lasts_ms: Option<i64>,
@@ -209,11 +217,11 @@ impl WriteOp for AddRule {
             "INSERT INTO exec_rules (action, program, args, any_args, network, builtin, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
             params![
-                self.action.as_str(),
-                self.program,
-                serde_json::to_string(&self.args).unwrap_or_else(|_| "[]".into()),
-                self.any_args,
-                self.network,
+                self.spec.action.as_str(),
+                self.spec.program,
+                serde_json::to_string(&self.spec.args).unwrap_or_else(|_| "[]".into()),
+                self.spec.any_args,
+                self.spec.network,
                 self.builtin,
                 now,
                 self.lasts_ms.map(|ms| now + ms)
@@ -244,11 +252,13 @@ pub(crate) fn defaults() -> Vec<AddRule> {
         for name in names {
             if let Ok(paths) = resolve(name, None) {
                 rules.push(AddRule {
-                    action,
-                    program: paths[0].to_string_lossy().into_owned(),
-                    args: args.iter().map(|a| a.to_string()).collect(),
-                    any_args,
-                    network: false,
+                    spec: RuleSpec {
+                        action,
+                        program: paths[0].to_string_lossy().into_owned(),
+                        args: args.iter().map(|a| a.to_string()).collect(),
+                        any_args,
+                        network: false,
+                    },
                     builtin: true,
                     lasts_ms: None,
                 });
@@ -298,11 +308,13 @@ mod tests {
     fn rule(id: i64, action: Action, program: &str, args: &[&str], any_args: bool) -> Rule {
         Rule {
             id,
-            action,
-            program: program.into(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-            any_args,
-            network: false,
+            spec: RuleSpec {
+                action,
+                program: program.into(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                any_args,
+                network: false,
+            },
             builtin: false,
             expires_at: None,
         }
