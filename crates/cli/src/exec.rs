@@ -138,7 +138,7 @@ pub async fn run(engine: &Engine, args: ExecArgs, json: bool) -> Outcome {
     };
     let result = engine.exec(request, approver, &mut on_line).await?;
     if json {
-        let entry = engine.exec_audit(1).await?.into_iter().next();
+        let entry = engine.exec_audit(50).await?.into_iter().find(|e| e.id == result.audit_id);
         print_json(&entry);
     }
     if result.truncated && !json {

@@ -56,6 +56,20 @@ fn secrets_and_loader_variables_in_our_environment_do_not_reach_the_command() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "token=absent preload=absent lang=C.UTF-8");
+
+    // Nor through the sandbox's init (bubblewrap itself), which /proc/1/environ would show.
+    let out = gatehouse(dir.path())
+        .args(["exec", "--", "cat", "/proc/1/environ"])
+        .env("OPENAI_API_KEY", "sk-live-123")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("sk-live-123"));
+
+    // The user's sockets in /run (session bus, agents) are out of reach.
+    let out = run(dir.path(), &["exec", "--", "ls", "-A", "/run"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "");
 }
 
 #[test]
@@ -107,4 +121,10 @@ fn credentials_under_home_are_hidden_from_commands() {
     let notes = cat("notes.txt");
     assert!(notes.status.success(), "{}", text(&notes.stderr));
     assert_eq!(text(&notes.stdout).trim(), "not a secret");
+
+    // A hidden directory cannot be made visible by running a command in it.
+    let ssh = format!("{h}/.ssh");
+    let out = gatehouse(dir.path()).args(["exec", "--cwd", &ssh, "--", "cat", "id_ed25519"]).env("HOME", h).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("blocked by policy") && !text(&out.stdout).contains("PRIVATE"), "{}", text(&out.stderr));
 }

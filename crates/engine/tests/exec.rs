@@ -104,7 +104,7 @@ async fn the_network_is_reachable_only_when_a_rule_allows_it() {
 async fn loader_and_path_overrides_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    for var in ["LD_PRELOAD", "PATH"] {
+    for var in ["LD_PRELOAD", "PATH", "GIT_CONFIG_COUNT", "BASH_ENV", "PYTHONPATH"] {
         let mut spec = ExecSpec::new("sh", ["-c", "true"]);
         spec.env = vec![(var.into(), "/tmp/evil".into())];
         let err = run_spec(&engine, spec, T).await.result.unwrap_err();
@@ -112,7 +112,7 @@ async fn loader_and_path_overrides_are_refused_by_name() {
         assert!(err.to_string().starts_with("blocked by policy") && err.to_string().contains(var), "{err}");
     }
     let audit = engine.exec_audit(10).await.unwrap();
-    assert_eq!(audit.len(), 2);
+    assert_eq!(audit.len(), 5);
     assert!(audit.iter().all(|e| e.decision == "deny" && e.error_code.as_deref() == Some("exec.denied")));
 }
 
@@ -207,7 +207,7 @@ async fn a_pending_approval_is_answered_for_a_while_and_the_grant_expires() {
         (result, out)
     });
     let request = requests.recv().await.unwrap();
-    assert_eq!(request.command, "sh -c 'echo approved'");
+    assert!(request.command.starts_with("sh -c 'echo approved' (in /"), "{}", request.command);
     assert_eq!(engine.pending_approvals().len(), 1);
     engine.answer_approval(request.id, Approval::For(Duration::from_secs(600))).unwrap();
     let (result, out) = waiting.await.unwrap();

@@ -186,8 +186,14 @@ pub(crate) async fn run_turn(
                 request.messages.push(said);
                 for call in asked {
                     let id = call.id.clone();
+                    // Spawned, so a cancel stops the turn but not the command's own bookkeeping:
+                    // it still ends (by itself or its timeout) and is audited.
+                    let running = tokio::spawn(runner.run(call));
                     let outcome = tokio::select! {
-                        outcome = runner.run(call) => outcome,
+                        outcome = running => match outcome {
+                            Ok(outcome) => outcome,
+                            Err(_) => tools::ToolOutcome { summary: "the tool crashed".into(), result: "the tool crashed".into() },
+                        },
                         _ = cancel.cancelled() => break,
                     };
                     let mut answer = crate::gateway::ChatMessage::new(crate::gateway::Role::Tool, outcome.result.clone());

@@ -85,14 +85,24 @@ impl Approver for EventApprover {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
             pending.waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (request.clone(), tx));
+            // However this ends — answered, expired, or the asker gone — the request is withdrawn.
+            let _withdraw = Withdraw { pending: pending.clone(), id };
             let _ = pending.events.send(request);
             match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(answer)) => answer,
-                _ => {
-                    pending.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                    Approval::Expired
-                }
+                _ => Approval::Expired,
             }
         })
+    }
+}
+
+struct Withdraw {
+    pending: Arc<Pending>,
+    id: u64,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        self.pending.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
     }
 }

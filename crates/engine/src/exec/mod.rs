@@ -62,7 +62,10 @@ fn quote(arg: &str) -> String {
     if plain {
         arg.to_owned()
     } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
+        // Control characters shown, never sent to the terminal: an argument must not be able
+        // to redraw the approval prompt.
+        let shown: String = arg.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect();
+        format!("'{}'", shown.replace('\'', r"'\''"))
     }
 }
 
@@ -323,7 +326,7 @@ pub(crate) async fn run_now(
     entry.reason = decision.reason.clone();
     match decision.action {
         policy::Action::Deny => refuse!(Error::ExecDenied(decision.reason.clone())),
-        policy::Action::Ask => match approver.approve(&spec.display(), &decision.reason).await {
+        policy::Action::Ask => match approver.approve(&format!("{} (in {})", spec.display(), cwd.display()), &decision.reason).await {
             Approval::Once => entry.approval = Some("once".into()),
             Approval::For(lasts) => {
                 let grant = policy::AddRule {
@@ -335,7 +338,7 @@ pub(crate) async fn run_now(
                         network: false,
                     },
                     builtin: false,
-                    lasts_ms: Some(lasts.as_millis() as i64),
+                    lasts_ms: Some(lasts.min(Duration::from_secs(24 * 3600)).as_millis() as i64),
                 };
                 let id = writer.apply(grant).await?;
                 entry.approval = Some(format!("for {} s (rule {id})", lasts.as_secs()));
@@ -359,7 +362,11 @@ pub(crate) async fn run_now(
         refuse!(e);
     }
     let network = decision.rule.as_ref().is_some_and(|r| r.spec.action == policy::Action::Allow && r.spec.network);
-    let confinement = sandbox::Confinement::new(cwd, ctx.data_dir, network);
+    let mut confinement = sandbox::Confinement::new(cwd, ctx.data_dir, network);
+    // Gateway tokens kept in files (anywhere) are not for commands either.
+    if let Ok(profiles) = crate::gateway::profile::list(ctx.store).await {
+        confinement.hidden.extend(profiles.into_iter().filter_map(|p| p.token_file));
+    }
     let marker = match &output {
         Output::Job(run) => run.marker.clone(),
         Output::Lines(_) => format!("exec/{}/{:016x}", crate::pool::lease::process_tag(), fastrand::u64(..)),

@@ -270,13 +270,14 @@ pub(crate) fn defaults() -> Vec<AddRule> {
         Action::Allow,
         &[
             "ls", "cat", "head", "tail", "wc", "echo", "pwd", "date", "uname", "whoami", "id", "true", "false", "grep",
-            "sort", "uniq", "cut", "tr", "diff", "stat", "file", "which", "basename", "dirname", "realpath",
+            "cut", "tr", "diff", "stat", "file", "which", "basename", "dirname", "realpath",
             "sha256sum", "md5sum", "du", "df", "sleep", "seq", "printf",
         ],
         &[],
         true,
     );
-    add(Action::Allow, &["git"], &["/status|log|diff|show|branch|rev-parse/"], true);
+    // Not git, sort or uniq: with free arguments each can write files (`git log --output`,
+    // `sort -o`), and a written `.git/config` runs code at the next `git status`.
     for python in ["python3", "python"] {
         add(Action::Allow, &[python], &["--version"], false);
     }

@@ -23,9 +23,13 @@ use crate::pool::lease::MARKER_ENV;
 /// Directories under `$HOME` that hold credentials.
 const HIDDEN_IN_HOME: &[&str] = &[
     ".ssh", ".gnupg", ".aws", ".azure", ".config/gcloud", ".kube", ".docker", ".password-store", ".local/share/keyrings",
+    ".config/gh", ".config/hub", ".config/git/credentials", ".terraform.d", ".vault-token",
 ];
-/// Files under `$HOME` that hold credentials.
-const HIDDEN_FILES_IN_HOME: &[&str] = &[".netrc", ".git-credentials", ".pgpass"];
+/// Files under `$HOME` that hold credentials or history.
+const HIDDEN_FILES_IN_HOME: &[&str] = &[
+    ".netrc", ".git-credentials", ".pgpass", ".npmrc", ".pypirc", ".cargo/credentials", ".cargo/credentials.toml",
+    ".bash_history", ".zsh_history", ".python_history", ".psql_history", ".mysql_history",
+];
 
 /// Environment variables never passed on, by name fragment (case-insensitive) or prefix.
 fn secret(name: &str) -> bool {
@@ -45,10 +49,15 @@ fn proxy_with_credentials(name: &str, value: &str) -> bool {
 /// Names a request may not set at all: they change what runs, not what it does.
 pub(crate) fn forbidden_override(name: &str) -> Option<&'static str> {
     let upper = name.to_ascii_uppercase();
-    if upper.starts_with("LD_") || upper.starts_with("DYLD_") {
+    if upper.starts_with("LD_") || upper.starts_with("DYLD_") || upper == "GCONV_PATH" {
         Some("it changes which libraries are loaded")
     } else if upper == "PATH" {
         Some("it changes which programs run")
+    } else if upper.starts_with("GIT_")
+        || ["BASH_ENV", "ENV", "IFS", "PS4", "SHELLOPTS", "NODE_OPTIONS", "RUBYOPT", "PERL5OPT", "PERL5LIB"].contains(&upper.as_str())
+        || upper.starts_with("PYTHON")
+    {
+        Some("it can make the program run other code")
     } else if upper == MARKER_ENV {
         Some("Gatehouse uses it to track the command's processes")
     } else {
@@ -61,6 +70,8 @@ pub(crate) fn forbidden_override(name: &str) -> Option<&'static str> {
 pub struct Confinement {
     /// Writable; the command's working directory. Canonical, inside a workspace root.
     pub workspace: PathBuf,
+    /// The data directory's workspace: visible although the data directory is hidden.
+    pub default_root: PathBuf,
     /// Replaced by empty directories.
     pub hidden: Vec<PathBuf>,
     pub network: bool,
@@ -69,12 +80,15 @@ pub struct Confinement {
 impl Confinement {
     /// The default hidden set: the data directory and the credential places under `$HOME`.
     pub fn new(workspace: PathBuf, data_dir: &Path, network: bool) -> Confinement {
-        let mut hidden = vec![data_dir.to_owned()];
+        // Canonical, like `workspace`, so the prefix tests below compare like with like.
+        let data_dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+        let default_root = data_dir.join("workspace");
+        let mut hidden = vec![data_dir];
         if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
             hidden.extend(HIDDEN_IN_HOME.iter().map(|d| home.join(d)));
             hidden.extend(HIDDEN_FILES_IN_HOME.iter().map(|f| home.join(f)));
         }
-        Confinement { workspace, hidden, network }
+        Confinement { workspace, default_root, hidden, network }
     }
 }
 
@@ -136,6 +150,20 @@ fn hide(cmd: &mut Command, paths: &[&PathBuf]) {
 
 /// `bwrap … -- program args`, ready to spawn. `program` is the resolved absolute path.
 pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement, marker: &str) -> Result<Command> {
+    // A hidden place cannot be a working directory (binding it would show it again) — except
+    // the default workspace, which lives inside the hidden data directory.
+    let (cwd, default_root) = (&confinement.workspace, &confinement.default_root);
+    if let Some(hidden) = confinement
+        .hidden
+        .iter()
+        .find(|p| cwd.starts_with(p) && !(default_root.starts_with(p) && cwd.starts_with(default_root)))
+    {
+        return Err(Error::ExecDenied(format!(
+            "{} is inside {}, which commands may not see",
+            confinement.workspace.display(),
+            hidden.display()
+        )));
+    }
     let mut cmd = Command::new(bwrap()?);
     cmd.args(["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]);
     cmd.args(["--unshare-cgroup-try", "--cap-drop", "ALL"]);
@@ -143,6 +171,13 @@ pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement
         cmd.arg("--unshare-net");
     }
     cmd.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
+    // /run holds the user's sockets (session bus, ssh and gpg agents, systemd): connecting to
+    // them is a way out that read-only mounts and a network namespace do not close.
+    cmd.args(["--tmpfs", "/run"]);
+    if confinement.network {
+        // Name resolution may live there (systemd-resolved's stub).
+        cmd.args(["--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"]);
+    }
     // Mounts stack: a hidden path that contains the working directory (the data directory
     // around its default workspace) is hidden first so the workspace shows through it; every
     // other hidden path goes on after the workspace, so a workspace that contains one (a home
@@ -153,13 +188,10 @@ pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement
     cmd.arg("--bind").arg(&confinement.workspace).arg(&confinement.workspace);
     hide(&mut cmd, &inside);
     cmd.arg("--chdir").arg(&confinement.workspace);
-    cmd.arg("--clearenv");
-    for (k, v) in environment(spec, marker) {
-        cmd.arg("--setenv").arg(k).arg(v);
-    }
     cmd.arg("--").arg(program).args(&spec.args);
-    // bwrap itself gets our marker too, so leftovers are found whatever happens.
-    cmd.env(MARKER_ENV, marker);
+    // bwrap's own environment is the scrubbed one, not just its child's: bwrap stays in the
+    // sandbox as its init, and /proc/1/environ would show anything it was given.
+    cmd.env_clear().envs(environment(spec, marker));
     Ok(cmd)
 }
 

@@ -324,12 +324,19 @@ impl Call {
     }
 }
 
+/// Tool calls one reply may carry.
+const MAX_TOOL_CALLS: usize = 32;
+
 /// Tool calls stream in pieces: the first delta of a call has its id and name, later ones
 /// more of its arguments, all under the call's `index`.
 fn collect_tool_calls(chunk: &Value, calls: &mut Vec<ToolCall>) {
     let Some(deltas) = chunk.pointer("/choices/0/delta/tool_calls").and_then(Value::as_array) else { return };
     for delta in deltas {
-        let index = delta.get("index").and_then(Value::as_u64).unwrap_or(calls.len() as u64) as usize;
+        // An index past any sane number of calls is garbage, not a reason to allocate.
+        let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+        if index >= MAX_TOOL_CALLS {
+            continue;
+        }
         while calls.len() <= index {
             calls.push(ToolCall {
                 id: String::new(),

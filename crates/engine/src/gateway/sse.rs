@@ -35,6 +35,9 @@ impl Decoder {
 
     /// Feed bytes; returns the events they complete.
     pub fn feed(&mut self, mut chunk: &[u8]) -> Vec<Event> {
+        if chunk.is_empty() {
+            return Vec::new();
+        }
         if self.after_cr && chunk.first() == Some(&b'\n') {
             chunk = &chunk[1..];
         }
