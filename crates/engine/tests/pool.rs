@@ -478,3 +478,20 @@ async fn processes_a_finished_job_leaves_behind_are_killed_even_in_their_own_ses
     }
     pool.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_retried_exec_job_does_not_keep_the_approval_of_its_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    let mut spec = ExecSpec::new("sh", ["-c", "exit 3"]);
+    spec.approved = true; // a person said yes at submit; the default policy asks about sh
+    let id = engine.submit(NewJob::new("exec", serde_json::to_value(spec).unwrap())).await.unwrap();
+    let mut events = engine.subscribe();
+    let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
+    let job = wait_for(&engine, &mut events, id, JobState::Failed).await;
+    assert_eq!(job.exit_code, Some(3), "the approved first run ran");
+    engine.retry(id).await.unwrap();
+    let job = wait_until(&engine, &mut events, id, |j| j.state == JobState::Failed && j.attempts == 2).await;
+    assert_eq!(job.error.unwrap().code, "exec.needs_approval");
+    pool.shutdown(Duration::from_secs(5)).await;
+}

@@ -1,5 +1,6 @@
 //! Retry a failed or canceled job by hand: back to the queue, now, with one more attempt
-//! allowed. Its output so far is kept; new lines carry the new attempt number.
+//! allowed. Its output so far is kept; new lines carry the new attempt number. An approval given
+//! at submit time is not carried over: it was for that run.
 
 use rusqlite::{params, Connection};
 
@@ -27,7 +28,8 @@ impl WriteOp for Retry {
         conn.execute(
             "UPDATE jobs SET state = 'queued', run_after = ?2, finished_at = NULL, exit_code = NULL,
                     error_code = NULL, error_message = NULL, cancel_requested = 0,
-                    max_attempts = max(max_attempts, attempts + 1)
+                    max_attempts = max(max_attempts, attempts + 1),
+                    spec = CASE WHEN kind = 'exec' THEN json_remove(spec, '$.approved') ELSE spec END
              WHERE id = ?1",
             params![id, now],
         )
