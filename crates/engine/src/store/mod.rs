@@ -72,7 +72,7 @@ impl Store {
         .await
         .map_err(|e| Error::Store(e.to_string()))??;
         let read = Arc::new(Readers { path: path.clone(), conns: (0..READERS).map(|_| Mutex::new(None)).collect() });
-        let writer = Writer::start(conn, clock);
+        let writer = Writer::start(conn, clock)?;
         Ok(Store { path, read, writer })
     }
 

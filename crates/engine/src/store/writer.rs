@@ -81,13 +81,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection, clock: SharedClock) -> Writer {
+    pub(crate) fn start(conn: Connection, clock: SharedClock) -> Result<Writer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("gatehouse-writer".into())
             .spawn(move || run(conn, rx, clock))
-            .expect("spawn the writer thread");
-        Writer { tx, thread: Arc::new(std::sync::Mutex::new(Some(thread))) }
+            .map_err(|e| Error::Store(format!("cannot start the database writer: {e}")))?;
+        Ok(Writer { tx, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
     }
 
     /// Apply `op` in the next batch and return its result once committed.
