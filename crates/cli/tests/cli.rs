@@ -68,16 +68,7 @@ fn allow_scripts(dir: &Path, work: Option<&Path>) {
     }
 }
 
-/// Live processes (not zombies) whose environment contains `needle`.
-fn alive_with_env(needle: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z ")))
-        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
-        .filter(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
-        .count()
-}
+use gatehouse_testkit::processes_with_env as alive_with_env;
 
 /// A `gatehouse worker` that is killed if the test ends early.
 struct Worker(Child);

@@ -97,16 +97,9 @@ async fn open(dir: &std::path::Path, kinds: Vec<Arc<dyn JobKind>>) -> Engine {
     engine
 }
 
-/// Live processes (not zombies) of attempt `attempt` of job `id` run by `pool`.
+/// Live processes of attempt `attempt` of job `id` run by `pool`.
 fn processes_of(pool: &gatehouse_engine::Pool, id: i64, attempt: i64) -> usize {
-    let needle = format!("GATEHOUSE_JOB={}/{id}/{attempt}", pool.owner());
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z ")))
-        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
-        .filter(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
-        .count()
+    gatehouse_testkit::processes_with_env(&format!("GATEHOUSE_JOB={}/{id}/{attempt}", pool.owner()))
 }
 
 fn exec(program: &str, args: &[&str]) -> NewJob {

@@ -123,3 +123,16 @@ pub fn delta(text: &str) -> String {
     format!("data: {}\n\n", serde_json::json!({"choices":[{"index":0,"delta":{"content":text}}]}))
 }
 
+
+/// Live processes (not zombies) whose environment has exactly the variable `name=value`
+/// given as `var`: how tests find the processes of a job or command, whose pids are private
+/// to their sandbox.
+pub fn processes_with_env(var: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z ")))
+        .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
+        .filter(|env| env.split(|b| *b == 0).any(|v| v == var.as_bytes()))
+        .count()
+}

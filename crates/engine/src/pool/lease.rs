@@ -81,7 +81,7 @@ pub(crate) fn process_alive(pid: i32, start: Option<u64>) -> bool {
 
 /// [`kill_marked`] until a pass finds nothing: killing a process can let another (one caught
 /// mid-`execve`, whose environment reads empty for a moment) show up on the next pass. Sync,
-/// for threads that may block (the writer); [`sweep`] is the async form. Commands run in a
+/// for threads that may block (the writer). Commands run in a
 /// bubblewrap PID namespace, so this is the second line: the kernel ends the namespace with
 /// its init.
 pub(crate) fn sweep_blocking(marker: &str) -> usize {
@@ -97,18 +97,10 @@ pub(crate) fn sweep_blocking(marker: &str) -> usize {
     total
 }
 
-/// See [`sweep_blocking`].
+/// [`sweep_blocking`] off the async runtime (it sleeps between passes).
 pub(crate) async fn sweep(marker: &str) -> usize {
-    let mut total = 0;
-    for _ in 0..SWEEP_PASSES {
-        let n = kill_marked(marker);
-        total += n;
-        if n == 0 {
-            break;
-        }
-        tokio::time::sleep(SWEEP_PAUSE).await;
-    }
-    total
+    let marker = marker.to_owned();
+    tokio::task::spawn_blocking(move || sweep_blocking(&marker)).await.unwrap_or(0)
 }
 
 const SWEEP_PASSES: usize = 5;
