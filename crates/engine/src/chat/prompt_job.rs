@@ -5,10 +5,10 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, JobError, Result};
-use crate::gateway::{profile, ChatEvent, ChatMessage, ChatRequest, Role};
+use crate::gateway::{ChatEvent, ChatMessage, ChatRequest, Gateways, Role};
 use crate::pool::job::Stream;
 use crate::pool::kind::{BoxFuture, JobKind, JobRun, Outcome};
-use crate::store::Store;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PromptSpec {
@@ -21,7 +21,7 @@ pub struct PromptSpec {
 }
 
 pub(crate) struct PromptJob {
-    pub store: Store,
+    pub gateways: Arc<Gateways>,
 }
 
 impl JobKind for PromptJob {
@@ -39,9 +39,9 @@ impl JobKind for PromptJob {
     }
 
     fn run(&self, run: JobRun) -> BoxFuture<Outcome> {
-        let store = self.store.clone();
+        let gateways = self.gateways.clone();
         Box::pin(async move {
-            match prompt(&store, &run).await {
+            match prompt(&gateways, &run).await {
                 Ok(outcome) => outcome,
                 Err(e) => Outcome::Failed { exit_code: None, error: JobError::new(e.code(), e.to_string()) },
             }
@@ -49,10 +49,10 @@ impl JobKind for PromptJob {
     }
 }
 
-async fn prompt(store: &Store, run: &JobRun) -> Result<Outcome> {
+async fn prompt(gateways: &Gateways, run: &JobRun) -> Result<Outcome> {
     let spec: PromptSpec =
         serde_json::from_value(run.spec.clone()).map_err(|e| Error::JobInvalid(format!("not a valid prompt job: {e}")))?;
-    let gateway = profile::find(store, spec.gateway.as_deref()).await?.open()?;
+    let (_, gateway) = gateways.open(spec.gateway.as_deref()).await?;
     let request = ChatRequest {
         model: spec.model,
         messages: vec![ChatMessage::new(Role::User, spec.text)],

@@ -10,15 +10,22 @@
 //! - a request is sent once. A failure is reported, never retried behind the caller's back:
 //!   a re-sent prompt is paid for twice.
 
+#[cfg(feature = "local")]
+pub mod local;
 pub mod openai;
 pub mod profile;
 pub mod sse;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
+use crate::store::Store;
+use profile::{GatewayKind, Profile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,4 +126,57 @@ pub trait Gateway: Send + Sync + 'static {
     /// Whether the gateway answers and accepts the credentials, in one sentence — without
     /// spending tokens.
     fn check(&self) -> futures::future::BoxFuture<'static, Result<String>>;
+}
+
+/// Opens gateways by profile name, for chats and prompt jobs alike. Local models are loaded
+/// here once per process and shared: a second chat must not load a second copy.
+pub(crate) struct Gateways {
+    pub store: Store,
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
+    pub data_dir: PathBuf,
+    #[cfg(feature = "local")]
+    loaded: std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<local::LocalModel>>>,
+}
+
+impl Gateways {
+    pub fn new(store: Store, data_dir: PathBuf) -> Gateways {
+        Gateways {
+            store,
+            data_dir,
+            #[cfg(feature = "local")]
+            loaded: Default::default(),
+        }
+    }
+
+    /// The named profile (or the default one), ready to use.
+    pub async fn open(&self, name: Option<&str>) -> Result<(Profile, Arc<dyn Gateway>)> {
+        let profile = profile::find(&self.store, name).await?;
+        let gateway = match profile.kind {
+            GatewayKind::Local => self.open_local(&profile).await?,
+            _ => profile.open()?,
+        };
+        Ok((profile, gateway))
+    }
+
+    #[cfg(feature = "local")]
+    async fn open_local(&self, profile: &Profile) -> Result<Arc<dyn Gateway>> {
+        let (model_name, path) = crate::models::resolve(&self.store, &self.data_dir, profile.model.as_deref()).await?;
+        let model = {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            match loaded.get(&path) {
+                Some(m) if m.is_usable() => m.clone(),
+                _ => {
+                    let m = local::LocalModel::start(&model_name, &path, local::LocalConfig::default())?;
+                    loaded.insert(path, m.clone());
+                    m
+                }
+            }
+        };
+        Ok(Arc::new(local::LocalGateway { profile: profile.name.clone(), model }))
+    }
+
+    #[cfg(not(feature = "local"))]
+    async fn open_local(&self, _profile: &Profile) -> Result<Arc<dyn Gateway>> {
+        Err(crate::error::Error::LocalUnavailable)
+    }
 }

@@ -56,6 +56,20 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The built-in model's profile: there even when nothing is set up, and the default until
+    /// another profile is added.
+    pub fn builtin_local() -> Profile {
+        Profile {
+            name: "local".into(),
+            kind: GatewayKind::Local,
+            url: None,
+            model: None,
+            token_env: None,
+            token_file: None,
+            is_default: true,
+        }
+    }
+
     /// Check a profile before it is stored.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::GatewayInvalid(m));
@@ -68,6 +82,11 @@ impl Profile {
                     return bad("an openai gateway needs --url, e.g. http://127.0.0.1:11434/v1".into());
                 };
                 OpenAi::new(OpenAiConfig::new(&self.name, url))?;
+            }
+            GatewayKind::Local => {
+                if self.url.is_some() || self.token_env.is_some() || self.token_file.is_some() {
+                    return bad("a local gateway runs a model file in-process: it takes --model, not a URL or a token".into());
+                }
             }
             other => return bad(format!("`{}` gateways are not supported by this build yet", other.as_str())),
         }
@@ -102,8 +121,9 @@ impl Profile {
         Ok(None)
     }
 
-    /// A ready-to-use gateway for this profile.
-    pub fn open(&self) -> Result<Arc<dyn Gateway>> {
+    /// A ready-to-use gateway for a network profile (local ones are opened by
+    /// [`super::Gateways`], which shares loaded models).
+    pub(crate) fn open(&self) -> Result<Arc<dyn Gateway>> {
         match self.kind {
             GatewayKind::Openai => {
                 let mut config = OpenAiConfig::new(&self.name, self.url.clone().unwrap_or_default());
@@ -146,10 +166,18 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Profile> {
     })
 }
 
+/// Stored profiles, and the built-in `local` one unless a stored profile took its name.
 pub(crate) async fn list(store: &Store) -> Result<Vec<Profile>> {
-    store
+    let mut profiles: Vec<Profile> = store
         .read(|c| c.prepare_cached(&format!("SELECT {COLUMNS} FROM gateways ORDER BY name"))?.query_map([], from_row)?.collect())
-        .await
+        .await?;
+    if !profiles.iter().any(|p| p.name == "local") {
+        let mut local = Profile::builtin_local();
+        local.is_default = !profiles.iter().any(|p| p.is_default);
+        profiles.push(local);
+        profiles.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(profiles)
 }
 
 /// The named profile, or the default one.
@@ -166,10 +194,9 @@ pub(crate) async fn find(store: &Store, name: Option<&str>) -> Result<Profile> {
         .await?;
     match (found, name) {
         (Some(p), _) => Ok(p),
+        // Nothing set up (or `local` asked for and not redefined): the built-in model.
+        (None, None | Some("local")) => Ok(Profile::builtin_local()),
         (None, Some(name)) => Err(Error::GatewayUnknown(name.to_owned())),
-        (None, None) => Err(Error::GatewayInvalid(
-            "no gateway is set up; add one with `gatehouse gateways add NAME --kind openai --url URL`".into(),
-        )),
     }
 }
 
@@ -210,6 +237,11 @@ impl WriteOp for Remove {
     type Output = ();
     fn apply(&mut self, conn: &Connection, _now: Millis) -> Result<()> {
         let n = conn.execute("DELETE FROM gateways WHERE name = ?1", [&self.0]).map_err(db)?;
+        if n == 0 && self.0 == "local" {
+            return Err(Error::GatewayInvalid(
+                "`local` is the built-in model and cannot be removed; make another gateway the default instead".into(),
+            ));
+        }
         if n == 0 {
             return Err(Error::GatewayUnknown(self.0.clone()));
         }
@@ -224,7 +256,8 @@ impl WriteOp for SetDefault {
     fn apply(&mut self, conn: &Connection, _now: Millis) -> Result<()> {
         let exists: bool =
             conn.query_row("SELECT EXISTS (SELECT 1 FROM gateways WHERE name = ?1)", [&self.0], |r| r.get(0)).map_err(db)?;
-        if !exists {
+        // The built-in `local` is the default whenever no stored profile is.
+        if !exists && self.0 != "local" {
             return Err(Error::GatewayUnknown(self.0.clone()));
         }
         conn.execute("UPDATE gateways SET is_default = (name = ?1)", [&self.0]).map_err(db)?;

@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_chat.sql"),
     include_str!("../../migrations/0003_exec.sql"),
     include_str!("../../migrations/0004_exec_grants.sql"),
+    include_str!("../../migrations/0005_settings.sql"),
 ];
 
 #[derive(Clone)]
