@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gatehouse_testkit::{delta, serve_each, sse_head, Server, Step};
+use gatehouse_testkit::{collect_stdout, delta, serve_each, sse_head, Server, Step};
 use serde_json::Value;
 
 fn gatehouse(dir: &Path) -> Command {
@@ -28,15 +28,8 @@ fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    gatehouse_testkit::eventually(what, Duration::from_secs(30), check)
 }
 
 /// A server on its own runtime, alive as long as the returned runtime.
@@ -57,21 +50,6 @@ fn add_gateway(dir: &Path, url: &str) {
 }
 
 /// Everything a child writes to stdout, collected as it comes.
-fn collect_stdout(child: &mut std::process::Child) -> Arc<Mutex<String>> {
-    let seen = Arc::new(Mutex::new(String::new()));
-    let mut out = child.stdout.take().unwrap();
-    let sink = seen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    seen
-}
 
 #[test]
 fn one_shot_chat_streams_stores_and_is_found_again() {

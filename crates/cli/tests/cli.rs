@@ -42,16 +42,8 @@ fn job(dir: &Path, id: i64) -> Value {
     json(dir, &["jobs", "show", &id.to_string()])
 }
 
-/// Poll until `check` holds.
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(start.elapsed() < DEADLINE, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    gatehouse_testkit::eventually(what, DEADLINE, check)
 }
 
 fn wait_state(dir: &Path, id: i64, state: &str) -> Value {

@@ -136,3 +136,34 @@ pub fn processes_with_env(var: &str) -> usize {
         .filter(|env| env.split(|b| *b == 0).any(|v| v == var.as_bytes()))
         .count()
 }
+
+/// Poll `check` every 20 ms until it gives a value; fail the test after `within`. For waiting
+/// on another process's visible state, where there is no event to wait on.
+pub fn eventually<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < within, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Everything a child writes to its stdout, gathered by a thread as it comes.
+pub fn collect_stdout(child: &mut std::process::Child) -> Arc<std::sync::Mutex<String>> {
+    use std::io::Read;
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let mut out = child.stdout.take().expect("stdout piped");
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    seen
+}
