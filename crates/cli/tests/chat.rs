@@ -1,11 +1,10 @@
 //! `gatehouse chat`, `chats` and `gateways` as a person uses them, against the raw-bytes
 //! server (a mock peer, for faults a real server cannot be made to produce on demand).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gatehouse_testkit::{collect_stdout, delta, serve_each, sse_head, Server, Step};
 use serde_json::Value;
