@@ -118,6 +118,18 @@ pub enum Error {
     #[error("this conversation is {tokens} tokens long and the local model {model} holds {limit}; start a new conversation, or use a gateway whose model has a longer context")]
     ContextFull { model: String, tokens: u32, limit: u32 },
 
+    #[error("{gateway} has not approved this device yet; on the gateway's machine run `openclaw devices approve {request_id}`, then try again")]
+    GatewayPairingRequired { gateway: String, request_id: String },
+
+    #[error("{gateway} rejected this device's signature; if the device key under the data directory's openclaw/ was changed, move it aside and pair again")]
+    GatewayBadSignature { gateway: String },
+
+    #[error("{gateway} is shutting down; try again once it is back")]
+    GatewayShuttingDown { gateway: String },
+
+    #[error("the message is too large for {gateway} ({}its limit is {limit} bytes); send something shorter", bytes.map(|b| format!("{b} bytes; ")).unwrap_or_default())]
+    GatewayPayloadTooLarge { gateway: String, bytes: Option<usize>, limit: usize },
+
     #[error("this build of Gatehouse has no built-in model (it was built without the `local` feature); add a gateway with `gatehouse gateways add NAME --kind openai --url URL`")]
     LocalUnavailable,
 }
@@ -163,6 +175,10 @@ impl Error {
             Error::ModelFetch(_) => "model.fetch_failed",
             Error::ContextFull { .. } => "model.context_full",
             Error::LocalUnavailable => "gateway.local_unavailable",
+            Error::GatewayPairingRequired { .. } => "gateway.pairing_required",
+            Error::GatewayBadSignature { .. } => "gateway.bad_signature",
+            Error::GatewayShuttingDown { .. } => "gateway.shutting_down",
+            Error::GatewayPayloadTooLarge { .. } => "gateway.payload_too_large",
         }
     }
 

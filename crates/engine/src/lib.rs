@@ -328,6 +328,7 @@ impl Engine {
             temperature: options.temperature,
             max_tokens: None,
             tools: Vec::new(),
+            session: Some(format!("gatehouse-{}", turn.conversation_id)),
         };
         let (tx, rx) = chat::channel();
         let writer = self.shared.store.writer.clone();

@@ -56,6 +56,7 @@ async fn prompt(gateways: &Gateways, run: &JobRun) -> Result<Outcome> {
     let request = ChatRequest {
         model: spec.model,
         messages: vec![ChatMessage::new(Role::User, spec.text)],
+        session: Some(format!("gatehouse-job-{}", run.id)),
         ..ChatRequest::default()
     };
     let mut stream = gateway.stream(request, run.cancel.clone());

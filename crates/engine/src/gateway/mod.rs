@@ -13,6 +13,7 @@
 #[cfg(feature = "local")]
 pub mod local;
 pub mod openai;
+pub mod openclaw;
 pub mod profile;
 pub mod sse;
 
@@ -99,6 +100,9 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     /// Tool definitions (OpenAI `tools`), offered to the model.
     pub tools: Vec<serde_json::Value>,
+    /// The conversation this turn belongs to, for gateways that keep conversations themselves
+    /// (OpenClaw sessions): they are sent only the new message.
+    pub session: Option<String>,
 }
 
 /// What a reply stream carries.
@@ -132,7 +136,6 @@ pub trait Gateway: Send + Sync + 'static {
 /// here once per process and shared: a second chat must not load a second copy.
 pub(crate) struct Gateways {
     pub store: Store,
-    #[cfg_attr(not(feature = "local"), allow(dead_code))]
     pub data_dir: PathBuf,
     #[cfg(feature = "local")]
     loaded: std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<local::LocalModel>>>,
@@ -153,7 +156,8 @@ impl Gateways {
         let profile = profile::find(&self.store, name).await?;
         let gateway = match profile.kind {
             GatewayKind::Local => self.open_local(&profile).await?,
-            _ => profile.open()?,
+            GatewayKind::Openclaw => profile.open_openclaw(&self.data_dir)?,
+            GatewayKind::Openai => profile.open()?,
         };
         Ok((profile, gateway))
     }

@@ -83,12 +83,22 @@ impl Profile {
                 };
                 OpenAi::new(OpenAiConfig::new(&self.name, url))?;
             }
+            GatewayKind::Openclaw => {
+                let Some(url) = &self.url else {
+                    return bad("an openclaw gateway needs --url, e.g. ws://127.0.0.1:18789".into());
+                };
+                super::openclaw::OpenClaw::new(super::openclaw::OpenClawConfig {
+                    name: self.name.clone(),
+                    url: url.clone(),
+                    token: None,
+                    data_dir: PathBuf::new(),
+                })?;
+            }
             GatewayKind::Local => {
                 if self.url.is_some() || self.token_env.is_some() || self.token_file.is_some() {
                     return bad("a local gateway runs a model file in-process: it takes --model, not a URL or a token".into());
                 }
             }
-            other => return bad(format!("`{}` gateways are not supported by this build yet", other.as_str())),
         }
         if let Some(var) = &self.token_env {
             if var.is_empty() || var.contains('=') {
@@ -119,6 +129,17 @@ impl Profile {
             return Ok(Some(token.trim().to_owned()));
         }
         Ok(None)
+    }
+
+    /// A ready-to-use OpenClaw gateway; its device identity lives under `data_dir`.
+    pub(crate) fn open_openclaw(&self, data_dir: &Path) -> Result<Arc<dyn Gateway>> {
+        let config = super::openclaw::OpenClawConfig {
+            name: self.name.clone(),
+            url: self.url.clone().unwrap_or_default(),
+            token: self.token()?,
+            data_dir: data_dir.to_owned(),
+        };
+        Ok(Arc::new(super::openclaw::OpenClawGateway::new(config)?))
     }
 
     /// A ready-to-use gateway for a network profile (local ones are opened by

@@ -1,0 +1,318 @@
+//! The `openclaw` gateway: OpenClaw's own WebSocket protocol (v4), with resume.
+//!
+//! Layout: [`device`] is this installation's signed identity; [`link`] one authenticated
+//! connection (handshake, request/response by id, events, dead-link detection); this file the
+//! [`Gateway`] — a reply is one `chat.send` run, followed by its `chat` events.
+//!
+//! Why replies survive a cut: the run lives on the gateway, not on the socket. Every `chat`
+//! delta carries the whole text so far, and after a reconnect `chat.history`'s `inFlightRun`
+//! has the text made while no socket was open. The client therefore keeps what it has already
+//! passed on and only ever sends the part beyond it — never the same text twice, and nothing
+//! skipped. `chat.send` carries an idempotency key, so a request re-sent after a cut cannot
+//! start a second run.
+
+pub(crate) mod device;
+pub(crate) mod link;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{ChatEvent, ChatRequest, ChatStream, Gateway, Role};
+use crate::error::{Error, Result};
+use device::Device;
+use link::{Ended, Link, Target};
+
+/// Reconnect attempts for one reply after its connection is lost, with backoff from 250 ms
+/// doubling to 4 s: ~30 s in all, longer than a gateway restart takes here.
+const RECONNECTS: u32 = 10;
+
+pub struct OpenClawConfig {
+    pub name: String,
+    pub url: String,
+    pub token: Option<String>,
+    pub data_dir: PathBuf,
+}
+
+pub struct OpenClaw {
+    target: Target,
+    data_dir: PathBuf,
+}
+
+impl OpenClaw {
+    pub fn new(config: OpenClawConfig) -> Result<OpenClaw> {
+        let url = config.url.trim_end_matches('/').to_owned();
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(Error::GatewayInvalid(format!(
+                "`{url}` is not an OpenClaw gateway URL; it starts with ws:// or wss://, e.g. ws://127.0.0.1:18789"
+            )));
+        }
+        Ok(OpenClaw { target: Target { gateway: config.name, url, token: config.token }, data_dir: config.data_dir })
+    }
+
+    async fn connect(&self) -> Result<Arc<Link>> {
+        let device = Device::load_or_create(&self.data_dir)?;
+        Link::connect(&self.target, &device).await
+    }
+}
+
+/// The text of a chat message: its text parts, joined.
+fn message_text(message: &Value) -> Option<String> {
+    match &message["content"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts.iter().filter(|p| p["type"] == "text").filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(""),
+        ),
+        _ => None,
+    }
+}
+
+/// Passes on only text beyond what was already passed on.
+struct Forward {
+    sent: String,
+    tx: mpsc::Sender<Result<ChatEvent>>,
+}
+
+impl Forward {
+    async fn text_so_far(&mut self, text: &str) {
+        match text.strip_prefix(self.sent.as_str()) {
+            Some("") => {}
+            Some(new) => {
+                let new = new.to_owned();
+                self.sent.push_str(&new);
+                let _ = self.tx.send(Ok(ChatEvent::Delta { text: new })).await;
+            }
+            // The gateway rewrote earlier text (`replace`); what was shown stands.
+            None => tracing::debug!("openclaw replaced text already shown; keeping what was shown"),
+        }
+    }
+
+    async fn send(&self, item: Result<ChatEvent>) {
+        let _ = self.tx.send(item).await;
+    }
+}
+
+enum Step {
+    /// The reply ended (or failed); stop.
+    End,
+    /// The connection ended; reconnect and resume.
+    Lost(Ended),
+}
+
+impl OpenClaw {
+    async fn run(self: Arc<Self>, request: ChatRequest, cancel: CancellationToken, tx: mpsc::Sender<Result<ChatEvent>>) {
+        let mut out = Forward { sent: String::new(), tx };
+        let Some(message) = request.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.clone()) else {
+            out.send(Err(Error::GatewayInvalid("there is no message to send".into()))).await;
+            return;
+        };
+        // OpenClaw keeps the conversation itself: one session per Gatehouse conversation.
+        let session = format!("agent:main:{}", request.session.as_deref().unwrap_or("gatehouse"));
+        let key = random_key();
+        let mut started = false;
+        let mut attempt = 0u32;
+        loop {
+            let link = match self.connect().await {
+                Ok(l) => l,
+                Err(e) if started && attempt < RECONNECTS && matches!(e, Error::GatewayUnreachable { .. }) => {
+                    attempt += 1;
+                    if sleep_or_cancel(backoff(attempt), &cancel).await {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e) => return out.send(Err(e)).await,
+            };
+            let mut events = link.subscribe();
+            if !started {
+                let params = json!({ "sessionKey": session, "message": message, "idempotencyKey": key });
+                if let Err(e) = link.request("chat.send", params).await {
+                    link.close();
+                    return out.send(Err(e)).await;
+                }
+                started = true;
+            } else {
+                match self.resume(&link, &session, &key, &mut out).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        link.close();
+                        return;
+                    }
+                    Err(_) if attempt < RECONNECTS => {
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => return out.send(Err(e)).await,
+                }
+            }
+            match self.follow(&link, &mut events, &key, &session, &cancel, &mut out).await {
+                Step::End => {
+                    link.close();
+                    return;
+                }
+                Step::Lost(ended) => {
+                    tracing::info!(gateway = %self.target.gateway, ?ended, "connection lost mid-reply; resuming");
+                    if ended == Ended::TooLarge {
+                        return out.send(Err(Error::GatewayPayloadTooLarge { gateway: self.target.gateway.clone(), bytes: None, limit: 0 })).await;
+                    }
+                    attempt += 1;
+                    if attempt > RECONNECTS || sleep_or_cancel(backoff(attempt), &cancel).await {
+                        return out.send(Err(Error::GatewayIncomplete { gateway: self.target.gateway.clone() })).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a reconnect: catch up from `chat.history`. `Ok(true)`: the run is still going,
+    /// follow its live events; `Ok(false)`: it ended while we were away (reported).
+    async fn resume(&self, link: &Link, session: &str, key: &str, out: &mut Forward) -> Result<bool> {
+        let history = link.request("chat.history", json!({ "sessionKey": session, "limit": 20 })).await?;
+        let in_flight = &history["inFlightRun"];
+        if in_flight["runId"] == key {
+            if let Some(text) = in_flight["text"].as_str() {
+                out.text_so_far(text).await;
+            }
+            return Ok(true);
+        }
+        // Not running any more: its reply, if it finished, follows our message in the history.
+        let messages = history["messages"].as_array().cloned().unwrap_or_default();
+        let ours = messages.iter().position(|m| m["idempotencyKey"].as_str().is_some_and(|k| k.starts_with(key)) && m["role"] == "user");
+        let reply = ours.and_then(|i| messages[i + 1..].iter().find(|m| m["role"] == "assistant"));
+        match reply.and_then(message_text) {
+            Some(text) => {
+                out.text_so_far(&text).await;
+                out.send(Ok(ChatEvent::Done { finish_reason: Some("stop".into()) })).await;
+            }
+            // The gateway lost the run (it restarted): the text shown so far is all there is.
+            None => out.send(Err(Error::GatewayIncomplete { gateway: self.target.gateway.clone() })).await,
+        }
+        Ok(false)
+    }
+
+    /// Pass on this run's events until it ends or the connection does.
+    async fn follow(
+        &self,
+        link: &Link,
+        events: &mut tokio::sync::broadcast::Receiver<link::Event>,
+        key: &str,
+        session: &str,
+        cancel: &CancellationToken,
+        out: &mut Forward,
+    ) -> Step {
+        let closed = link.closed();
+        loop {
+            let event = tokio::select! {
+                e = events.recv() => e,
+                _ = closed.cancelled() => {
+                    // Events that arrived before the close are still queued: drain them first.
+                    match events.try_recv() {
+                        Ok(e) => Ok(e),
+                        Err(_) => return Step::Lost(link.ended().unwrap_or(Ended::Lost("closed".into()))),
+                    }
+                }
+                _ = cancel.cancelled() => {
+                    // Stop the run on the gateway too; the stream has already ended for the caller.
+                    let _ = tokio::time::timeout(Duration::from_secs(5),
+                        link.request("chat.abort", json!({ "sessionKey": session, "runId": key }))).await;
+                    return Step::End;
+                }
+            };
+            let event = match event {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue, // the next delta has the whole text
+                Err(_) => return Step::Lost(Ended::Lost("closed".into())),
+            };
+            let p = &event.payload;
+            if p["runId"] != key {
+                continue;
+            }
+            match (event.event.as_str(), p["state"].as_str()) {
+                ("chat", Some("delta")) => {
+                    if let Some(text) = message_text(&p["message"]) {
+                        out.text_so_far(&text).await;
+                    }
+                }
+                ("chat", Some("final")) => {
+                    if let Some(text) = message_text(&p["message"]) {
+                        out.text_so_far(&text).await;
+                    }
+                    out.send(Ok(ChatEvent::Done { finish_reason: p["stopReason"].as_str().map(str::to_owned) })).await;
+                    return Step::End;
+                }
+                ("chat", Some("aborted")) => {
+                    out.send(Err(Error::GatewayReplyError {
+                        gateway: self.target.gateway.clone(),
+                        message: "the run was stopped on the gateway".into(),
+                    }))
+                    .await;
+                    return Step::End;
+                }
+                ("chat", Some("error")) => {
+                    let message = p["errorMessage"].as_str().or(p["error"]["message"].as_str()).unwrap_or("the run failed").to_owned();
+                    out.send(Err(Error::GatewayReplyError { gateway: self.target.gateway.clone(), message })).await;
+                    return Step::End;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((250u64 << attempt.min(4)).min(4_000))
+}
+
+/// Sleep; true if cancelled meanwhile.
+async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = cancel.cancelled() => true,
+    }
+}
+
+/// A random idempotency key in the UUID v4 shape the gateway's own clients use.
+fn random_key() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::getrandom(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The gateway as a shared handle, so the task following a reply can own it.
+pub struct OpenClawGateway(Arc<OpenClaw>);
+
+impl OpenClawGateway {
+    pub fn new(config: OpenClawConfig) -> Result<OpenClawGateway> {
+        Ok(OpenClawGateway(Arc::new(OpenClaw::new(config)?)))
+    }
+}
+
+impl Gateway for OpenClawGateway {
+    fn name(&self) -> &str {
+        &self.0.target.gateway
+    }
+
+    fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> ChatStream {
+        let (tx, mut rx) = mpsc::channel(256);
+        tokio::spawn(self.0.clone().run(request, cancel.clone(), tx));
+        let items = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        items.take_until(cancel.cancelled_owned()).boxed()
+    }
+
+    fn check(&self) -> futures::future::BoxFuture<'static, Result<String>> {
+        let gateway = self.0.clone();
+        Box::pin(async move {
+            let link = gateway.connect().await?;
+            link.close();
+            Ok(format!("{} answers at {} and accepted this device", gateway.target.gateway, gateway.target.url))
+        })
+    }
+}
