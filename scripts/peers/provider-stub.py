@@ -4,7 +4,7 @@
 
 Why a stub and not the built-in model: OpenClaw sends every request with a ~50 KB system prompt
 and 12 tools, far beyond SmolLM2-135M's context. The gateway in front of it is the real one; only
-the model behind it is replaced. A directive anywhere in the request picks the reply:
+the model behind it is replaced. The last directive in the request picks the reply:
   [[stub:words=N,delay_ms=D]]  N numbered words ("w1 w2 ..."), D ms apart (default 6 and 10)
 Every reply starts with "stub:" and ends with "end.", so a test can tell a whole reply from a
 cut one, and a duplicated one from a single one.
@@ -55,9 +55,10 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(length).decode("utf-8", "replace")
         words, delay = 6, 10
-        m = re.search(r"\[\[stub:words=(\d+),delay_ms=(\d+)\]\]", raw)
-        if m:
-            words, delay = min(int(m.group(1)), 5000), min(int(m.group(2)), 10000)
+        # The last directive: the request carries the session's earlier messages too.
+        found = re.findall(r"\[\[stub:words=(\d+),delay_ms=(\d+)\]\]", raw)
+        if found:
+            words, delay = min(int(found[-1][0]), 5000), min(int(found[-1][1]), 10000)
         try:
             stream = json.loads(raw).get("stream", False)
         except ValueError:

@@ -167,3 +167,43 @@ pub fn collect_stdout(child: &mut std::process::Child) -> Arc<std::sync::Mutex<S
     });
     seen
 }
+
+/// A loopback TCP proxy the test controls: it forwards every connection to `target` until
+/// [`Proxy::cut`] drops all the connections open at that moment (new ones are accepted as
+/// before) — a network cut mid-reply, on demand, in front of a real peer.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    cut: tokio::sync::broadcast::Sender<()>,
+    /// Connections accepted so far.
+    pub accepted: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, _) = tokio::sync::broadcast::channel::<()>(4);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (cut_tx, count) = (cut.clone(), accepted.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut cut_rx = cut_tx.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.recv() => {}
+                    }
+                    // Dropping both sockets closes them: the client sees its connection end.
+                });
+            }
+        });
+        Proxy { addr, cut, accepted }
+    }
+
+    /// Drop every connection open now.
+    pub fn cut(&self) {
+        let _ = self.cut.send(());
+    }
+}

@@ -343,16 +343,18 @@ pub(crate) fn refusal(gateway: &str, error: &Value) -> Error {
     let code = error["code"].as_str().unwrap_or_default();
     let detail_code = error["details"]["code"].as_str().unwrap_or_default();
     let message = error["message"].as_str().unwrap_or("no message").to_owned();
-    match (code, detail_code) {
-        ("NOT_PAIRED", _) | (_, "PAIRING_REQUIRED") => {
+    // The specific reason is in details.code (the top-level code is a category).
+    let reason = if detail_code.is_empty() { code } else { detail_code };
+    match reason {
+        "NOT_PAIRED" | "PAIRING_REQUIRED" => {
             let request_id = error["details"]["requestId"].as_str().unwrap_or("").to_owned();
             Error::GatewayPairingRequired { gateway, request_id }
         }
-        ("AUTH_TOKEN_MISMATCH", _) => Error::GatewayUnauthorized { gateway, detail: "the gateway token does not match".into() },
-        ("AUTH_TOKEN_MISSING", _) => Error::GatewayUnauthorized { gateway, detail: "no token was given".into() },
-        (c, _) if c.starts_with("AUTH_") => Error::GatewayUnauthorized { gateway, detail: message },
-        ("DEVICE_AUTH_SIGNATURE_INVALID", _) => Error::GatewayBadSignature { gateway },
-        ("FORBIDDEN", "MISSING_SCOPE") | ("FORBIDDEN", _) => Error::GatewayForbidden { gateway, detail: message },
-        _ => Error::GatewayReplyError { gateway, message: format!("{message} ({code})") },
+        "AUTH_TOKEN_MISMATCH" => Error::GatewayUnauthorized { gateway, detail: "the gateway token does not match".into() },
+        "AUTH_TOKEN_MISSING" => Error::GatewayUnauthorized { gateway, detail: "no token was given".into() },
+        r if r.starts_with("AUTH_") => Error::GatewayUnauthorized { gateway, detail: message },
+        "DEVICE_AUTH_SIGNATURE_INVALID" => Error::GatewayBadSignature { gateway },
+        "MISSING_SCOPE" | "FORBIDDEN" => Error::GatewayForbidden { gateway, detail: message },
+        _ => Error::GatewayReplyError { gateway, message: format!("{message} ({reason})") },
     }
 }

@@ -55,9 +55,8 @@ impl OpenClaw {
         Ok(OpenClaw { target: Target { gateway: config.name, url, token: config.token }, data_dir: config.data_dir })
     }
 
-    async fn connect(&self) -> Result<Arc<Link>> {
-        let device = Device::load_or_create(&self.data_dir)?;
-        Link::connect(&self.target, &device).await
+    async fn connect(&self, device: &Device) -> Result<Arc<Link>> {
+        Link::connect(&self.target, device).await
     }
 }
 
@@ -111,13 +110,18 @@ impl OpenClaw {
             out.send(Err(Error::GatewayInvalid("there is no message to send".into()))).await;
             return;
         };
-        // OpenClaw keeps the conversation itself: one session per Gatehouse conversation.
-        let session = format!("agent:main:{}", request.session.as_deref().unwrap_or("gatehouse"));
+        let device = match Device::load_or_create(&self.data_dir) {
+            Ok(d) => d,
+            Err(e) => return out.send(Err(e)).await,
+        };
+        // OpenClaw keeps the conversation itself: one session per Gatehouse conversation, named
+        // after this installation too (two installations' conversation 1 are not the same).
+        let session = format!("agent:main:{}-{}", request.session.as_deref().unwrap_or("gatehouse"), &device.id[..12]);
         let key = random_key();
         let mut started = false;
         let mut attempt = 0u32;
         loop {
-            let link = match self.connect().await {
+            let link = match self.connect(&device).await {
                 Ok(l) => l,
                 Err(e) if started && attempt < RECONNECTS && matches!(e, Error::GatewayUnreachable { .. }) => {
                     attempt += 1;
@@ -310,7 +314,8 @@ impl Gateway for OpenClawGateway {
     fn check(&self) -> futures::future::BoxFuture<'static, Result<String>> {
         let gateway = self.0.clone();
         Box::pin(async move {
-            let link = gateway.connect().await?;
+            let device = Device::load_or_create(&gateway.data_dir)?;
+            let link = gateway.connect(&device).await?;
             link.close();
             Ok(format!("{} answers at {} and accepted this device", gateway.target.gateway, gateway.target.url))
         })

@@ -1,0 +1,160 @@
+//! Against the real OpenClaw gateway (openclaw 2026.9.6, started by `scripts/peers/openclaw`,
+//! which `scripts/test` runs), with the MOCK model provider behind it
+//! (`scripts/peers/provider-stub.py`). The stub's reply is "stub: w1 … wN end.", N words at a
+//! pace set by a directive in the message, so a test knows the whole reply it must end with.
+#![cfg(feature = "real-peers")]
+
+use std::time::Duration;
+
+use gatehouse_engine::{Engine, EngineOptions, GatewayKind, MessageState, Profile, ReplyEvent, SendOptions};
+use gatehouse_testkit::Proxy;
+use tokio_util::sync::CancellationToken;
+
+const TOKEN_VAR: &str = "GATEHOUSE_TEST_OPENCLAW_TOKEN";
+
+fn url() -> String {
+    std::env::var("GATEHOUSE_TEST_OPENCLAW_URL")
+        .expect("GATEHOUSE_TEST_OPENCLAW_URL: run ./scripts/test, or start scripts/peers/openclaw and set it and GATEHOUSE_TEST_OPENCLAW_TOKEN")
+}
+
+fn profile(name: &str, kind: GatewayKind, url: String) -> Profile {
+    Profile {
+        name: name.into(),
+        kind,
+        url: Some(url),
+        model: None,
+        token_env: Some(TOKEN_VAR.into()),
+        token_file: None,
+        is_default: true,
+    }
+}
+
+async fn engine(dir: &std::path::Path, url: String) -> Engine {
+    assert!(std::env::var(TOKEN_VAR).is_ok(), "{TOKEN_VAR} must name the gateway's token");
+    let engine = Engine::open(EngineOptions::new(dir)).await.unwrap();
+    engine.add_gateway(profile("claw", GatewayKind::Openclaw, url)).await.unwrap();
+    engine
+}
+
+fn expected(words: usize) -> String {
+    let mut s = String::from("stub:");
+    for i in 1..=words {
+        s.push_str(&format!(" w{i}"));
+    }
+    s + " end."
+}
+
+fn ask(words: usize, delay_ms: u64) -> String {
+    format!("Please answer. [[stub:words={words},delay_ms={delay_ms}]]")
+}
+
+/// The reply's deltas and how it ended, stopping early once `stop_after` bytes arrived if set.
+async fn read(reply: &mut gatehouse_engine::Reply) -> (Vec<String>, MessageState, Option<String>) {
+    let mut deltas = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(90), reply.events.recv()).await.expect("reply hung") {
+            Some(ReplyEvent::Delta(t)) => deltas.push(t),
+            Some(ReplyEvent::Finished { state, error }) => return (deltas, state, error.map(|e| e.code().to_owned())),
+            Some(ReplyEvent::Tool(_)) => {}
+            None => panic!("reply ended without Finished"),
+        }
+    }
+}
+
+/// Wait for text to start arriving; returns what arrived.
+async fn first_text(reply: &mut gatehouse_engine::Reply) -> String {
+    let mut got = String::new();
+    while !got.contains(" w3") {
+        match tokio::time::timeout(Duration::from_secs(90), reply.events.recv()).await.expect("no text") {
+            Some(ReplyEvent::Delta(t)) => got.push_str(&t),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_reply_streams_over_the_websocket_and_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), url()).await;
+    let mut reply = engine.send(ask(20, 20), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let (deltas, state, error) = read(&mut reply).await;
+    assert_eq!(state, MessageState::Complete, "{error:?}");
+    assert!(deltas.len() > 3, "streamed in pieces: {deltas:?}");
+    assert_eq!(deltas.concat(), expected(20));
+    let (conversation, messages) = engine.conversation(reply.conversation_id).await.unwrap();
+    assert_eq!(conversation.gateway.as_deref(), Some("claw"));
+    assert_eq!(messages[1].text, expected(20));
+
+    // The same conversation goes on in the same OpenClaw session.
+    let options = SendOptions { conversation: Some(reply.conversation_id), ..Default::default() };
+    let mut second = engine.send(ask(3, 10), options, CancellationToken::new()).await.unwrap();
+    let (deltas, state, _) = read(&mut second).await;
+    assert_eq!((deltas.concat(), state), (expected(3), MessageState::Complete));
+}
+
+#[tokio::test]
+async fn a_reply_streams_over_the_http_endpoint_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    let http = url().replacen("ws://", "http://", 1) + "/v1";
+    let mut p = profile("claw-http", GatewayKind::Openai, http);
+    p.model = Some("openclaw/default".into());
+    engine.add_gateway(p).await.unwrap();
+    let mut reply = engine.send(ask(10, 20), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let (deltas, state, error) = read(&mut reply).await;
+    assert_eq!(state, MessageState::Complete, "{error:?}");
+    assert_eq!(deltas.concat(), expected(10));
+}
+
+#[tokio::test]
+async fn stopping_a_reply_aborts_the_run_and_keeps_the_partial_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), url()).await;
+    let cancel = CancellationToken::new();
+    let mut reply = engine.send(ask(400, 50), SendOptions::default(), cancel.clone()).await.unwrap();
+    let got = first_text(&mut reply).await;
+    cancel.cancel();
+    let (rest, state, _) = read(&mut reply).await;
+    assert_eq!(state, MessageState::Interrupted);
+    let (_, messages) = engine.conversation(reply.conversation_id).await.unwrap();
+    assert_eq!(messages[1].text, format!("{got}{}", rest.concat()));
+    assert!(!messages[1].text.ends_with("end."));
+}
+
+#[tokio::test]
+async fn a_connection_cut_mid_reply_resumes_with_nothing_lost_or_doubled() {
+    let target: std::net::SocketAddr = url().trim_start_matches("ws://").parse().unwrap();
+    let proxy = Proxy::start(target).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), format!("ws://{}", proxy.addr)).await;
+    let mut reply = engine.send(ask(60, 40), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let got = first_text(&mut reply).await;
+    proxy.cut();
+    let (rest, state, error) = read(&mut reply).await;
+    assert_eq!(state, MessageState::Complete, "{error:?}");
+    assert_eq!(format!("{got}{}", rest.concat()), expected(60), "one whole reply on screen");
+    let (_, messages) = engine.conversation(reply.conversation_id).await.unwrap();
+    assert_eq!(messages[1].text, expected(60), "one whole reply in the store");
+    assert!(proxy.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2, "it reconnected");
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_with_a_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    let mut p = profile("claw", GatewayKind::Openclaw, url());
+    p.token_env = Some("GATEHOUSE_TEST_WRONG_TOKEN".into());
+    std::env::set_var("GATEHOUSE_TEST_WRONG_TOKEN", "not-the-token");
+    engine.add_gateway(p).await.unwrap();
+    let err = engine.send("hello".into(), SendOptions::default(), CancellationToken::new()).await;
+    let err = match err {
+        Err(e) => e.code().to_owned(),
+        Ok(mut reply) => read(&mut reply).await.2.unwrap(),
+    };
+    assert_eq!(err, "gateway.unauthorized");
+    let (_, gateway) = engine.open_gateway(None).await.unwrap();
+    let err = gateway.check().await.unwrap_err();
+    assert_eq!(err.code(), "gateway.unauthorized");
+    assert!(err.to_string().contains("token"), "{err}");
+}
