@@ -70,7 +70,7 @@ pub enum Error {
     #[error("{gateway} sent something that is not an OpenAI-compatible reply: {detail}")]
     GatewayProtocol { gateway: String, detail: String },
 
-    #[error("{gateway} stopped the reply before it was complete (the connection ended without [DONE]); the partial reply was kept")]
+    #[error("{gateway} stopped the reply before it was complete (the connection ended without [DONE])")]
     GatewayIncomplete { gateway: String },
 
     #[error("{gateway} reported an error during the reply: {message}")]
@@ -123,6 +123,9 @@ pub enum Error {
 
     #[error("{gateway} rejected this device's signature; if the device key under the data directory's openclaw/ was changed, move it aside and pair again")]
     GatewayBadSignature { gateway: String },
+
+    #[error("{gateway} lost the run mid-reply (it restarted, or the connection stayed down too long); send the message again to get a whole reply")]
+    GatewayRunLost { gateway: String },
 
     #[error("{gateway} is shutting down; try again once it is back")]
     GatewayShuttingDown { gateway: String },
@@ -178,6 +181,7 @@ impl Error {
             Error::GatewayPairingRequired { .. } => "gateway.pairing_required",
             Error::GatewayBadSignature { .. } => "gateway.bad_signature",
             Error::GatewayShuttingDown { .. } => "gateway.shutting_down",
+            Error::GatewayRunLost { .. } => "gateway.run_lost",
             Error::GatewayPayloadTooLarge { .. } => "gateway.payload_too_large",
         }
     }

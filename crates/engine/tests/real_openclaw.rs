@@ -158,3 +158,76 @@ async fn a_wrong_token_is_refused_with_a_sentence() {
     assert_eq!(err.code(), "gateway.unauthorized");
     assert!(err.to_string().contains("token"), "{err}");
 }
+
+/// A gateway of this test's own (the shared one must not be restarted under the other tests),
+/// started and stopped with the same script; stopped however the test ends.
+struct OwnGateway {
+    run: tempfile::TempDir,
+}
+
+impl OwnGateway {
+    const PORT: u16 = 18791;
+    const STUB_PORT: u16 = 18234;
+
+    fn script(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/peers/openclaw"))
+            .args(args)
+            .env("GATEHOUSE_OPENCLAW_PORT", Self::PORT.to_string())
+            .env("GATEHOUSE_OPENCLAW_RUN", self.run.path())
+            .env("GATEHOUSE_OPENCLAW_AUTO_APPROVE", "false")
+            .env("GATEHOUSE_PROVIDER_STUB_PORT", Self::STUB_PORT.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openclaw {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for OwnGateway {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/peers/openclaw"))
+            .arg("stop")
+            .env("GATEHOUSE_OPENCLAW_RUN", self.run.path())
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_device_waits_for_approval_and_a_reply_cut_by_a_gateway_crash_is_kept_as_interrupted() {
+    let gw = OwnGateway { run: tempfile::tempdir().unwrap() };
+    let url = tokio::task::block_in_place(|| gw.script(&["start"]));
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), url).await;
+
+    // Local auto-approval is off: the person is told the exact command to run.
+    let (_, gateway) = engine.open_gateway(None).await.unwrap();
+    let err = gateway.check().await.unwrap_err();
+    assert_eq!(err.code(), "gateway.pairing_required");
+    let message = err.to_string();
+    let request_id = message.split("openclaw devices approve ").nth(1).unwrap().split('`').next().unwrap().to_owned();
+    assert!(!request_id.is_empty(), "{message}");
+    tokio::task::block_in_place(|| gw.script(&["approve", &request_id]));
+    gateway.check().await.unwrap();
+
+    // The gateway dies mid-reply and comes back: the client reconnects by itself, finds the
+    // run gone, and the reply ends interrupted with the text that had arrived.
+    let mut reply = engine.send(ask(400, 50), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let got = first_text(&mut reply).await;
+    tokio::task::block_in_place(|| {
+        gw.script(&["kill"]);
+        gw.script(&["restart"]);
+    });
+    let (rest, state, error) = read(&mut reply).await;
+    assert_eq!((state, error.as_deref()), (MessageState::Interrupted, Some("gateway.run_lost")));
+    let shown = format!("{got}{}", rest.concat());
+    let (_, messages) = engine.conversation(reply.conversation_id).await.unwrap();
+    assert_eq!(messages[1].text, shown);
+    assert!(shown.starts_with("stub: w1 w2 w3") && !shown.ends_with("end."), "{shown}");
+
+    // And a new message goes through on the restarted gateway. (Not in the same conversation:
+    // on restart OpenClaw recovers the killed run by running it again in its session, and a
+    // message sent meanwhile is folded into that run.)
+    let mut next = engine.send(ask(3, 10), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let (deltas, state, error) = read(&mut next).await;
+    assert_eq!((deltas.concat(), state), (expected(3), MessageState::Complete), "{error:?}");
+}

@@ -29,8 +29,8 @@ use device::Device;
 use link::{Ended, Link, Target};
 
 /// Reconnect attempts for one reply after its connection is lost, with backoff from 250 ms
-/// doubling to 4 s: ~30 s in all, longer than a gateway restart takes here.
-const RECONNECTS: u32 = 10;
+/// doubling to 4 s: ~60 s in all, several times what a gateway restart takes here (13–20 s).
+const RECONNECTS: u32 = 18;
 
 pub struct OpenClawConfig {
     pub name: String,
@@ -166,7 +166,7 @@ impl OpenClaw {
                     }
                     attempt += 1;
                     if attempt > RECONNECTS || sleep_or_cancel(backoff(attempt), &cancel).await {
-                        return out.send(Err(Error::GatewayIncomplete { gateway: self.target.gateway.clone() })).await;
+                        return out.send(Err(Error::GatewayRunLost { gateway: self.target.gateway.clone() })).await;
                     }
                 }
             }
@@ -194,7 +194,7 @@ impl OpenClaw {
                 out.send(Ok(ChatEvent::Done { finish_reason: Some("stop".into()) })).await;
             }
             // The gateway lost the run (it restarted): the text shown so far is all there is.
-            None => out.send(Err(Error::GatewayIncomplete { gateway: self.target.gateway.clone() })).await,
+            None => out.send(Err(Error::GatewayRunLost { gateway: self.target.gateway.clone() })).await,
         }
         Ok(false)
     }
