@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use gatehouse_engine::{Engine, EngineOptions, GatewayKind, MessageState, Profile, ReplyEvent, SendOptions};
+use gatehouse_engine::{
+    Engine, EngineOptions, GatewayKind, JobState, MessageState, NewJob, PoolConfig, Profile, PromptSpec, ReplyEvent, SendOptions,
+};
 use gatehouse_testkit::Proxy;
 use tokio_util::sync::CancellationToken;
 
@@ -137,6 +139,41 @@ async fn a_connection_cut_mid_reply_resumes_with_nothing_lost_or_doubled() {
     let (_, messages) = engine.conversation(reply.conversation_id).await.unwrap();
     assert_eq!(messages[1].text, expected(60), "one whole reply in the store");
     assert!(proxy.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2, "it reconnected");
+}
+
+#[tokio::test]
+async fn prompt_jobs_run_several_at_once_while_a_chat_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), url()).await;
+    let mut events = engine.subscribe();
+    let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
+    let mut ids = Vec::new();
+    for words in [5, 6, 7, 8] {
+        let spec = PromptSpec { text: ask(words, 30), gateway: None, model: None };
+        ids.push((words, engine.submit(NewJob::new("prompt", serde_json::to_value(spec).unwrap())).await.unwrap()));
+    }
+    let mut conversation = None;
+    for words in [2, 3] {
+        let options = SendOptions { conversation, ..Default::default() };
+        let mut reply = engine.send(ask(words, 20), options, CancellationToken::new()).await.unwrap();
+        conversation = Some(reply.conversation_id);
+        let (deltas, state, error) = read(&mut reply).await;
+        assert_eq!((deltas.concat(), state), (expected(words), MessageState::Complete), "{error:?}");
+    }
+    for (words, id) in ids {
+        tokio::time::timeout(Duration::from_secs(120), async {
+            while !engine.job(id).await.unwrap().state.is_finished() {
+                let _ = events.recv().await;
+            }
+        })
+        .await
+        .expect("prompt job finished");
+        let job = engine.job(id).await.unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+        let lines: Vec<String> = engine.output(id, 0, 10).await.unwrap().into_iter().map(|l| l.text).collect();
+        assert_eq!(lines, [expected(words)]);
+    }
+    pool.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
