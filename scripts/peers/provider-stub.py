@@ -6,6 +6,8 @@ Why a stub and not the built-in model: OpenClaw sends every request with a ~50 K
 and 12 tools, far beyond SmolLM2-135M's context. The gateway in front of it is the real one; only
 the model behind it is replaced. The last directive in the request picks the reply:
   [[stub:words=N,delay_ms=D]]  N numbered words ("w1 w2 ..."), D ms apart (default 6 and 10)
+  [[stub:tool=NAME]]           first a call of the gateway's tool NAME (`ls` of "."), then, once
+                               the tool's result is in the request, the words as above
 Every reply starts with "stub:" and ends with "end.", so a test can tell a whole reply from a
 cut one, and a duplicated one from a single one.
 
@@ -60,9 +62,14 @@ class Handler(BaseHTTPRequestHandler):
         if found:
             words, delay = min(int(found[-1][0]), 5000), min(int(found[-1][1]), 10000)
         try:
-            stream = json.loads(raw).get("stream", False)
+            body = json.loads(raw)
         except ValueError:
-            stream = False
+            body = {}
+        stream = body.get("stream", False)
+        tool = self.wanted_tool(body.get("messages", []))
+        if tool and stream:
+            self.send_tool_call(tool)
+            return
         parts = ["stub:"] + [f" w{i}" for i in range(1, words + 1)] + [" end."]
         if not stream:
             body = json.dumps({
@@ -95,6 +102,37 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
+        self.close_connection = True
+
+    @staticmethod
+    def wanted_tool(messages):
+        """The tool the newest directive asks for, unless its result is already here."""
+        def text(m):
+            c = m.get("content")
+            return c if isinstance(c, str) else json.dumps(c)
+        last = None
+        for i, m in enumerate(messages):
+            if m.get("role") == "user" and "[[stub:" in text(m):
+                last = i
+        if last is None:
+            return None
+        found = re.search(r"\[\[stub:tool=(\w+)\]\]", text(messages[last]))
+        answered = any(m.get("role") == "tool" for m in messages[last + 1:])
+        return found.group(1) if found and not answered else None
+
+    def send_tool_call(self, name):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        call = {"index": 0, "id": "call_stub_1", "type": "function",
+                "function": {"name": name, "arguments": json.dumps({"path": "."})}}
+        c = chunk(role="assistant")
+        c["choices"][0]["delta"]["tool_calls"] = [call]
+        self.send_event(c)
+        self.send_event(chunk(finish="tool_calls"))
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
         self.close_connection = True
 
     def send_event(self, obj):

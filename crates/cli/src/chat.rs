@@ -260,7 +260,11 @@ pub async fn chats(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
                         (state, Some(e)) => format!("  [{}: {}]", state.as_str(), e.message),
                         (state, None) => format!("  [{}]", state.as_str()),
                     };
-                    println!("\n{}:{note}\n{}", m.role, m.text);
+                    println!("\n{}:{note}", m.role);
+                    for t in &m.tools {
+                        println!("[tool] {}", t.summary);
+                    }
+                    println!("{}", m.text);
                 }
             }
         }

@@ -224,6 +224,7 @@ async fn the_model_runs_commands_through_the_exec_tool_and_gets_the_results() {
     let engine = engine_with(dir.path(), &server.url).await;
     let options = SendOptions { exec_tool: Some(std::sync::Arc::new(gatehouse_engine::NoApprover)), ..Default::default() };
     let reply = engine.send("What does echo print?".into(), options, CancellationToken::new()).await.unwrap();
+    let conversation = reply.conversation_id;
     let (text, state, _) = finish(reply).await;
     assert_eq!(state, MessageState::Complete);
     assert!(text.contains("[ran `echo 'from the sandbox'`: exit code 0]"), "{text}");
@@ -244,4 +245,10 @@ async fn the_model_runs_commands_through_the_exec_tool_and_gets_the_results() {
     let audit = engine.exec_audit(10).await.unwrap();
     assert_eq!(audit.len(), 2);
     assert!(audit.iter().all(|e| e.requester == "model"));
+
+    // The calls are kept with the reply, in order.
+    let (_, stored) = engine.conversation(conversation).await.unwrap();
+    let tools: Vec<(&str, &str)> = stored[1].tools.iter().map(|t| (t.call_id.as_str(), t.ran_by.as_str())).collect();
+    assert_eq!(tools, [("call_1", "gatehouse"), ("call_2", "gatehouse")]);
+    assert!(stored[1].tools[1].summary.contains("blocked by policy"), "{:?}", stored[1].tools);
 }

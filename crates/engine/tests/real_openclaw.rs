@@ -96,6 +96,31 @@ async fn a_reply_streams_over_the_websocket_and_is_stored() {
 }
 
 #[tokio::test]
+async fn tools_the_gateway_runs_are_shown_and_kept_with_the_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), url()).await;
+    let text = "List the files. [[stub:tool=ls]] [[stub:words=4,delay_ms=10]]".to_owned();
+    let mut reply = engine.send(text, SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let mut shown = Vec::new();
+    let mut deltas = Vec::new();
+    let state = loop {
+        match tokio::time::timeout(Duration::from_secs(90), reply.events.recv()).await.expect("reply hung") {
+            Some(ReplyEvent::Delta(t)) => deltas.push(t),
+            Some(ReplyEvent::Tool(outcome)) => shown.push(outcome.summary),
+            Some(ReplyEvent::Finished { state, .. }) => break state,
+            None => panic!("no end"),
+        }
+    };
+    assert_eq!((deltas.concat(), state), (expected(4), MessageState::Complete));
+    // Shown as it ran (start, then end), as a tool the gateway ran — not one of ours.
+    assert!(shown.len() >= 2 && shown.iter().all(|s| s.contains("run by claw")), "{shown:?}");
+    let (_, messages) = engine.conversation(reply.conversation_id).await.unwrap();
+    let tools = &messages[1].tools;
+    assert_eq!(tools.len(), 1, "{tools:?}");
+    assert_eq!((tools[0].name.as_str(), tools[0].status.as_str(), tools[0].ran_by.as_str()), ("ls", "completed", "gateway"));
+}
+
+#[tokio::test]
 async fn a_reply_streams_over_the_http_endpoint_too() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();

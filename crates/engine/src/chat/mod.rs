@@ -77,6 +77,19 @@ pub struct Conversation {
     pub updated_at: Millis,
 }
 
+/// A tool that ran during a reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolActivity {
+    pub call_id: String,
+    pub name: String,
+    /// One line for the person: what ran (and how it ended).
+    pub summary: String,
+    /// `running`, `completed`, `failed`, … as the runner reports it.
+    pub status: String,
+    /// `gatehouse` (the sandboxed exec tool) or `gateway` (the gateway ran it itself).
+    pub ran_by: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Message {
     pub id: i64,
@@ -84,6 +97,9 @@ pub struct Message {
     pub text: String,
     pub state: MessageState,
     pub error: Option<JobError>,
+    /// Tools that ran during this reply, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolActivity>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     pub created_at: Millis,
 }
@@ -148,6 +164,14 @@ pub(crate) async fn run_turn(
             }
         }
     };
+    let record = |tool: ToolActivity| {
+        let writer = writer.clone();
+        async move {
+            if let Err(e) = writer.apply(ops::record_tool::RecordTool { message_id, tool }).await {
+                tracing::warn!(message = message_id, error = %e, "could not store a tool call");
+            }
+        }
+    };
     let end: std::result::Result<(), Option<Error>> = loop {
         let item = match deadline {
             Some(at) => tokio::select! {
@@ -175,6 +199,12 @@ pub(crate) async fn run_turn(
             }
             Some(Ok(ChatEvent::Usage { prompt_tokens, completion_tokens })) => usage = Some((prompt_tokens, completion_tokens)),
             Some(Ok(ChatEvent::ToolCalls { calls: asked })) => calls = asked,
+            Some(Ok(ChatEvent::ToolActivity { call_id, name, title, status })) => {
+                let summary = format!("{title} — {status}, run by {}", gateway.name());
+                let tool = ToolActivity { call_id, name, summary: summary.clone(), status, ran_by: "gateway".into() };
+                record(tool).await;
+                let _ = tx.try_send(ReplyEvent::Tool(tools::ToolOutcome { summary, result: String::new() }));
+            }
             Some(Ok(ChatEvent::Done { .. })) => {
                 let Some(runner) = tools.as_ref().filter(|_| !calls.is_empty() && rounds < MAX_TOOL_ROUNDS) else {
                     break Ok(());
@@ -197,7 +227,15 @@ pub(crate) async fn run_turn(
                         _ = cancel.cancelled() => break,
                     };
                     let mut answer = crate::gateway::ChatMessage::new(crate::gateway::Role::Tool, outcome.result.clone());
-                    answer.tool_call_id = Some(id);
+                    answer.tool_call_id = Some(id.clone());
+                    record(ToolActivity {
+                        call_id: id,
+                        name: "exec".into(),
+                        summary: outcome.summary.clone(),
+                        status: "completed".into(),
+                        ran_by: "gatehouse".into(),
+                    })
+                    .await;
                     request.messages.push(answer);
                     let _ = tx.try_send(ReplyEvent::Tool(outcome));
                 }
@@ -290,9 +328,25 @@ pub(crate) async fn conversation(store: &Store, id: i64) -> Result<(Conversation
                         state: MessageState::parse(&state),
                         error: code.map(|code| JobError { code, message: message.unwrap_or_default() }),
                         created_at: r.get(6)?,
+                        tools: Vec::new(),
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            let mut messages = messages;
+            let mut tools = c.prepare_cached(
+                "SELECT t.message_id, t.call_id, t.name, t.summary, t.status, t.ran_by FROM message_tools t
+                 JOIN messages m ON m.id = t.message_id WHERE m.conversation_id = ?1 ORDER BY t.message_id, t.seq",
+            )?;
+            for row in tools.query_map([id], |r| {
+                Ok((r.get::<_, i64>(0)?, ToolActivity {
+                    call_id: r.get(1)?, name: r.get(2)?, summary: r.get(3)?, status: r.get(4)?, ran_by: r.get(5)?,
+                }))
+            })? {
+                let (message_id, tool) = row?;
+                if let Some(m) = messages.iter_mut().find(|m| m.id == message_id) {
+                    m.tools.push(tool);
+                }
+            }
             Ok(Some((conv, messages)))
         })
         .await?;

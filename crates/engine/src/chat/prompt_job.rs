@@ -72,6 +72,9 @@ async fn prompt(gateways: &Gateways, run: &JobRun) -> Result<Outcome> {
                 }
             }
             Some(Ok(ChatEvent::Done { .. })) => break Ok(()),
+            Some(Ok(ChatEvent::ToolActivity { title, status, .. })) => {
+                run.line(Stream::Stderr, format!("[tool] {title} — {status}, run by the gateway")).await;
+            }
             Some(Ok(ChatEvent::Usage { .. } | ChatEvent::ToolCalls { .. })) => {}
             Some(Err(e)) => break Err(e),
             None => break Err(Error::ShuttingDown),

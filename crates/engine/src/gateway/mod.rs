@@ -115,6 +115,9 @@ pub enum ChatEvent {
     Usage { prompt_tokens: u64, completion_tokens: u64 },
     /// The model wants these tools run before it answers (sent just before `Done`).
     ToolCalls { calls: Vec<ToolCall> },
+    /// The gateway ran a tool itself (OpenClaw's agent does): shown, not run by us. Sent
+    /// when it starts and again when it ends, with the same `call_id`.
+    ToolActivity { call_id: String, name: String, title: String, status: String },
     /// The reply is complete.
     Done { finish_reason: Option<String> },
 }

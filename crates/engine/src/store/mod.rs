@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_exec.sql"),
     include_str!("../../migrations/0004_exec_grants.sql"),
     include_str!("../../migrations/0005_settings.sql"),
+    include_str!("../../migrations/0006_message_tools.sql"),
 ];
 
 #[derive(Clone)]

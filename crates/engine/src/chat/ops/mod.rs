@@ -2,5 +2,6 @@
 
 pub(crate) mod append_text;
 pub(crate) mod interrupt_orphans;
+pub(crate) mod record_tool;
 pub(crate) mod settle;
 pub(crate) mod start_turn;

@@ -236,6 +236,7 @@ impl OpenClaw {
             if p["runId"] != key {
                 continue;
             }
+            tracing::debug!(event = %event.event, payload = %p, "openclaw event");
             match (event.event.as_str(), p["state"].as_str()) {
                 ("chat", Some("delta")) => {
                     if let Some(text) = message_text(&p["message"]) {
@@ -256,6 +257,19 @@ impl OpenClaw {
                     }))
                     .await;
                     return Step::End;
+                }
+                // Tools the gateway's agent runs itself (we asked for them with caps
+                // ["tool-events"]): an `item` of kind `tool` at its start and at its end.
+                ("agent", _) if p["stream"] == "item" && p["data"]["kind"] == "tool" => {
+                    let d = &p["data"];
+                    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                    out.send(Ok(ChatEvent::ToolActivity {
+                        call_id: text(&d["toolCallId"]),
+                        name: text(&d["name"]),
+                        title: d["title"].as_str().map(str::to_owned).unwrap_or_else(|| text(&d["name"])),
+                        status: d["status"].as_str().unwrap_or(if d["phase"] == "end" { "completed" } else { "running" }).to_owned(),
+                    }))
+                    .await;
                 }
                 ("chat", Some("error")) => {
                     let message = p["errorMessage"].as_str().or(p["error"]["message"].as_str()).unwrap_or("the run failed").to_owned();
