@@ -9,7 +9,8 @@ the model behind it is replaced. The last directive in the request picks the rep
   [[stub:tool=NAME]]           first a call of the gateway's tool NAME (`ls` of "."), then, once
                                the tool's result is in the request, the words as above
 Every reply starts with "stub:" and ends with "end.", so a test can tell a whole reply from a
-cut one, and a duplicated one from a single one.
+cut one, and a duplicated one from a single one. GET /seen/MARKER says how many requests
+carried MARKER: how a test knows the gateway started one run, not two.
 
     provider-stub.py PORT
 """
@@ -19,6 +20,10 @@ import re
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+# Every chat request body, for /seen/MARKER.
+SEEN = []
 
 
 def chunk(content=None, finish=None, role=None):
@@ -43,7 +48,15 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        if self.path.rstrip("/").endswith("/models"):
+        if self.path.startswith("/seen/"):
+            # How many chat requests carried this marker: a duplicated run shows as 2.
+            marker = self.path[len("/seen/"):]
+            body = str(sum(1 for r in SEEN if marker in r)).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path.rstrip("/").endswith("/models"):
             body = json.dumps({"object": "list", "data": [{"id": "stub-model", "object": "model"}]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -56,6 +69,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(length).decode("utf-8", "replace")
+        SEEN.append(raw)
         words, delay = 6, 10
         # The last directive: the request carries the session's earlier messages too.
         found = re.findall(r"\[\[stub:words=(\d+),delay_ms=(\d+)\]\]", raw)

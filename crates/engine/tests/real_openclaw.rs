@@ -202,6 +202,38 @@ async fn prompt_jobs_run_several_at_once_while_a_chat_goes_on() {
 }
 
 #[tokio::test]
+async fn a_message_over_the_gateways_payload_limit_is_refused_before_it_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), url()).await;
+    // The gateway announces 25 MiB (policy.maxPayload in hello-ok); sent, this would make it
+    // drop the connection without a word (close 1009).
+    let huge = "x".repeat(26 * 1024 * 1024);
+    let mut reply = engine.send(huge, SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let (deltas, state, error) = read(&mut reply).await;
+    assert!(deltas.is_empty());
+    assert_eq!((state, error.as_deref()), (MessageState::Failed, Some("gateway.payload_too_large")));
+}
+
+#[tokio::test]
+async fn a_message_resent_after_a_cut_starts_one_run_not_two() {
+    let target: std::net::SocketAddr = url().trim_start_matches("ws://").parse().unwrap();
+    let proxy = Proxy::start(target).await;
+    // Frame 1 is `connect`, frame 2 `chat.send`: the cut lands after the gateway has the
+    // message and before its answer is back, so the client must send it again.
+    proxy.cut_first_after_frames(2);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), format!("ws://{}", proxy.addr)).await;
+    let marker = format!("once-{}", std::process::id());
+    let mut reply = engine.send(format!("{marker} {}", ask(8, 20)), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let (deltas, state, error) = read(&mut reply).await;
+    assert_eq!((deltas.concat(), state), (expected(8), MessageState::Complete), "{error:?}");
+    assert!(proxy.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2, "it reconnected");
+    let stub = std::env::var("GATEHOUSE_TEST_PROVIDER_STUB_URL").unwrap_or_else(|_| "http://127.0.0.1:18232".into());
+    let seen: usize = reqwest::get(format!("{stub}/seen/{marker}")).await.unwrap().text().await.unwrap().parse().unwrap();
+    assert_eq!(seen, 1, "the provider was asked once");
+}
+
+#[tokio::test]
 async fn a_wrong_token_is_refused_with_a_sentence() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();

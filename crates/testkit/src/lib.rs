@@ -174,6 +174,9 @@ pub fn collect_stdout(child: &mut std::process::Child) -> Arc<std::sync::Mutex<S
 pub struct Proxy {
     pub addr: std::net::SocketAddr,
     cut: tokio::sync::broadcast::Sender<()>,
+    /// Cut the first connection as soon as the client has sent this many WebSocket frames
+    /// (after its HTTP upgrade), before the server's answer to the last one gets back.
+    cut_after_frames: Arc<AtomicUsize>,
     /// Connections accepted so far.
     pub accepted: Arc<AtomicUsize>,
 }
@@ -184,26 +187,90 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let (cut, _) = tokio::sync::broadcast::channel::<()>(4);
         let accepted = Arc::new(AtomicUsize::new(0));
-        let (cut_tx, count) = (cut.clone(), accepted.clone());
+        let cut_after_frames = Arc::new(AtomicUsize::new(0));
+        let (cut_tx, count, after) = (cut.clone(), accepted.clone(), cut_after_frames.clone());
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
+            while let Ok((inbound, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst);
                 let mut cut_rx = cut_tx.subscribe();
+                let frames = if n == 0 { after.load(Ordering::SeqCst) } else { 0 };
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    let Ok(outbound) = TcpStream::connect(target).await else { return };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = pipe(inbound, outbound, frames) => {}
                         _ = cut_rx.recv() => {}
                     }
                     // Dropping both sockets closes them: the client sees its connection end.
                 });
             }
         });
-        Proxy { addr, cut, accepted }
+        Proxy { addr, cut, accepted, cut_after_frames }
+    }
+
+    /// Make the first connection end right after the client's `n`th WebSocket frame has
+    /// reached the server (set before the client connects).
+    pub fn cut_first_after_frames(&self, n: usize) {
+        self.cut_after_frames.store(n, Ordering::SeqCst);
     }
 
     /// Drop every connection open now.
     pub fn cut(&self) {
         let _ = self.cut.send(());
+    }
+}
+
+/// Forward both ways; with `cut_after` > 0, stop once the client has sent that many whole
+/// WebSocket frames after its HTTP upgrade request (nothing more from the server gets back).
+async fn pipe(inbound: TcpStream, outbound: TcpStream, cut_after: usize) {
+    let (mut client_r, mut client_w) = inbound.into_split();
+    let (mut server_r, mut server_w) = outbound.into_split();
+    let down = async move {
+        let _ = tokio::io::copy(&mut server_r, &mut client_w).await;
+    };
+    let up = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut seen: Vec<u8> = Vec::new();
+        let (mut upgraded, mut frames) = (false, 0usize);
+        loop {
+            let n = match client_r.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if server_w.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            if cut_after == 0 {
+                continue;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if !upgraded {
+                let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                seen.drain(..end + 4);
+                upgraded = true;
+            }
+            // Whole frames: 2 header bytes, extended length, 4 mask bytes (clients mask), payload.
+            while seen.len() >= 2 {
+                let short = (seen[1] & 0x7f) as usize;
+                let (len, header) = match short {
+                    126 if seen.len() >= 4 => (u16::from_be_bytes([seen[2], seen[3]]) as usize, 4),
+                    127 if seen.len() >= 10 => (u64::from_be_bytes(seen[2..10].try_into().unwrap()) as usize, 10),
+                    126 | 127 => break,
+                    n => (n, 2),
+                };
+                let total = header + 4 + len;
+                if seen.len() < total {
+                    break;
+                }
+                seen.drain(..total);
+                frames += 1;
+                if frames >= cut_after {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = down => {}
+        _ = up => {}
     }
 }

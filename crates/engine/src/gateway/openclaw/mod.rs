@@ -123,7 +123,8 @@ impl OpenClaw {
         loop {
             let link = match self.connect(&device).await {
                 Ok(l) => l,
-                Err(e) if started && attempt < RECONNECTS && matches!(e, Error::GatewayUnreachable { .. }) => {
+                // Unreachable after a cut (or while resending one): keep trying for a while.
+                Err(e) if attempt > 0 && attempt < RECONNECTS && matches!(e, Error::GatewayUnreachable { .. }) => {
                     attempt += 1;
                     if sleep_or_cancel(backoff(attempt), &cancel).await {
                         return;
@@ -135,11 +136,29 @@ impl OpenClaw {
             let mut events = link.subscribe();
             if !started {
                 let params = json!({ "sessionKey": session, "message": message, "idempotencyKey": key });
-                if let Err(e) = link.request("chat.send", params).await {
-                    link.close();
-                    return out.send(Err(e)).await;
+                match link.request("chat.send", params).await {
+                    // "started", or "in_flight"/"ok" when this is a re-send: the same key never
+                    // starts a second run.
+                    Ok(answer) if answer["status"] == "ok" => {
+                        started = true;
+                        let _ = self.resume(&link, &session, &key, &mut out).await;
+                        link.close();
+                        return;
+                    }
+                    Ok(_) => started = true,
+                    // Cut before the answer came: send again, with the same key.
+                    Err(Error::GatewayUnreachable { .. } | Error::GatewayShuttingDown { .. }) if attempt < RECONNECTS => {
+                        attempt += 1;
+                        if sleep_or_cancel(backoff(attempt), &cancel).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        link.close();
+                        return out.send(Err(e)).await;
+                    }
                 }
-                started = true;
             } else {
                 match self.resume(&link, &session, &key, &mut out).await {
                     Ok(true) => {}
