@@ -140,7 +140,6 @@ impl OpenClaw {
                     // "started", or "in_flight"/"ok" when this is a re-send: the same key never
                     // starts a second run.
                     Ok(answer) if answer["status"] == "ok" => {
-                        started = true;
                         let _ = self.resume(&link, &session, &key, &mut out).await;
                         link.close();
                         return;
