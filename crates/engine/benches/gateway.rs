@@ -100,7 +100,7 @@ async fn main() {
                 n += 1;
             }
             ChatEvent::Done { .. } => break,
-            ChatEvent::Usage { .. } | ChatEvent::ToolCalls { .. } => {}
+            ChatEvent::Usage { .. } | ChatEvent::ToolCalls { .. } | ChatEvent::ToolActivity { .. } => {}
         }
     }
     let took = t.elapsed();
