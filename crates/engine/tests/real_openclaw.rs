@@ -135,6 +135,26 @@ async fn a_reply_streams_over_the_http_endpoint_too() {
 }
 
 #[tokio::test]
+async fn over_http_a_cut_is_reported_and_the_partial_text_kept() {
+    let target: std::net::SocketAddr = url().trim_start_matches("ws://").parse().unwrap();
+    let proxy = Proxy::start(target).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    let mut p = profile("claw-http", GatewayKind::Openai, format!("http://{}/v1", proxy.addr));
+    p.model = Some("openclaw/default".into());
+    engine.add_gateway(p).await.unwrap();
+    let mut reply = engine.send(ask(200, 40), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let got = first_text(&mut reply).await;
+    proxy.cut();
+    let (rest, state, error) = read(&mut reply).await;
+    // HTTP has no resume: the cut is said plainly and what arrived is kept.
+    assert_eq!((state, error.as_deref()), (MessageState::Interrupted, Some("gateway.incomplete")));
+    let (_, messages) = engine.conversation(reply.conversation_id).await.unwrap();
+    assert_eq!(messages[1].text, format!("{got}{}", rest.concat()));
+    assert!(messages[1].text.starts_with("stub: w1") && !messages[1].text.ends_with("end."));
+}
+
+#[tokio::test]
 async fn stopping_a_reply_aborts_the_run_and_keeps_the_partial_text() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), url()).await;
@@ -251,6 +271,17 @@ async fn a_wrong_token_is_refused_with_a_sentence() {
     let err = gateway.check().await.unwrap_err();
     assert_eq!(err.code(), "gateway.unauthorized");
     assert!(err.to_string().contains("token"), "{err}");
+
+    // No token at all, on a device the gateway has never seen.
+    let other = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineOptions::new(other.path())).await.unwrap();
+    let mut p = profile("claw", GatewayKind::Openclaw, url());
+    p.token_env = None;
+    engine.add_gateway(p).await.unwrap();
+    let (_, gateway) = engine.open_gateway(None).await.unwrap();
+    let err = gateway.check().await.unwrap_err();
+    assert_eq!(err.code(), "gateway.unauthorized");
+    assert!(err.to_string().contains("no token"), "{err}");
 }
 
 /// A gateway of this test's own (the shared one must not be restarted under the other tests),
