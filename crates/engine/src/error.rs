@@ -118,6 +118,9 @@ pub enum Error {
     #[error("this conversation is {tokens} tokens long and the local model {model} holds {limit}; start a new conversation, or use a gateway whose model has a longer context")]
     ContextFull { model: String, tokens: u32, limit: u32 },
 
+    #[error("the model was still asking to run tools after {rounds} rounds, so its turn was stopped there; ask it again more precisely")]
+    ToolRounds { rounds: usize },
+
     #[error("{gateway} has not approved this device yet; on the gateway's machine run `openclaw devices approve {request_id}`, then try again")]
     GatewayPairingRequired { gateway: String, request_id: String },
 
@@ -179,6 +182,7 @@ impl Error {
             Error::ContextFull { .. } => "model.context_full",
             Error::LocalUnavailable => "gateway.local_unavailable",
             Error::GatewayPairingRequired { .. } => "gateway.pairing_required",
+            Error::ToolRounds { .. } => "chat.tool_rounds",
             Error::GatewayBadSignature { .. } => "gateway.bad_signature",
             Error::GatewayShuttingDown { .. } => "gateway.shutting_down",
             Error::GatewayRunLost { .. } => "gateway.run_lost",

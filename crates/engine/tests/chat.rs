@@ -252,3 +252,45 @@ async fn the_model_runs_commands_through_the_exec_tool_and_gets_the_results() {
     assert_eq!(tools, [("call_1", "gatehouse"), ("call_2", "gatehouse")]);
     assert!(stored[1].tools[1].summary.contains("blocked by policy"), "{:?}", stored[1].tools);
 }
+
+#[tokio::test]
+async fn a_model_that_keeps_asking_for_tools_is_stopped_and_says_why() {
+    // Every answer is another tool call (a mock: a real model looping on demand is not at hand).
+    let round = format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        serde_json::json!({"choices":[{"index":0,"delta":{"tool_calls":[
+            {"index":0,"id":"call_x","type":"function","function":{"name":"exec","arguments":"{\"program\":\"true\"}"}}]},
+            "finish_reason":"tool_calls"}]})
+    );
+    let server = serve(vec![sse_head(), Step::Write(round.into_bytes())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(dir.path(), &server.url).await;
+    let options = SendOptions { exec_tool: Some(std::sync::Arc::new(gatehouse_engine::NoApprover)), ..Default::default() };
+    let reply = engine.send("loop".into(), options, CancellationToken::new()).await.unwrap();
+    let (_, state, error) = finish(reply).await;
+    assert_ne!(state, MessageState::Complete);
+    assert_eq!(error.as_deref(), Some("chat.tool_rounds"));
+    // The first request and eight rounds of answers: nine, then it stopped asking.
+    assert_eq!(server.requests.load(std::sync::atomic::Ordering::SeqCst), 9);
+}
+
+#[tokio::test]
+async fn tool_calls_from_a_server_that_ignores_streaming_are_run_too() {
+    let whole = serde_json::json!({"choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant",
+        "content":null,"tool_calls":[{"id":"call_w","type":"function","function":{"name":"exec","arguments":"{\"program\":\"echo\",\"args\":[\"whole\"]}"}}]}}]})
+    .to_string();
+    let server = gatehouse_testkit::serve_each(vec![
+        vec![gatehouse_testkit::status(200, "content-type: application/json\r\n", &whole)],
+        reply(&["Done."], true),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(dir.path(), &server.url).await;
+    let options = SendOptions { exec_tool: Some(std::sync::Arc::new(gatehouse_engine::NoApprover)), ..Default::default() };
+    let reply = engine.send("echo whole".into(), options, CancellationToken::new()).await.unwrap();
+    let (text, state, _) = finish(reply).await;
+    assert_eq!(state, MessageState::Complete);
+    assert!(text.contains("[ran `echo whole`: exit code 0]") && text.ends_with("Done."), "{text}");
+    let sent: serde_json::Value = serde_json::from_str(&server.bodies.lock().unwrap()[1]).unwrap();
+    assert!(sent["messages"][2]["content"].as_str().unwrap().contains("whole"));
+}

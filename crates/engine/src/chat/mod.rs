@@ -206,9 +206,13 @@ pub(crate) async fn run_turn(
                 let _ = tx.try_send(ReplyEvent::Tool(tools::ToolOutcome { summary, result: String::new() }));
             }
             Some(Ok(ChatEvent::Done { .. })) => {
-                let Some(runner) = tools.as_ref().filter(|_| !calls.is_empty() && rounds < MAX_TOOL_ROUNDS) else {
+                let Some(runner) = tools.as_ref().filter(|_| !calls.is_empty()) else {
                     break Ok(());
                 };
+                if rounds == MAX_TOOL_ROUNDS {
+                    // Still asking for tools: a loop, not an answer. Say so rather than call it complete.
+                    break Err(Some(Error::ToolRounds { rounds: MAX_TOOL_ROUNDS }));
+                }
                 rounds += 1;
                 let asked = std::mem::take(&mut calls);
                 let mut said = crate::gateway::ChatMessage::new(crate::gateway::Role::Assistant, std::mem::take(&mut round_text));

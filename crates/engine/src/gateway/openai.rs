@@ -242,6 +242,14 @@ impl Call {
         if let Some(text) = choice.pointer("/message/content").and_then(Value::as_str) {
             let _ = tx.send(Ok(ChatEvent::Delta { text: text.to_owned() })).await;
         }
+        // A server that ignores `stream` still answers tool calls, whole.
+        if let Some(calls) = choice.pointer("/message/tool_calls").filter(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
+            let calls: Vec<ToolCall> = serde_json::from_value(calls.clone()).map_err(|e| Error::GatewayProtocol {
+                gateway: self.gw(),
+                detail: format!("tool calls that are not in the OpenAI shape ({e})"),
+            })?;
+            let _ = tx.send(Ok(ChatEvent::ToolCalls { calls })).await;
+        }
         let finish_reason = choice.get("finish_reason").and_then(Value::as_str).map(str::to_owned);
         let _ = tx.send(Ok(ChatEvent::Done { finish_reason })).await;
         Ok(())

@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use device::Device;
 use link::{Ended, Link, Target};
 
-/// Reconnect attempts for one reply after its connection is lost, with backoff from 250 ms
-/// doubling to 4 s: ~60 s in all, several times what a gateway restart takes here (13–20 s).
+/// Reconnect attempts for one reply after its connection is lost, with [`backoff`]: ~55 s in
+/// all, several times what a gateway restart takes here (13–20 s).
 const RECONNECTS: u32 = 18;
 
 pub struct OpenClawConfig {
@@ -300,8 +300,13 @@ impl OpenClaw {
     }
 }
 
+/// The first reconnect goes at once (after a cut the gateway is usually still there), then
+/// 250 ms doubling to 4 s.
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((250u64 << attempt.min(4)).min(4_000))
+    match attempt {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis((250u64 << (n - 2).min(4)).min(4_000)),
+    }
 }
 
 /// Sleep; true if cancelled meanwhile.
