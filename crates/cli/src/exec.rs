@@ -136,7 +136,8 @@ pub async fn run(engine: &Engine, args: ExecArgs, json: bool) -> Outcome {
             Stream::Stderr => eprintln!("{text}"),
         }
     };
-    let result = engine.exec(request, approver, &mut on_line).await?;
+    // Ctrl-C ends this process, and the sandbox dies with it (die-with-parent).
+    let result = engine.exec(request, approver, &mut on_line, &tokio_util::sync::CancellationToken::new()).await?;
     if json {
         let entry = engine.exec_audit(50).await?.into_iter().find(|e| e.id == result.audit_id);
         print_json(&entry);

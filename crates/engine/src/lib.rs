@@ -353,14 +353,16 @@ impl Engine {
     }
 
     /// Run a command now through the exec tool's policy, approval, sandbox and limits; it is
-    /// audited whatever happens. Output lines go to `on_line` as they come.
+    /// audited whatever happens. Output lines go to `on_line` as they come; `stop` kills the
+    /// whole sandbox (the result then says it was stopped).
     pub async fn exec(
         &self,
         request: ExecRequest,
         approver: &dyn Approver,
         on_line: &mut (dyn FnMut(Stream, &str) + Send),
+        stop: &CancellationToken,
     ) -> Result<ExecResult> {
-        exec::run_now(self.exec_context(), request, approver, exec::Output::Lines(on_line)).await
+        exec::run_now(self.exec_context(), request, approver, exec::Output::Lines(on_line, stop.clone())).await
     }
 
     /// The rules in force now.

@@ -294,3 +294,53 @@ async fn tool_calls_from_a_server_that_ignores_streaming_are_run_too() {
     let sent: serde_json::Value = serde_json::from_str(&server.bodies.lock().unwrap()[1]).unwrap();
     assert!(sent["messages"][2]["content"].as_str().unwrap().contains("whole"));
 }
+
+/// Live processes running `program` (by any path) with exactly `args`.
+fn running(program: &str, args: &[&str]) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z ")))
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| {
+            let parts: Vec<&[u8]> = c.split(|b| *b == 0).filter(|p| !p.is_empty()).collect();
+            parts.first().is_some_and(|p0| p0.rsplit(|b| *b == b'/').next() == Some(program.as_bytes()))
+                && parts[1..].iter().map(|p| p.to_vec()).eq(args.iter().map(|a| a.as_bytes().to_vec()))
+        })
+        .count()
+}
+
+// Multi-threaded: the test polls /proc with a blocking wait while the engine runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_a_turn_kills_the_command_a_tool_call_started() {
+    let round = format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        serde_json::json!({"choices":[{"index":0,"delta":{"tool_calls":[
+            {"index":0,"id":"call_s","type":"function","function":{"name":"exec","arguments":"{\"program\":\"sleep\",\"args\":[\"47\"]}"}}]},
+            "finish_reason":"tool_calls"}]})
+    );
+    let server = serve(vec![sse_head(), Step::Write(round.into_bytes())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(dir.path(), &server.url).await;
+    let cancel = CancellationToken::new();
+    let options = SendOptions { exec_tool: Some(std::sync::Arc::new(gatehouse_engine::NoApprover)), ..Default::default() };
+    let reply = engine.send("sleep".into(), options, cancel.clone()).await.unwrap();
+    gatehouse_testkit::eventually("the command to start", Duration::from_secs(20), || (running("sleep", &["47"]) == 1).then_some(()));
+    cancel.cancel();
+    let (_, state, _) = finish(reply).await;
+    assert_eq!(state, MessageState::Interrupted);
+    // Killed, not left to its 120 s timeout — and audited.
+    gatehouse_testkit::eventually("the command to be killed", Duration::from_secs(10), || (running("sleep", &["47"]) == 0).then_some(()));
+    let audit = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let a = engine.exec_audit(5).await.unwrap();
+            if !a.is_empty() {
+                return a;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the stopped command was audited");
+    assert_eq!(audit[0].program.rsplit('/').next(), Some("sleep"));
+}

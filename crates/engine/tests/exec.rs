@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use gatehouse_engine::exec::policy::Action;
 use gatehouse_engine::{Engine, EngineOptions, ExecRequest, ExecResult, ExecSpec, NoApprover, Requester, Stream};
+use tokio_util::sync::CancellationToken;
 
 struct Ran {
     result: gatehouse_engine::Result<ExecResult>,
@@ -34,7 +35,7 @@ async fn run_spec(engine: &Engine, spec: ExecSpec, timeout: Duration) -> Ran {
         out.push('\n');
     };
     let request = ExecRequest { spec, timeout: Some(timeout), requester: Requester::Model };
-    let result = engine.exec(request, &NoApprover, &mut on_line).await;
+    let result = engine.exec(request, &NoApprover, &mut on_line, &CancellationToken::new()).await;
     Ran { result, stdout, stderr }
 }
 
@@ -203,7 +204,7 @@ async fn a_pending_approval_is_answered_for_a_while_and_the_grant_expires() {
         let mut on_line = |_: Stream, t: &str| out.push_str(t);
         let spec = ExecSpec::new("sh", ["-c", "echo approved"]);
         let request = ExecRequest { spec, timeout: Some(T), requester: Requester::Model };
-        let result = asker.exec(request, &asker.approver(Duration::from_secs(30)), &mut on_line).await;
+        let result = asker.exec(request, &asker.approver(Duration::from_secs(30)), &mut on_line, &CancellationToken::new()).await;
         (result, out)
     });
     let request = requests.recv().await.unwrap();
@@ -227,7 +228,7 @@ async fn a_pending_approval_is_answered_for_a_while_and_the_grant_expires() {
     // Nobody answers: the request expires, and that is a no.
     let mut on_line = |_: Stream, _: &str| {};
     let request = ExecRequest { spec: ExecSpec::new("sh", ["-c", "true"]), timeout: Some(T), requester: Requester::Model };
-    let err = engine.exec(request, &engine.approver(Duration::from_millis(100)), &mut on_line).await.unwrap_err();
+    let err = engine.exec(request, &engine.approver(Duration::from_millis(100)), &mut on_line, &CancellationToken::new()).await.unwrap_err();
     assert!(err.to_string().contains("nobody answered in time"), "{err}");
     assert!(engine.pending_approvals().is_empty());
     assert_eq!(engine.exec_audit(1).await.unwrap()[0].approval.as_deref(), Some("expired"));

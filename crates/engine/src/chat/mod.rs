@@ -220,9 +220,9 @@ pub(crate) async fn run_turn(
                 request.messages.push(said);
                 for call in asked {
                     let id = call.id.clone();
-                    // Spawned, so a cancel stops the turn but not the command's own bookkeeping:
-                    // it still ends (by itself or its timeout) and is audited.
-                    let running = tokio::spawn(runner.run(call));
+                    // Spawned, so a cancel stops the turn at once while the command is killed
+                    // and audited in its own time.
+                    let running = tokio::spawn(runner.run(call, cancel.clone()));
                     let outcome = tokio::select! {
                         outcome = running => match outcome {
                             Ok(outcome) => outcome,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::exec::{Approver, ExecRequest, ExecSpec, Requester};
 use crate::gateway::ToolCall;
@@ -29,7 +30,8 @@ pub struct ToolOutcome {
 
 pub(crate) trait ToolRunner: Send + Sync {
     fn definitions(&self) -> Vec<serde_json::Value>;
-    fn run(&self, call: ToolCall) -> BoxFuture<ToolOutcome>;
+    /// Run one call; `stop` (the turn's cancel) kills what it started.
+    fn run(&self, call: ToolCall, stop: CancellationToken) -> BoxFuture<ToolOutcome>;
 }
 
 pub(crate) struct ExecTool {
@@ -68,7 +70,7 @@ impl ToolRunner for ExecTool {
         })]
     }
 
-    fn run(&self, call: ToolCall) -> BoxFuture<ToolOutcome> {
+    fn run(&self, call: ToolCall, stop: CancellationToken) -> BoxFuture<ToolOutcome> {
         let (engine, approver) = (self.engine.clone(), self.approver.clone());
         Box::pin(async move {
             if call.function.name != "exec" {
@@ -93,7 +95,7 @@ impl ToolRunner for ExecTool {
                 }
             };
             let request = ExecRequest { spec, timeout: Some(TIMEOUT), requester: Requester::Model };
-            match engine.exec(request, approver.as_ref(), &mut on_line).await {
+            match engine.exec(request, approver.as_ref(), &mut on_line, &stop).await {
                 Ok(r) => {
                     let ended = match (&r.error, r.exit_code) {
                         (Some(e), _) => e.message.clone(),

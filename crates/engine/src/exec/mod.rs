@@ -18,6 +18,7 @@ pub(crate) mod workspace;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::pool::kind::{BoxFuture, JobKind, JobRun, Outcome};
@@ -156,8 +157,9 @@ impl Approver for Approved {
 
 /// Where a command's output goes.
 pub(crate) enum Output<'a> {
-    /// Lines to a callback, up to [`OUTPUT_CAP`] bytes (a command run now).
-    Lines(&'a mut (dyn FnMut(crate::pool::job::Stream, &str) + Send)),
+    /// Lines to a callback, up to [`OUTPUT_CAP`] bytes (a command run now), stopped when the
+    /// token fires.
+    Lines(&'a mut (dyn FnMut(crate::pool::job::Stream, &str) + Send), CancellationToken),
     /// Into an `exec` job's output (bounded by the pool), with its cancel token and lease.
     Job(&'a JobRun),
 }
@@ -369,7 +371,7 @@ pub(crate) async fn run_now(
     }
     let marker = match &output {
         Output::Job(run) => run.marker.clone(),
-        Output::Lines(_) => format!("exec/{}/{:016x}", crate::pool::lease::process_tag(), fastrand::u64(..)),
+        Output::Lines(..) => format!("exec/{}/{:016x}", crate::pool::lease::process_tag(), fastrand::u64(..)),
     };
     let mut command = match sandbox::command(spec, &paths[0], &confinement, &marker) {
         Ok(c) => c,
@@ -384,7 +386,8 @@ pub(crate) async fn run_now(
 
     let (cancel, job) = match &output {
         Output::Job(run) => (run.cancel.clone(), Some(*run)),
-        Output::Lines(_) => (tokio_util::sync::CancellationToken::new(), None),
+        // A child: our timeout cancels it without touching the caller's token.
+        Output::Lines(_, stop) => (stop.child_token(), None),
     };
     let (sink, mut lines) = match job {
         Some(run) => (run.output().clone(), None),
@@ -405,7 +408,7 @@ pub(crate) async fn run_now(
     let timer = tokio::time::sleep(request.timeout.unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600)));
     tokio::pin!(timer);
     let mut on_line = match output {
-        Output::Lines(f) => Some(f),
+        Output::Lines(f, _) => Some(f),
         Output::Job(_) => None,
     };
     let (mut shown, mut timed_out) = (0u64, false);
