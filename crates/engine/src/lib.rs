@@ -370,7 +370,8 @@ impl Engine {
     /// without running it — so `jobs submit exec` can ask a person while one is there.
     pub async fn check_exec(&self, spec: &ExecSpec) -> Result<exec::policy::Decision> {
         let ctx = self.exec_context();
-        let checked = exec::check(&ctx, spec).await?;
+        // Asked at submit for a job: the person answers for the job that will run it.
+        let checked = exec::check(&ctx, spec, exec::Requester::Job(0)).await?;
         match checked.decision.action {
             exec::policy::Action::Deny => Err(Error::ExecDenied(checked.decision.reason)),
             _ => Ok(checked.decision),
@@ -425,7 +426,7 @@ impl Engine {
             return Err(Error::ExecInvalid("--network only makes sense on an allow rule".into()));
         }
         let program = exec::policy::resolve(program, None)?.remove(0).to_string_lossy().into_owned();
-        let spec = exec::policy::RuleSpec { action, program, args, any_args, network };
+        let spec = exec::policy::RuleSpec { action, program, args, any_args, network, only_cwd: None, only_requester: None };
         let rule = exec::policy::AddRule { spec, builtin: false, lasts_ms: None };
         self.shared.store.writer.apply(rule).await
     }

@@ -220,6 +220,11 @@ async fn a_pending_approval_is_answered_for_a_while_and_the_grant_expires() {
     assert_eq!(again.result.unwrap().exit_code, Some(0));
     let other = run(&engine, None, T, "sh", &sh("echo something else")).await;
     assert_eq!(other.result.unwrap_err().code(), "exec.needs_approval");
+    // Only where it was given: the same command in another directory still needs a person.
+    let elsewhere = dir.path().join("workspace/elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let moved = run(&engine, Some(&elsewhere), T, "sh", &sh("echo approved")).await;
+    assert_eq!(moved.result.unwrap_err().code(), "exec.needs_approval");
     // Until the grant ends.
     clock.advance(Duration::from_secs(601));
     let later = run(&engine, None, T, "sh", &sh("echo approved")).await;

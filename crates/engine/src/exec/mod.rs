@@ -180,6 +180,15 @@ impl Requester {
             Requester::Job(id) => format!("job:{id}"),
         }
     }
+
+    /// The kind, for rules scoped to one (timed grants).
+    pub(crate) fn kind(self) -> &'static str {
+        match self {
+            Requester::Person => "person",
+            Requester::Model => "model",
+            Requester::Job(_) => "job",
+        }
+    }
 }
 
 /// A command to run now.
@@ -260,7 +269,7 @@ pub(crate) struct Checked {
     pub decision: policy::Decision,
 }
 
-pub(crate) async fn check(ctx: &Context<'_>, spec: &ExecSpec) -> Result<Checked> {
+pub(crate) async fn check(ctx: &Context<'_>, spec: &ExecSpec, requester: Requester) -> Result<Checked> {
     if let Some((name, why)) = spec.env.iter().find_map(|(k, _)| sandbox::forbidden_override(k).map(|w| (k, w))) {
         return Err(Error::ExecDenied(format!("the variable {name} cannot be set ({why})")));
     }
@@ -272,7 +281,7 @@ pub(crate) async fn check(ctx: &Context<'_>, spec: &ExecSpec) -> Result<Checked>
     let cwd = workspace::check(spec.cwd.as_deref().unwrap_or(&default_root), &roots)?;
     let paths = policy::resolve(&spec.program, Some(&cwd))?;
     let rules = policy::rules(ctx.store, ctx.now).await?;
-    let decision = policy::decide(&rules, &paths, &spec.args);
+    let decision = policy::decide(&rules, &paths, &spec.args, policy::Scope { cwd: &cwd, requester: requester.kind() });
     Ok(Checked { cwd, paths, decision })
 }
 
@@ -317,7 +326,7 @@ pub(crate) async fn run_now(
         }};
     }
 
-    let Checked { cwd, paths, decision } = match check(&ctx, spec).await {
+    let Checked { cwd, paths, decision } = match check(&ctx, spec, request.requester).await {
         Ok(checked) => checked,
         Err(e) => refuse!(e),
     };
@@ -338,6 +347,9 @@ pub(crate) async fn run_now(
                         args: spec.args.iter().map(|a| policy::exact(a)).collect(),
                         any_args: false,
                         network: false,
+                        // Where and for whom it was approved, not everywhere for anyone.
+                        only_cwd: Some(cwd.to_string_lossy().into_owned()),
+                        only_requester: Some(request.requester.kind().to_owned()),
                     },
                     builtin: false,
                     lasts_ms: Some(lasts.min(Duration::from_secs(24 * 3600)).as_millis() as i64),

@@ -52,6 +52,19 @@ pub struct RuleSpec {
     pub args: Vec<String>,
     pub any_args: bool,
     pub network: bool,
+    /// Holds only for commands run in this directory (timed grants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_cwd: Option<String>,
+    /// Holds only for this kind of requester: `person`, `model` or `job` (timed grants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub only_requester: Option<String>,
+}
+
+/// Where and for whom a command is to run, for rules that hold only there.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub cwd: &'a std::path::Path,
+    pub requester: &'a str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,14 +94,25 @@ impl Rule {
         if spec.network {
             s.push_str(" (network)");
         }
+        if let Some(cwd) = &spec.only_cwd {
+            s.push_str(&format!(" (in {cwd})"));
+        }
+        if let Some(who) = &spec.only_requester {
+            s.push_str(&format!(" (for the {who})"));
+        }
         if let Some(t) = self.expires_at {
             s.push_str(&format!(" (until {})", crate::clock::rfc3339(t)));
         }
         s
     }
 
-    fn matches(&self, program: &[PathBuf], args: &[String]) -> bool {
+    fn matches(&self, program: &[PathBuf], args: &[String], scope: Scope<'_>) -> bool {
         let spec = &self.spec;
+        if spec.only_cwd.as_deref().is_some_and(|c| std::path::Path::new(c) != scope.cwd)
+            || spec.only_requester.as_deref().is_some_and(|r| r != scope.requester)
+        {
+            return false;
+        }
         if !program.iter().any(|p| p.as_os_str() == spec.program.as_str()) {
             return false;
         }
@@ -163,9 +187,9 @@ pub struct Decision {
     pub reason: String,
 }
 
-pub fn decide(rules: &[Rule], program: &[PathBuf], args: &[String]) -> Decision {
+pub fn decide(rules: &[Rule], program: &[PathBuf], args: &[String], scope: Scope<'_>) -> Decision {
     for action in [Action::Deny, Action::Allow, Action::Ask] {
-        if let Some(rule) = rules.iter().find(|r| r.spec.action == action && r.matches(program, args)) {
+        if let Some(rule) = rules.iter().find(|r| r.spec.action == action && r.matches(program, args, scope)) {
             let reason = format!("rule {} ({})", rule.id, rule.display());
             return Decision { action, rule: Some(rule.clone()), reason };
         }
@@ -178,7 +202,7 @@ pub(crate) async fn rules(store: &Store, now: Millis) -> Result<Vec<Rule>> {
     store
         .read(move |c| {
             c.prepare_cached(
-                "SELECT id, action, program, args, any_args, network, builtin, expires_at FROM exec_rules
+                "SELECT id, action, program, args, any_args, network, builtin, expires_at, only_cwd, only_requester FROM exec_rules
                  WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY id",
             )?
                 .query_map([now], |r| {
@@ -192,6 +216,8 @@ pub(crate) async fn rules(store: &Store, now: Millis) -> Result<Vec<Rule>> {
                             args: serde_json::from_str(&args).unwrap_or_default(),
                             any_args: r.get(4)?,
                             network: r.get(5)?,
+                            only_cwd: r.get(8)?,
+                            only_requester: r.get(9)?,
                         },
                         builtin: r.get(6)?,
                         expires_at: r.get(7)?,
@@ -214,8 +240,9 @@ impl WriteOp for AddRule {
     type Output = i64;
     fn apply(&mut self, conn: &Connection, now: Millis) -> Result<i64> {
         conn.query_row(
-            "INSERT INTO exec_rules (action, program, args, any_args, network, builtin, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            "INSERT INTO exec_rules (action, program, args, any_args, network, builtin, created_at, expires_at,
+                                     only_cwd, only_requester)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
             params![
                 self.spec.action.as_str(),
                 self.spec.program,
@@ -224,7 +251,9 @@ impl WriteOp for AddRule {
                 self.spec.network,
                 self.builtin,
                 now,
-                self.lasts_ms.map(|ms| now + ms)
+                self.lasts_ms.map(|ms| now + ms),
+                self.spec.only_cwd,
+                self.spec.only_requester
             ],
             |r| r.get(0),
         )
@@ -258,6 +287,8 @@ pub(crate) fn defaults() -> Vec<AddRule> {
                         args: args.iter().map(|a| a.to_string()).collect(),
                         any_args,
                         network: false,
+                        only_cwd: None,
+                        only_requester: None,
                     },
                     builtin: true,
                     lasts_ms: None,
@@ -306,6 +337,28 @@ impl WriteOp for SeedDefaults {
 mod tests {
     use super::*;
 
+    fn anywhere() -> Scope<'static> {
+        Scope { cwd: std::path::Path::new("/w"), requester: "person" }
+    }
+
+    #[test]
+    fn a_timed_grant_holds_only_where_and_for_whom_it_was_given() {
+        let mut grant = rule(9, Action::Allow, "/usr/bin/rm", &["build"], false);
+        grant.spec.only_cwd = Some("/w/project".into());
+        grant.spec.only_requester = Some("model".into());
+        let rules = vec![grant];
+        let rm = vec![PathBuf::from("/usr/bin/rm")];
+        let project = PathBuf::from("/w/project");
+        let other = PathBuf::from("/w/other");
+        let at = |cwd: &PathBuf, requester: &'static str| {
+            decide(&rules, &rm, &argv(&["build"]), Scope { cwd: cwd.as_path(), requester }).action
+        };
+        assert_eq!(at(&project, "model"), Action::Allow);
+        assert_eq!(at(&other, "model"), Action::Ask, "another directory");
+        assert_eq!(at(&project, "job"), Action::Ask, "another requester");
+        assert!(rules[0].display().contains("(in /w/project) (for the model)"));
+    }
+
     fn rule(id: i64, action: Action, program: &str, args: &[&str], any_args: bool) -> Rule {
         Rule {
             id,
@@ -315,6 +368,8 @@ mod tests {
                 args: args.iter().map(|a| a.to_string()).collect(),
                 any_args,
                 network: false,
+                only_cwd: None,
+                only_requester: None,
             },
             builtin: false,
             expires_at: None,
@@ -333,12 +388,12 @@ mod tests {
             rule(2, Action::Deny, "/usr/bin/git", &["push"], true),
             rule(3, Action::Ask, "/usr/bin/git", &[], true),
         ];
-        assert_eq!(decide(&rules, &git, &argv(&["log", "--oneline"])).action, Action::Allow);
-        assert_eq!(decide(&rules, &git, &argv(&["push", "origin"])).action, Action::Deny);
-        assert_eq!(decide(&rules, &git, &argv(&["logx"])).action, Action::Ask, "regex is anchored");
-        assert_eq!(decide(&rules, &git, &argv(&["commit"])).rule.unwrap().id, 3);
+        assert_eq!(decide(&rules, &git, &argv(&["log", "--oneline"]), anywhere()).action, Action::Allow);
+        assert_eq!(decide(&rules, &git, &argv(&["push", "origin"]), anywhere()).action, Action::Deny);
+        assert_eq!(decide(&rules, &git, &argv(&["logx"]), anywhere()).action, Action::Ask, "regex is anchored");
+        assert_eq!(decide(&rules, &git, &argv(&["commit"]), anywhere()).rule.unwrap().id, 3);
         let other = [PathBuf::from("/tmp/git")];
-        let d = decide(&rules, &other, &argv(&["status"]));
+        let d = decide(&rules, &other, &argv(&["status"]), anywhere());
         assert_eq!((d.action, d.rule.is_none()), (Action::Ask, true), "a different file named git is not git");
     }
 
@@ -346,8 +401,8 @@ mod tests {
     fn without_any_args_the_argument_count_must_match() {
         let py = [PathBuf::from("/usr/bin/python3")];
         let rules = vec![rule(1, Action::Allow, "/usr/bin/python3", &["--version"], false)];
-        assert_eq!(decide(&rules, &py, &argv(&["--version"])).action, Action::Allow);
-        assert_eq!(decide(&rules, &py, &argv(&["--version", "-c", "x"])).action, Action::Ask);
-        assert_eq!(decide(&rules, &py, &argv(&[])).action, Action::Ask);
+        assert_eq!(decide(&rules, &py, &argv(&["--version"]), anywhere()).action, Action::Allow);
+        assert_eq!(decide(&rules, &py, &argv(&["--version", "-c", "x"]), anywhere()).action, Action::Ask);
+        assert_eq!(decide(&rules, &py, &argv(&[]), anywhere()).action, Action::Ask);
     }
 }

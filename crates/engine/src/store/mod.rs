@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_exec_grants.sql"),
     include_str!("../../migrations/0005_settings.sql"),
     include_str!("../../migrations/0006_message_tools.sql"),
+    include_str!("../../migrations/0007_exec_grant_scope.sql"),
 ];
 
 #[derive(Clone)]
