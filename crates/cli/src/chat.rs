@@ -41,7 +41,13 @@ pub enum Chats {
         limit: i64,
     },
     /// One conversation, message by message
-    Show { id: i64 },
+    Show {
+        id: i64,
+        /// Show it as the gateway holds it (OpenClaw keeps its own copy: it has replies the
+        /// gateway finished while Gatehouse was not connected)
+        #[arg(long)]
+        from_gateway: bool,
+    },
     /// Find messages containing every word of QUERY
     Search {
         query: String,
@@ -248,7 +254,17 @@ pub async fn chats(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
                 }
             }
         }
-        Chats::Show { id } => {
+        Chats::Show { id, from_gateway: true } => {
+            let messages = engine.gateway_history(id).await?;
+            if json {
+                print_json(&messages);
+            } else {
+                for m in messages {
+                    println!("\n{}:\n{}", m.role.as_str(), m.content);
+                }
+            }
+        }
+        Chats::Show { id, from_gateway: false } => {
             let (conv, messages) = engine.conversation(id).await?;
             if json {
                 print_json(&serde_json::json!({ "conversation": conv, "messages": messages }));

@@ -328,7 +328,7 @@ impl Engine {
             temperature: options.temperature,
             max_tokens: None,
             tools: Vec::new(),
-            session: Some(format!("gatehouse-{}", turn.conversation_id)),
+            session: Some(chat::session_of(turn.conversation_id)),
         };
         let (tx, rx) = chat::channel();
         let writer = self.shared.store.writer.clone();
@@ -346,6 +346,13 @@ impl Engine {
 
     pub async fn conversation(&self, id: i64) -> Result<(Conversation, Vec<Message>)> {
         chat::conversation(&self.shared.store, id).await
+    }
+
+    /// Conversation `id` as its gateway holds it (OpenClaw keeps its own copy), loaded now.
+    pub async fn gateway_history(&self, id: i64) -> Result<Vec<gateway::ChatMessage>> {
+        let (conversation, _) = self.conversation(id).await?;
+        let (_, gateway) = self.open_gateway(conversation.gateway.as_deref()).await?;
+        gateway.history(&chat::session_of(id)).await
     }
 
     pub async fn search(&self, query: &str, limit: i64) -> Result<Vec<SearchHit>> {

@@ -88,6 +88,11 @@ async fn a_reply_streams_over_the_websocket_and_is_stored() {
     assert_eq!(conversation.gateway.as_deref(), Some("claw"));
     assert_eq!(messages[1].text, expected(20));
 
+    // The gateway's own copy of the conversation has the same reply.
+    let held = engine.gateway_history(reply.conversation_id).await.unwrap();
+    assert!(held.iter().any(|m| m.role == gatehouse_engine::gateway::Role::User && m.content.contains("Please answer.")), "{held:?}");
+    assert_eq!(held.last().map(|m| m.content.as_str()), Some(expected(20).as_str()));
+
     // The same conversation goes on in the same OpenClaw session.
     let options = SendOptions { conversation: Some(reply.conversation_id), ..Default::default() };
     let mut second = engine.send(ask(3, 10), options, CancellationToken::new()).await.unwrap();

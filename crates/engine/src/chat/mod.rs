@@ -273,6 +273,11 @@ pub(crate) async fn run_turn(
     let _ = tx.send(ReplyEvent::Finished { state, error }).await;
 }
 
+/// The session name a conversation has on gateways that keep conversations themselves.
+pub(crate) fn session_of(conversation: i64) -> String {
+    format!("gatehouse-{conversation}")
+}
+
 pub(crate) fn channel() -> (mpsc::Sender<ReplyEvent>, mpsc::Receiver<ReplyEvent>) {
     mpsc::channel(CHANNEL)
 }

@@ -133,6 +133,16 @@ pub trait Gateway: Send + Sync + 'static {
     /// Whether the gateway answers and accepts the credentials, in one sentence — without
     /// spending tokens.
     fn check(&self) -> futures::future::BoxFuture<'static, Result<String>>;
+
+    /// The conversation `session` as the gateway itself holds it, for gateways that keep
+    /// conversations (OpenClaw): what Gatehouse did not see, such as a reply the gateway
+    /// finished while disconnected.
+    fn history(&self, _session: &str) -> futures::future::BoxFuture<'static, Result<Vec<ChatMessage>>> {
+        let name = self.name().to_owned();
+        Box::pin(async move {
+            Err(crate::error::Error::GatewayInvalid(format!("{name} does not keep conversations; Gatehouse's copy is the only one")))
+        })
+    }
 }
 
 /// Opens gateways by profile name, for chats and prompt jobs alike. Local models are loaded

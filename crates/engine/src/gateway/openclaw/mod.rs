@@ -114,9 +114,7 @@ impl OpenClaw {
             Ok(d) => d,
             Err(e) => return out.send(Err(e)).await,
         };
-        // OpenClaw keeps the conversation itself: one session per Gatehouse conversation, named
-        // after this installation too (two installations' conversation 1 are not the same).
-        let session = format!("agent:main:{}-{}", request.session.as_deref().unwrap_or("gatehouse"), &device.id[..12]);
+        let session = session_key(request.session.as_deref(), &device);
         let key = random_key();
         let mut started = false;
         let mut attempt = 0u32;
@@ -302,6 +300,12 @@ impl OpenClaw {
 
 /// The first reconnect goes at once (after a cut the gateway is usually still there), then
 /// 250 ms doubling to 4 s.
+/// OpenClaw keeps the conversation itself: one session per Gatehouse conversation, named after
+/// this installation too (two installations' conversation 1 are not the same).
+fn session_key(session: Option<&str>, device: &Device) -> String {
+    format!("agent:main:{}-{}", session.unwrap_or("gatehouse"), &device.id[..12])
+}
+
 fn backoff(attempt: u32) -> Duration {
     match attempt {
         0 | 1 => Duration::ZERO,
@@ -355,6 +359,29 @@ impl Gateway for OpenClawGateway {
             let link = gateway.connect(&device).await?;
             link.close();
             Ok(format!("{} answers at {} and accepted this device", gateway.target.gateway, gateway.target.url))
+        })
+    }
+
+    fn history(&self, session: &str) -> futures::future::BoxFuture<'static, Result<Vec<super::ChatMessage>>> {
+        let (gateway, session) = (self.0.clone(), session.to_owned());
+        Box::pin(async move {
+            let device = Device::load_or_create(&gateway.data_dir)?;
+            let link = gateway.connect(&device).await?;
+            let key = session_key(Some(&session), &device);
+            let history = link.request("chat.history", json!({ "sessionKey": key, "limit": 1000 })).await;
+            link.close();
+            let messages = history?["messages"].as_array().cloned().unwrap_or_default();
+            Ok(messages
+                .iter()
+                .filter_map(|m| {
+                    let role = match m["role"].as_str()? {
+                        "user" => Role::User,
+                        "assistant" => Role::Assistant,
+                        _ => return None,
+                    };
+                    Some(super::ChatMessage::new(role, message_text(m)?))
+                })
+                .collect())
         })
     }
 }
