@@ -251,6 +251,8 @@ async fn the_model_runs_commands_through_the_exec_tool_and_gets_the_results() {
     let tools: Vec<(&str, &str)> = stored[1].tools.iter().map(|t| (t.call_id.as_str(), t.ran_by.as_str())).collect();
     assert_eq!(tools, [("call_1", "gatehouse"), ("call_2", "gatehouse")]);
     assert!(stored[1].tools[1].summary.contains("blocked by policy"), "{:?}", stored[1].tools);
+    let statuses: Vec<&str> = stored[1].tools.iter().map(|t| t.status.as_str()).collect();
+    assert_eq!(statuses, ["completed", "refused"]);
 }
 
 #[tokio::test]

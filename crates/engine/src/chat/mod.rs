@@ -201,9 +201,9 @@ pub(crate) async fn run_turn(
             Some(Ok(ChatEvent::ToolCalls { calls: asked })) => calls = asked,
             Some(Ok(ChatEvent::ToolActivity { call_id, name, title, status })) => {
                 let summary = format!("{title} — {status}, run by {}", gateway.name());
-                let tool = ToolActivity { call_id, name, summary: summary.clone(), status, ran_by: "gateway".into() };
-                record(tool).await;
-                let _ = tx.try_send(ReplyEvent::Tool(tools::ToolOutcome { summary, result: String::new() }));
+                let shown = tools::ToolOutcome { summary: summary.clone(), result: String::new(), status: status.clone() };
+                record(ToolActivity { call_id, name, summary, status, ran_by: "gateway".into() }).await;
+                let _ = tx.try_send(ReplyEvent::Tool(shown));
             }
             Some(Ok(ChatEvent::Done { .. })) => {
                 let Some(runner) = tools.as_ref().filter(|_| !calls.is_empty()) else {
@@ -226,7 +226,11 @@ pub(crate) async fn run_turn(
                     let outcome = tokio::select! {
                         outcome = running => match outcome {
                             Ok(outcome) => outcome,
-                            Err(_) => tools::ToolOutcome { summary: "the tool crashed".into(), result: "the tool crashed".into() },
+                            Err(_) => tools::ToolOutcome {
+                                summary: "the tool crashed".into(),
+                                result: "the tool crashed".into(),
+                                status: "failed".into(),
+                            },
                         },
                         _ = cancel.cancelled() => break,
                     };
@@ -236,7 +240,7 @@ pub(crate) async fn run_turn(
                         call_id: id,
                         name: "exec".into(),
                         summary: outcome.summary.clone(),
-                        status: "completed".into(),
+                        status: outcome.status.clone(),
                         ran_by: "gatehouse".into(),
                     })
                     .await;

@@ -26,6 +26,9 @@ pub struct ToolOutcome {
     pub summary: String,
     /// The tool message content for the model.
     pub result: String,
+    /// How it ended, for the stored record: `completed` (ran, whatever its exit code),
+    /// `failed` (ran and the runner reported an error) or `refused` (never ran).
+    pub status: String,
 }
 
 pub(crate) trait ToolRunner: Send + Sync {
@@ -75,13 +78,17 @@ impl ToolRunner for ExecTool {
         Box::pin(async move {
             if call.function.name != "exec" {
                 let result = format!("there is no tool named `{}`; the only tool is `exec`", call.function.name);
-                return ToolOutcome { summary: format!("the model asked for an unknown tool `{}`", call.function.name), result };
+                return ToolOutcome {
+                    summary: format!("the model asked for an unknown tool `{}`", call.function.name),
+                    result,
+                    status: "refused".into(),
+                };
             }
             let args: ExecArgs = match serde_json::from_str(&call.function.arguments) {
                 Ok(a) => a,
                 Err(e) => {
                     let result = format!("the arguments were not valid: {e}; expected {{\"program\": …, \"args\": […]}}");
-                    return ToolOutcome { summary: "the model's tool call was malformed".into(), result };
+                    return ToolOutcome { summary: "the model's tool call was malformed".into(), result, status: "refused".into() };
                 }
             };
             let mut spec = ExecSpec::new(args.program, args.args);
@@ -103,11 +110,13 @@ impl ToolRunner for ExecTool {
                         (None, None) => "finished".into(),
                     };
                     let cut = if r.truncated || output.len() >= RESULT_CAP { "\n[output truncated]" } else { "" };
-                    ToolOutcome { summary: format!("ran `{command}`: {ended}"), result: format!("{ended}\n{output}{cut}") }
+                    let status = if r.error.is_some() { "failed" } else { "completed" }.to_owned();
+                    ToolOutcome { summary: format!("ran `{command}`: {ended}"), result: format!("{ended}\n{output}{cut}"), status }
                 }
                 Err(e) => ToolOutcome {
                     summary: format!("`{command}` was not run: {e}"),
                     result: format!("not run: {e}"),
+                    status: "refused".into(),
                 },
             }
         })

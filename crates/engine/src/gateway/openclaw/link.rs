@@ -264,7 +264,8 @@ impl Link {
         }
     }
 
-    fn lost_error(&self, ended: &Ended) -> Error {
+    /// The engine error for how the connection ended.
+    pub fn lost_error(&self, ended: &Ended) -> Error {
         match ended {
             Ended::Shutdown => Error::GatewayShuttingDown { gateway: self.gateway.clone() },
             Ended::TooLarge => Error::GatewayPayloadTooLarge { gateway: self.gateway.clone(), bytes: None, limit: self.max_payload },

@@ -178,7 +178,8 @@ impl OpenClaw {
                 Step::Lost(ended) => {
                     tracing::info!(gateway = %self.target.gateway, ?ended, "connection lost mid-reply; resuming");
                     if ended == Ended::TooLarge {
-                        return out.send(Err(Error::GatewayPayloadTooLarge { gateway: self.target.gateway.clone(), bytes: None, limit: 0 })).await;
+                        // Resending the same frame would be dropped again: say so.
+                        return out.send(Err(link.lost_error(&ended))).await;
                     }
                     attempt += 1;
                     if attempt > RECONNECTS || sleep_or_cancel(backoff(attempt), &cancel).await {
