@@ -128,3 +128,75 @@ fn credentials_under_home_are_hidden_from_commands() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("blocked by policy") && !text(&out.stdout).contains("PRIVATE"), "{}", text(&out.stderr));
 }
+
+/// Processes of `uid` whose command line is exactly `cmdline` (NUL-separated), not zombies.
+fn processes(uid: u32, cmdline: &[u8]) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == cmdline))
+        .filter(|e| std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| !s.contains(") Z ")))
+        .count()
+}
+
+/// A desktop user is not root: the process cap has to hold without a cgroup of Gatehouse's
+/// own, and has to count the command's processes, not the person's others.
+#[test]
+fn an_unprivileged_users_fork_bomb_stops_at_the_cap_and_spares_their_other_processes() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    // As root (CI), be `nobody`; as anyone else, be yourself.
+    let uid = if root { 65534 } else { std::fs::metadata("/proc/self").unwrap().uid() };
+    let mut binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_gatehouse"));
+    if root {
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
+        // `nobody` may not be able to reach the build directory.
+        let copy = dir.path().join("gatehouse");
+        std::fs::copy(&binary, &copy).unwrap();
+        binary = copy;
+    }
+    let as_user = |program: &Path| {
+        let mut cmd = if root {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(program);
+            cmd
+        } else {
+            Command::new(program)
+        };
+        cmd.env("HOME", dir.path()).env_remove("GATEHOUSE_DATA_DIR").stdin(Stdio::null());
+        cmd
+    };
+    let data = dir.path().join("data");
+    let gatehouse = |args: &[&str]| as_user(&binary).arg("--data-dir").arg(&data).args(args).output().unwrap();
+    assert!(gatehouse(&["exec", "policy", "add", "allow", "sh", "--any-args"]).status.success());
+
+    // The person's other processes: 60 of them, more than enough to matter if they counted.
+    let mut others: Vec<_> = (0..60)
+        .map(|_| as_user(Path::new("/bin/sleep")).arg("601").stdout(Stdio::null()).spawn().unwrap())
+        .collect();
+    gatehouse_testkit::eventually("the other processes", std::time::Duration::from_secs(10), || {
+        (processes(uid, b"/bin/sleep\x00601\x00") == 60).then_some(())
+    });
+
+    // 400 processes that stay: without a cap they all start.
+    let bomb = "i=0; while [ $i -lt 400 ]; do sleep 602 & i=$((i+1)); echo $i > count; done";
+    let out = gatehouse(&["exec", "--timeout", "60", "--", "sh", "-c", &format!("sh -c '{bomb}'; echo started $(cat count)")]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let started: u32 = stdout.trim().strip_prefix("started ").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{stdout} {stderr}"));
+    assert!(stderr.contains("Cannot fork"), "{stderr}");
+    // The cap (256) less the sandbox's init and the two shells — not less the 60 others.
+    assert!((250..=253).contains(&started), "{started} processes started; {stderr}");
+    // None of it is left, and the person's own processes were never touched.
+    gatehouse_testkit::eventually("the fork bomb to be gone", std::time::Duration::from_secs(10), || {
+        (processes(uid, b"sleep\x00602\x00") == 0).then_some(())
+    });
+    assert_eq!(processes(uid, b"/bin/sleep\x00601\x00"), 60);
+    for other in &mut others {
+        assert!(other.try_wait().unwrap().is_none(), "one of the person's own processes died");
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+}

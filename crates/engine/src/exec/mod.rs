@@ -385,16 +385,12 @@ pub(crate) async fn run_now(
         Output::Job(run) => run.marker.clone(),
         Output::Lines(..) => format!("exec/{}/{:016x}", crate::pool::lease::process_tag(), fastrand::u64(..)),
     };
-    let mut command = match sandbox::command(spec, &paths[0], &confinement, &marker) {
+    // `cap` is held until the command is over (dropping a cgroup cap removes the cgroup).
+    let sandbox::Sandboxed { command, mut cap } = match sandbox::command(spec, &paths[0], &confinement, &marker) {
         Ok(c) => c,
         Err(e) => refuse!(e),
     };
-    // Held until the command is over; dropping it removes the cgroup.
-    let pids = sandbox::PidsLimit::create(&format!("{:016x}", fastrand::u64(..)));
-    match &pids {
-        Some(limit) => limit.apply(&mut command),
-        None => tracing::debug!("no cgroup for a process limit here; relying on the PID namespace and the timeout"),
-    }
+    let uncapped = std::sync::OnceLock::<String>::new();
 
     let (cancel, job) = match &output {
         Output::Job(run) => (run.cancel.clone(), Some(*run)),
@@ -409,7 +405,12 @@ pub(crate) async fn run_now(
         }
     };
     let launch = process::Launch { command, program: &spec.program, marker: &marker, cancel: &cancel, output: sink, grace: ctx.kill_grace };
+    let (gate, uncapped_ref) = (cap.take_gate(), &uncapped);
     let supervised = process::supervise(launch, |pgid| async move {
+        if let Some(Err(why)) = futures::future::OptionFuture::from(gate.map(|g| g.open())).await {
+            let _ = uncapped_ref.set(why);
+            return false;
+        }
         match job {
             Some(run) => run.spawned(pgid).await,
             None => true,
@@ -453,6 +454,13 @@ pub(crate) async fn run_now(
         }
     }
     let (exit_code, error) = match &outcome {
+        _ if uncapped.get().is_some() => (
+            None,
+            Some(crate::error::JobError::new(
+                "exec.limit",
+                format!("refused: its process limit could not be set ({})", uncapped.get().map_or("", |w| w.as_str())),
+            )),
+        ),
         Outcome::Succeeded { exit_code } => (*exit_code, None),
         Outcome::Failed { exit_code, error } => (*exit_code, Some(error.clone())),
         Outcome::Stopped { exit_code } if timed_out => (
@@ -467,7 +475,7 @@ pub(crate) async fn run_now(
         ),
         Outcome::Stopped { exit_code } => (*exit_code, Some(crate::error::JobError::new("exec.stopped", "stopped"))),
     };
-    drop(pids);
+    drop(cap);
     let duration = started.elapsed();
     entry.exit_code = exit_code.map(i64::from);
     entry.duration_ms = Some(duration.as_millis() as i64);

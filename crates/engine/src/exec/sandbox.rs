@@ -148,8 +148,15 @@ fn hide(cmd: &mut Command, paths: &[&PathBuf]) {
     }
 }
 
+/// A bubblewrap command ready to spawn, and what caps its processes.
+pub(crate) struct Sandboxed {
+    pub command: Command,
+    /// Kept until the command is over.
+    pub cap: ProcessCap,
+}
+
 /// `bwrap … -- program args`, ready to spawn. `program` is the resolved absolute path.
-pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement, marker: &str) -> Result<Command> {
+pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement, marker: &str) -> Result<Sandboxed> {
     // A hidden place cannot be a working directory (binding it would show it again) — except
     // the default workspace, which lives inside the hidden data directory.
     let (cwd, default_root) = (&confinement.workspace, &confinement.default_root);
@@ -167,6 +174,7 @@ pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement
     let mut cmd = Command::new(bwrap()?);
     cmd.args(["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]);
     cmd.args(["--unshare-cgroup-try", "--cap-drop", "ALL"]);
+    let cap = ProcessCap::attach(&mut cmd)?;
     if !confinement.network {
         cmd.arg("--unshare-net");
     }
@@ -192,16 +200,156 @@ pub(crate) fn command(spec: &ExecSpec, program: &Path, confinement: &Confinement
     // bwrap's own environment is the scrubbed one, not just its child's: bwrap stays in the
     // sandbox as its init, and /proc/1/environ would show anything it was given.
     cmd.env_clear().envs(environment(spec, marker));
-    Ok(cmd)
+    Ok(Sandboxed { command: cmd, cap })
 }
 
 /// Processes a command may have at once (a fork bomb stops here, not at the host's limit).
 pub const MAX_PROCESSES: u32 = 256;
 
+/// How one command's process count is capped.
+///
+/// Root is exempt from RLIMIT_NPROC, so root uses a `pids` cgroup. Anyone else gets
+/// RLIMIT_NPROC set on the sandbox's first process once bubblewrap has made the sandbox's
+/// own user namespace: since Linux 5.14 that limit counts a user's processes per user
+/// namespace, so it caps the command's processes and not the person's others. (Set on
+/// bubblewrap itself, before the namespace exists, it would count every process the person
+/// has, and a desktop with a few hundred would refuse to start the sandbox at all.)
+/// Bubblewrap names that process on `--info-fd` and waits on `--block-fd` until the limit
+/// is set, so the command never runs uncapped.
+pub(crate) enum ProcessCap {
+    /// Held for its drop, which removes the cgroup.
+    Cgroup { _held: PidsLimit },
+    Rlimit(Option<StartGate>),
+    /// Root without a pids controller, or a kernel older than 5.14: the PID namespace and
+    /// the timeout are what remains.
+    None,
+}
+
+impl ProcessCap {
+    /// Choose the cap for this process and wire it into the bubblewrap command line (before
+    /// its `--`).
+    fn attach(cmd: &mut Command) -> Result<ProcessCap> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return Ok(match PidsLimit::create(&format!("{:016x}", fastrand::u64(..))) {
+                Some(limit) => {
+                    limit.apply(cmd);
+                    ProcessCap::Cgroup { _held: limit }
+                }
+                None => {
+                    tracing::debug!("no pids cgroup here; relying on the PID namespace and the timeout");
+                    ProcessCap::None
+                }
+            });
+        }
+        if !nproc_counted_per_namespace() {
+            tracing::debug!("kernel older than 5.14: RLIMIT_NPROC would count all of the user's processes; no process cap");
+            return Ok(ProcessCap::None);
+        }
+        cmd.arg("--unshare-user");
+        let gate = StartGate::attach(cmd)
+            .map_err(|e| Error::SandboxUnavailable(format!("cannot prepare the sandbox's process limit: {e}")))?;
+        Ok(ProcessCap::Rlimit(Some(gate)))
+    }
+
+    /// What must happen once the command has been spawned, before it may run.
+    pub(crate) fn take_gate(&mut self) -> Option<StartGate> {
+        match self {
+            ProcessCap::Rlimit(gate) => gate.take(),
+            ProcessCap::Cgroup { .. } | ProcessCap::None => None,
+        }
+    }
+}
+
+/// RLIMIT_NPROC is counted per user namespace from Linux 5.14 on.
+fn nproc_counted_per_namespace() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (5, 14)
+}
+
+/// Holds bubblewrap between making the sandbox and starting the command in it.
+pub(crate) struct StartGate {
+    /// bubblewrap writes `{"child-pid": N, …}` here once the namespaces exist.
+    info: std::fs::File,
+    /// bubblewrap reads one byte from here before it starts the command.
+    release: std::fs::File,
+    /// bubblewrap's ends; ours are closed once it has been spawned, so a bubblewrap that
+    /// fails early shows as end-of-file instead of a wait forever.
+    child_ends: Option<(std::fs::File, std::fs::File)>,
+}
+
+impl StartGate {
+    fn attach(cmd: &mut Command) -> std::io::Result<StartGate> {
+        use std::os::fd::AsRawFd;
+        let (info, info_end) = pipe()?;
+        let (release_end, release) = pipe()?;
+        let fds = [info_end.as_raw_fd(), release_end.as_raw_fd()];
+        cmd.arg("--info-fd").arg(fds[0].to_string()).arg("--block-fd").arg(fds[1].to_string());
+        // SAFETY: only fcntl between fork and exec. The pipes are close-on-exec in every other
+        // process this one starts.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in fds {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        Ok(StartGate { info, release, child_ends: Some((info_end, release_end)) })
+    }
+
+    /// Cap the spawned sandbox and let its command start. An error means it must not run.
+    pub(crate) async fn open(mut self) -> std::result::Result<(), String> {
+        use std::io::{Read, Write};
+        drop(self.child_ends.take());
+        let mut info = self.info;
+        let pid = tokio::task::spawn_blocking(move || {
+            let (mut seen, mut chunk) = (Vec::new(), [0u8; 512]);
+            loop {
+                let n = info.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                seen.extend_from_slice(&chunk[..n]);
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&seen) {
+                    return v["child-pid"].as_i64().and_then(|p| i32::try_from(p).ok());
+                }
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        // bubblewrap ended before its sandbox was ready: nothing runs, and its own message
+        // (on stderr) says why.
+        let Some(pid) = pid else { return Ok(()) };
+        let limit = libc::rlimit { rlim_cur: MAX_PROCESSES.into(), rlim_max: MAX_PROCESSES.into() };
+        // SAFETY: a plain syscall with a valid limit and no old-limit output.
+        if unsafe { libc::prlimit(pid, libc::RLIMIT_NPROC, &limit, std::ptr::null_mut()) } != 0 {
+            return Err(format!("setting its process limit failed: {}", std::io::Error::last_os_error()));
+        }
+        self.release.write_all(b"1").map_err(|e| format!("starting it failed: {e}"))
+    }
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills both slots on success; each fd is then owned by exactly one File.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])))
+    }
+}
+
 /// A cgroup that caps the number of processes of one command, where this process may create
 /// one (root with a `pids` controller, cgroup v2 or v1). Its processes join it between fork and
-/// exec; it is removed on drop. For an unprivileged user the PID namespace and the timeout are
-/// what remains (RLIMIT_NPROC would count all of the user's processes).
+/// exec; it is removed on drop.
 pub(crate) struct PidsLimit {
     dir: PathBuf,
     procs: std::ffi::CString,

@@ -266,8 +266,7 @@ pub(crate) fn take_whole_chars(bytes: &mut Vec<u8>) -> String {
         Err(e) if e.error_len().is_none() => {
             // Incomplete character at the end: keep it for the next token.
             let rest = bytes.split_off(e.valid_up_to());
-            let whole = String::from_utf8(std::mem::replace(bytes, rest)).unwrap_or_default();
-            whole
+            String::from_utf8(std::mem::replace(bytes, rest)).unwrap_or_default()
         }
         Err(_) => String::from_utf8_lossy(&std::mem::take(bytes)).into_owned(),
     }

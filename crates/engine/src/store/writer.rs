@@ -128,7 +128,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Queued>>, clock: SharedC
             Err(e) => {
                 tracing::warn!(error = %e, ops = batch.len(), "write batch failed; retrying its operations one by one");
                 let _ = conn.execute_batch("ROLLBACK");
-                let entries: Vec<_> = batch.drain(..).collect();
+                let entries = std::mem::take(&mut batch);
                 for entry in entries {
                     let mut one = [entry];
                     match apply_all(&conn, &mut one, now) {
