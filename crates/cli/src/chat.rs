@@ -48,6 +48,13 @@ pub enum Chats {
         #[arg(long)]
         from_gateway: bool,
     },
+    /// Import the conversations a gateway keeps that were made elsewhere (OpenClaw sessions
+    /// from its Control UI or another device); run again to bring them up to date
+    Import {
+        /// The gateway profile (default: the default profile)
+        #[arg(long)]
+        gateway: Option<String>,
+    },
     /// Find messages containing every word of QUERY
     Search {
         query: String,
@@ -281,6 +288,23 @@ pub async fn chats(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
                         println!("[tool] {}", t.summary);
                     }
                     println!("{}", m.text);
+                }
+            }
+        }
+        Chats::Import { gateway } => {
+            let imported = engine.import_sessions(gateway.as_deref()).await?;
+            if json {
+                print_json(&imported);
+            } else if imported.is_empty() {
+                println!("the gateway keeps no conversations made elsewhere");
+            } else {
+                for i in imported {
+                    let what = match (i.created, i.added) {
+                        (true, n) => format!("imported, {n} messages"),
+                        (false, 0) => "up to date".to_owned(),
+                        (false, n) => format!("{n} new messages"),
+                    };
+                    println!("conversation {}  {}  ({}; {what})", i.conversation_id, i.title, i.session);
                 }
             }
         }

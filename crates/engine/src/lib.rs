@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use gateway::{ChatRequest, Gateway};
 
 pub use chat::prompt_job::PromptSpec;
+pub use chat::ops::import_session::Imported;
 pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent, SearchHit};
 pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
@@ -328,7 +329,7 @@ impl Engine {
             temperature: options.temperature,
             max_tokens: None,
             tools: Vec::new(),
-            session: Some(chat::session_of(turn.conversation_id)),
+            session: Some(turn.remote_session.unwrap_or_else(|| chat::session_of(turn.conversation_id))),
         };
         let (tx, rx) = chat::channel();
         let writer = self.shared.store.writer.clone();
@@ -351,8 +352,22 @@ impl Engine {
     /// Conversation `id` as its gateway holds it (OpenClaw keeps its own copy), loaded now.
     pub async fn gateway_history(&self, id: i64) -> Result<Vec<gateway::ChatMessage>> {
         let (conversation, _) = self.conversation(id).await?;
-        let (_, gateway) = self.open_gateway(conversation.gateway.as_deref()).await?;
-        gateway.history(&chat::session_of(id)).await
+        let (profile, gateway) = self.open_gateway(conversation.gateway.as_deref()).await?;
+        gateway.history(&chat::session_on(&conversation, &profile.name)).await
+    }
+
+    /// Import the conversations a gateway keeps that were made elsewhere (an OpenClaw
+    /// session started in its Control UI, say) as conversations here; ones imported before
+    /// are brought up to date. Continuing one here continues it on the gateway.
+    pub async fn import_sessions(&self, gateway: Option<&str>) -> Result<Vec<Imported>> {
+        let (profile, gateway) = self.open_gateway(gateway).await?;
+        let mut imported = Vec::new();
+        for session in gateway.sessions().await? {
+            let messages = gateway.history(&session.key).await?;
+            let op = chat::ops::import_session::ImportSession { gateway: profile.name.clone(), session, messages };
+            imported.push(self.shared.store.writer.apply(op).await?);
+        }
+        Ok(imported)
     }
 
     pub async fn search(&self, query: &str, limit: i64) -> Result<Vec<SearchHit>> {

@@ -101,6 +101,49 @@ async fn a_reply_streams_over_the_websocket_and_is_stored() {
 }
 
 #[tokio::test]
+async fn a_session_made_elsewhere_is_imported_continued_there_and_brought_up_to_date() {
+    // "Elsewhere" is another device: a second Gatehouse with its own data directory.
+    let (here_dir, there_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (here, there) = (engine(here_dir.path(), url()).await, engine(there_dir.path(), url()).await);
+    let word = format!("zebra{}", std::process::id());
+    let first = format!("Remember the word {word}. [[stub:words=4,delay_ms=5]]");
+    let mut made = there.send(first.clone(), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    assert_eq!(read(&mut made).await.1, MessageState::Complete);
+    // This installation's own conversation is not offered back to it.
+    let own_text = format!("Mine {word}. [[stub:words=2,delay_ms=5]]");
+    let mut own = here.send(own_text, SendOptions::default(), CancellationToken::new()).await.unwrap();
+    assert_eq!(read(&mut own).await.1, MessageState::Complete);
+
+    let imported = here.import_sessions(None).await.unwrap();
+    assert!(!imported.iter().any(|i| i.title.contains(&format!("Mine {word}"))), "{imported:?}");
+    let mine = imported.iter().find(|i| i.title.contains(&word)).unwrap_or_else(|| panic!("{imported:?}"));
+    assert!(mine.created && mine.added == 2, "{mine:?}");
+    let (conversation, messages) = here.conversation(mine.conversation_id).await.unwrap();
+    assert_eq!(conversation.remote_gateway.as_deref(), Some("claw"));
+    let texts: Vec<(&str, &str)> = messages.iter().map(|m| (m.role.as_str(), m.text.as_str())).collect();
+    assert_eq!(texts, [("user", first.as_str()), ("assistant", expected(4).as_str())]);
+
+    // Continued here, it goes on in the same session there.
+    let options = SendOptions { conversation: Some(mine.conversation_id), ..Default::default() };
+    let mut next = here.send(ask(3, 5), options, CancellationToken::new()).await.unwrap();
+    assert_eq!(read(&mut next).await.1, MessageState::Complete);
+    let held_there = there.gateway_history(made.conversation_id).await.unwrap();
+    assert_eq!(held_there.len(), 4, "{held_there:?}");
+    assert_eq!(held_there[3].content, expected(3));
+
+    // A turn made there afterwards arrives with the next import, in the same conversation.
+    let options = SendOptions { conversation: Some(made.conversation_id), ..Default::default() };
+    let mut later = there.send(ask(5, 5), options, CancellationToken::new()).await.unwrap();
+    assert_eq!(read(&mut later).await.1, MessageState::Complete);
+    let again = here.import_sessions(None).await.unwrap();
+    let mine_again = again.iter().find(|i| i.title.contains(&word)).unwrap();
+    assert_eq!((mine_again.conversation_id, mine_again.created, mine_again.added), (mine.conversation_id, false, 2));
+    let (_, messages) = here.conversation(mine.conversation_id).await.unwrap();
+    assert_eq!(messages.len(), 6);
+    assert_eq!(messages[5].text, expected(5));
+}
+
+#[tokio::test]
 async fn tools_the_gateway_runs_are_shown_and_kept_with_the_reply() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), url()).await;

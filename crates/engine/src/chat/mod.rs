@@ -71,6 +71,9 @@ pub struct Conversation {
     pub gateway: Option<String>,
     pub model: Option<String>,
     pub messages: i64,
+    /// Imported from a gateway that keeps conversations: the profile and the gateway's key.
+    pub remote_gateway: Option<String>,
+    pub remote_session: Option<String>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     pub created_at: Millis,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
@@ -282,13 +285,23 @@ pub(crate) fn session_of(conversation: i64) -> String {
     format!("gatehouse-{conversation}")
 }
 
+/// The session of `conversation` on the profile `gateway`: the gateway's own key when it was
+/// imported from there, else Gatehouse's name for it.
+pub(crate) fn session_on(conversation: &Conversation, gateway: &str) -> String {
+    match (&conversation.remote_gateway, &conversation.remote_session) {
+        (Some(g), Some(key)) if g == gateway => key.clone(),
+        _ => session_of(conversation.id),
+    }
+}
+
 pub(crate) fn channel() -> (mpsc::Sender<ReplyEvent>, mpsc::Receiver<ReplyEvent>) {
     mpsc::channel(CHANNEL)
 }
 
 /// Selects a [`Conversation`] from `conversations c`, for [`conversation_row`].
 const CONVERSATION_COLUMNS: &str = "c.id, c.title, c.gateway, c.model,
-     (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), c.created_at, c.updated_at";
+     (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), c.created_at, c.updated_at,
+     c.remote_gateway, c.remote_session";
 
 fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conversation> {
     Ok(Conversation {
@@ -299,6 +312,8 @@ fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conversation> {
         messages: r.get(4)?,
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
+        remote_gateway: r.get(7)?,
+        remote_session: r.get(8)?,
     })
 }
 

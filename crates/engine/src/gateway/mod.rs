@@ -137,12 +137,33 @@ pub trait Gateway: Send + Sync + 'static {
     /// The conversation `session` as the gateway itself holds it, for gateways that keep
     /// conversations (OpenClaw): what Gatehouse did not see, such as a reply the gateway
     /// finished while disconnected.
+    /// `session` is Gatehouse's name for a conversation, or the gateway's own key for one
+    /// listed by [`Gateway::sessions`].
     fn history(&self, _session: &str) -> futures::future::BoxFuture<'static, Result<Vec<ChatMessage>>> {
-        let name = self.name().to_owned();
-        Box::pin(async move {
-            Err(crate::error::Error::GatewayInvalid(format!("{name} does not keep conversations; Gatehouse's copy is the only one")))
-        })
+        Box::pin(futures::future::ready(Err(self.keeps_no_conversations())))
     }
+
+    /// The conversations the gateway keeps that were made elsewhere (not by this Gatehouse),
+    /// for importing.
+    fn sessions(&self) -> futures::future::BoxFuture<'static, Result<Vec<RemoteSession>>> {
+        Box::pin(futures::future::ready(Err(self.keeps_no_conversations())))
+    }
+
+    fn keeps_no_conversations(&self) -> crate::error::Error {
+        crate::error::Error::GatewayInvalid(format!(
+            "{} does not keep conversations; Gatehouse's copy is the only one",
+            self.name()
+        ))
+    }
+}
+
+/// A conversation a gateway keeps, as it lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteSession {
+    /// The gateway's key for it (OpenClaw: `agent:main:main`).
+    pub key: String,
+    /// The name the person gave it there, if any.
+    pub title: Option<String>,
 }
 
 /// Opens gateways by profile name, for chats and prompt jobs alike. Local models are loaded

@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_settings.sql"),
     include_str!("../../migrations/0006_message_tools.sql"),
     include_str!("../../migrations/0007_exec_grant_scope.sql"),
+    include_str!("../../migrations/0008_remote_sessions.sql"),
 ];
 
 #[derive(Clone)]

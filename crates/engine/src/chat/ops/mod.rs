@@ -1,6 +1,7 @@
 //! Every write the chat makes, one file each.
 
 pub(crate) mod append_text;
+pub(crate) mod import_session;
 pub(crate) mod interrupt_orphans;
 pub(crate) mod record_tool;
 pub(crate) mod settle;

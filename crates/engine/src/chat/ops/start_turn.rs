@@ -23,10 +23,13 @@ pub(crate) struct Turn {
     pub conversation_id: i64,
     pub message_id: i64,
     pub history: Vec<ChatMessage>,
+    /// The gateway's own key for this conversation, when it was imported from the gateway in
+    /// use: continuing it here continues it there.
+    pub remote_session: Option<String>,
 }
 
 /// Titles are the first words of the first message.
-fn title(text: &str) -> String {
+pub(crate) fn title(text: &str) -> String {
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let mut title: String = line.chars().take(60).collect();
     if line.chars().count() > 60 {
@@ -92,6 +95,15 @@ impl WriteOp for StartTurn {
                 |r| r.get(0),
             )
             .map_err(db)?;
-        Ok(Turn { conversation_id, message_id, history })
+        let remote_session = conn
+            .query_row(
+                "SELECT remote_session FROM conversations WHERE id = ?1 AND remote_gateway = ?2",
+                params![conversation_id, self.gateway],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?
+            .flatten();
+        Ok(Turn { conversation_id, message_id, history, remote_session })
     }
 }

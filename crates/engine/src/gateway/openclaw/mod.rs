@@ -303,9 +303,21 @@ impl OpenClaw {
 /// 250 ms doubling to 4 s.
 /// OpenClaw keeps the conversation itself: one session per Gatehouse conversation, named after
 /// this installation too (two installations' conversation 1 are not the same).
+/// The gateway's key for a session: a key it gave us (an imported session) as it is, else
+/// Gatehouse's name for the conversation, made unique to this installation by its device id.
 fn session_key(session: Option<&str>, device: &Device) -> String {
-    format!("agent:main:{}-{}", session.unwrap_or("gatehouse"), &device.id[..12])
+    match session {
+        Some(key) if key.starts_with("agent:") => key.to_owned(),
+        _ => format!("agent:main:{}-{}", session.unwrap_or("gatehouse"), own_suffix(device)),
+    }
 }
+
+fn own_suffix(device: &Device) -> &str {
+    &device.id[..12]
+}
+
+/// Sessions listed per `sessions.list` call.
+const SESSIONS_PAGE: u64 = 100;
 
 fn backoff(attempt: u32) -> Duration {
     match attempt {
@@ -360,6 +372,50 @@ impl Gateway for OpenClawGateway {
             let link = gateway.connect(&device).await?;
             link.close();
             Ok(format!("{} answers at {} and accepted this device", gateway.target.gateway, gateway.target.url))
+        })
+    }
+
+    fn sessions(&self) -> futures::future::BoxFuture<'static, Result<Vec<super::RemoteSession>>> {
+        let gateway = self.0.clone();
+        Box::pin(async move {
+            let device = Device::load_or_create(&gateway.data_dir)?;
+            let link = gateway.connect(&device).await?;
+            let ours = format!("-{}", own_suffix(&device));
+            let mut sessions = Vec::new();
+            let mut offset = 0;
+            loop {
+                // Conversations people had, not the gateway's own machinery.
+                let params = json!({
+                    "limit": SESSIONS_PAGE, "offset": offset,
+                    "excludeSubagents": true, "excludeCron": true, "excludeSystem": true,
+                });
+                let page = match link.request("sessions.list", params).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        link.close();
+                        return Err(e);
+                    }
+                };
+                let rows = page["sessions"].as_array().cloned().unwrap_or_default();
+                for row in &rows {
+                    let Some(key) = row["key"].as_str() else { continue };
+                    // This installation's own conversations are already here.
+                    if key.starts_with("agent:main:gatehouse-") && key.ends_with(&ours) {
+                        continue;
+                    }
+                    let title = ["label", "displayName", "derivedTitle"]
+                        .iter()
+                        .find_map(|f| row[*f].as_str().filter(|t| !t.trim().is_empty()))
+                        .map(str::to_owned);
+                    sessions.push(super::RemoteSession { key: key.to_owned(), title });
+                }
+                match page["nextOffset"].as_u64() {
+                    Some(next) if page["hasMore"] == true && next > offset && !rows.is_empty() => offset = next,
+                    _ => break,
+                }
+            }
+            link.close();
+            Ok(sessions)
         })
     }
 

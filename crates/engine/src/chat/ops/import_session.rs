@@ -1,0 +1,166 @@
+//! Import a conversation a gateway keeps (an OpenClaw session made elsewhere) as a
+//! conversation here, or bring one imported before up to date.
+//!
+//! "Up to date" means: the gateway's messages after the last one both copies have. The
+//! gateway's copy can hold more than ours (a reply it finished while we were disconnected,
+//! turns made in its own UI), so the anchor is our last message with text, matched by role and
+//! by text — or as the start of the gateway's text, for a reply we kept only in part.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::chat::ops::start_turn::title;
+use crate::clock::Millis;
+use crate::error::Result;
+use crate::gateway::{ChatMessage, RemoteSession};
+use crate::store::writer::{db, WriteOp};
+
+pub(crate) struct ImportSession {
+    /// The profile that holds the session.
+    pub gateway: String,
+    pub session: RemoteSession,
+    /// The session's messages, oldest first, as the gateway holds them.
+    pub messages: Vec<ChatMessage>,
+}
+
+/// What one import did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Imported {
+    pub conversation_id: i64,
+    /// The gateway's key for it.
+    pub session: String,
+    pub title: String,
+    /// False when it had been imported before.
+    pub created: bool,
+    /// Messages added now.
+    pub added: usize,
+}
+
+impl WriteOp for ImportSession {
+    type Output = Imported;
+    fn apply(&mut self, conn: &Connection, now: Millis) -> Result<Imported> {
+        let key = &self.session.key;
+        let existing: Option<(i64, String)> = conn
+            .query_row(
+                "SELECT id, title FROM conversations WHERE remote_gateway = ?1 AND remote_session = ?2",
+                params![self.gateway, key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        let (conversation_id, title, created, new) = match existing {
+            Some((id, title)) => {
+                let last: Option<(String, String)> = conn
+                    .query_row(
+                        "SELECT role, text FROM messages WHERE conversation_id = ?1 AND text != ''
+                         AND role IN ('user', 'assistant') ORDER BY id DESC LIMIT 1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                let from = match last {
+                    None => 0,
+                    Some((role, text)) => self
+                        .messages
+                        .iter()
+                        .rposition(|m| m.role.as_str() == role && m.content.starts_with(text.as_str()))
+                        .map_or(self.messages.len(), |i| i + 1),
+                };
+                (id, title, false, &self.messages[from..])
+            }
+            None => {
+                let title = self.session.title.clone().unwrap_or_else(|| {
+                    let first = self.messages.iter().find(|m| m.role.as_str() == "user");
+                    first.map_or_else(|| key.clone(), |m| title(&m.content))
+                });
+                let id = conn
+                    .query_row(
+                        "INSERT INTO conversations (title, gateway, created_at, updated_at, remote_gateway, remote_session)
+                         VALUES (?1, ?2, ?3, ?3, ?2, ?4) RETURNING id",
+                        params![title, self.gateway, now, key],
+                        |r| r.get(0),
+                    )
+                    .map_err(db)?;
+                (id, title, true, &self.messages[..])
+            }
+        };
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO messages (conversation_id, role, text, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'complete', ?4, ?4)",
+            )
+            .map_err(db)?;
+        for m in new {
+            insert.execute(params![conversation_id, m.role.as_str(), m.content, now]).map_err(db)?;
+        }
+        if !new.is_empty() {
+            conn.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![conversation_id, now])
+                .map_err(db)?;
+        }
+        Ok(Imported { conversation_id, session: key.clone(), title, created, added: new.len() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::Role;
+    use crate::store::Store;
+
+    fn op(messages: &[(Role, &str)]) -> ImportSession {
+        ImportSession {
+            gateway: "claw".into(),
+            session: RemoteSession { key: "agent:main:main".into(), title: None },
+            messages: messages.iter().map(|(r, t)| ChatMessage::new(*r, *t)).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn importing_again_adds_only_what_came_after_a_reply_kept_in_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), std::sync::Arc::new(crate::clock::SystemClock)).await.unwrap();
+        let first = store.writer.apply(op(&[(Role::User, "Hello there\nsecond line"), (Role::Assistant, "Hi")])).await.unwrap();
+        assert!(first.created && first.added == 2 && first.title == "Hello there");
+        // Continued here, the reply cut: we kept "The answer", the gateway finished it; then a
+        // turn was made on the gateway's side.
+        store
+            .writer
+            .apply(crate::chat::ops::start_turn::StartTurn {
+                conversation: Some(first.conversation_id),
+                text: "Question".into(),
+                gateway: "claw".into(),
+                model: None,
+                writer: "test".into(),
+            })
+            .await
+            .unwrap();
+        struct CutReply;
+        impl WriteOp for CutReply {
+            type Output = ();
+            fn apply(&mut self, conn: &Connection, _: Millis) -> Result<()> {
+                let sql = "UPDATE messages SET text = 'The answer', state = 'interrupted' WHERE state = 'streaming'";
+                conn.execute(sql, []).map(drop).map_err(db)
+            }
+        }
+        store.writer.apply(CutReply).await.unwrap();
+        let gateway_side = [
+            (Role::User, "Hello there\nsecond line"),
+            (Role::Assistant, "Hi"),
+            (Role::User, "Question"),
+            (Role::Assistant, "The answer is 42."),
+            (Role::User, "Thanks"),
+            (Role::Assistant, "You're welcome."),
+        ];
+        let again = store.writer.apply(op(&gateway_side)).await.unwrap();
+        assert_eq!((again.conversation_id, again.created, again.added), (first.conversation_id, false, 2));
+        let texts: Vec<String> = store
+            .read(move |c| {
+                c.prepare("SELECT text FROM messages ORDER BY id")?.query_map([], |r| r.get(0))?.collect()
+            })
+            .await
+            .unwrap();
+        assert_eq!(texts[3..], ["The answer", "Thanks", "You're welcome."]);
+        // Nothing new: nothing added.
+        assert_eq!(store.writer.apply(op(&gateway_side)).await.unwrap().added, 0);
+    }
+}
