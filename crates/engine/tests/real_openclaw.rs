@@ -342,15 +342,18 @@ impl OwnGateway {
     const PORT: u16 = 18791;
     const STUB_PORT: u16 = 18234;
 
-    fn script(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/peers/openclaw"))
-            .args(args)
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/peers/openclaw"));
+        cmd.args(args)
             .env("GATEHOUSE_OPENCLAW_PORT", Self::PORT.to_string())
             .env("GATEHOUSE_OPENCLAW_RUN", self.run.path())
             .env("GATEHOUSE_OPENCLAW_AUTO_APPROVE", "false")
-            .env("GATEHOUSE_PROVIDER_STUB_PORT", Self::STUB_PORT.to_string())
-            .output()
-            .unwrap();
+            .env("GATEHOUSE_PROVIDER_STUB_PORT", Self::STUB_PORT.to_string());
+        cmd
+    }
+
+    fn script(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().unwrap();
         assert!(out.status.success(), "openclaw {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
@@ -366,7 +369,7 @@ impl Drop for OwnGateway {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_new_device_waits_for_approval_and_a_reply_cut_by_a_gateway_crash_is_kept_as_interrupted() {
+async fn a_new_device_waits_for_approval_a_crash_a_clean_stop_and_a_start_up_are_each_handled() {
     let gw = OwnGateway { run: tempfile::tempdir().unwrap() };
     let url = tokio::task::block_in_place(|| gw.script(&["start"]));
     let dir = tempfile::tempdir().unwrap();
@@ -403,4 +406,44 @@ async fn a_new_device_waits_for_approval_and_a_reply_cut_by_a_gateway_crash_is_k
     let mut next = engine.send(ask(3, 10), SendOptions::default(), CancellationToken::new()).await.unwrap();
     let (deltas, state, error) = read(&mut next).await;
     assert_eq!((deltas.concat(), state), (expected(3), MessageState::Complete), "{error:?}");
+
+    // Stopped cleanly (SIGTERM) mid-reply: OpenClaw lets running replies finish before it
+    // goes (it drains for up to 315 s), and the reply arrives whole.
+    let mut reply = engine.send(ask(60, 50), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let got = first_text(&mut reply).await;
+    tokio::task::block_in_place(|| gw.script(&["term"]));
+    let (rest, state, error) = read(&mut reply).await;
+    assert_eq!((format!("{got}{}", rest.concat()), state), (expected(60), MessageState::Complete), "{error:?}");
+    let (_, gateway) = engine.open_gateway(None).await.unwrap();
+    tokio::task::block_in_place(|| {
+        gatehouse_testkit::eventually("the gateway to be gone", Duration::from_secs(60), || {
+            std::net::TcpStream::connect(format!("127.0.0.1:{}", OwnGateway::PORT)).is_err().then_some(())
+        })
+    });
+    assert_eq!(gateway.check().await.unwrap_err().code(), "gateway.unreachable");
+
+    // Started again, a message sent while it is still starting (listening, but /readyz not yet
+    // 200: it answers connects with a retryable UNAVAILABLE) waits that out and goes through.
+    let mut starting = gw.command(&["restart"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let address = format!("127.0.0.1:{}", OwnGateway::PORT);
+    tokio::task::block_in_place(|| {
+        gatehouse_testkit::eventually("the gateway to listen", Duration::from_secs(90), || {
+            std::net::TcpStream::connect(&address).ok().map(drop)
+        })
+    });
+    assert_ne!(readyz(&address), "200", "the test missed the gateway's start-up window");
+    let mut early = engine.send(ask(3, 10), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let (deltas, state, error) = read(&mut early).await;
+    assert_eq!((deltas.concat(), state), (expected(3), MessageState::Complete), "{error:?}");
+    assert!(tokio::task::block_in_place(|| starting.wait()).unwrap().success());
+}
+
+/// The HTTP status of `GET /readyz`.
+fn readyz(address: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).into_owned()
 }

@@ -42,8 +42,9 @@ pub(crate) struct Event {
 /// Why the connection ended, for the person and for the reconnect decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Ended {
-    /// The gateway said it is shutting down (event `shutdown`, close 1012).
-    Shutdown,
+    /// The gateway said it is shutting down (event `shutdown`, close 1012); `restarting` when
+    /// it announced when it will be back (`restartExpectedMs`).
+    Shutdown { restarting: bool },
     /// Our frame was larger than the gateway accepts (close 1009).
     TooLarge,
     /// Cut, reset, closed, or silent past two tick intervals.
@@ -76,7 +77,10 @@ impl Link {
         let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
         loop {
             match Self::connect_once(target, device).await {
-                Err(Retry(after)) if tokio::time::Instant::now() + after < deadline => tokio::time::sleep(after).await,
+                Err(Retry(after)) if tokio::time::Instant::now() + after < deadline => {
+                    tracing::info!(gateway = %target.gateway, wait_ms = after.as_millis() as u64, "the gateway is still starting (UNAVAILABLE); waiting");
+                    tokio::time::sleep(after).await
+                }
                 Err(Retry(_)) => {
                     return Err(Error::GatewayUnreachable {
                         gateway: target.gateway.clone(),
@@ -208,7 +212,8 @@ impl Link {
     where
         S: futures::Stream<Item = std::result::Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
     {
-        let mut shutdown = false;
+        // Set by a `shutdown` event: whether a restart was announced.
+        let mut shutdown: Option<bool> = None;
         loop {
             // The gateway ticks every interval; two intervals of silence is a dead link (a
             // half-open TCP connection never errors on its own).
@@ -218,8 +223,8 @@ impl Link {
             };
             let message = match next {
                 Err(_) => return Ended::Lost(format!("no traffic for {} s", (tick * 2).as_secs())),
-                Ok(None) => return if shutdown { Ended::Shutdown } else { Ended::Lost("the connection closed".into()) },
-                Ok(Some(Err(e))) => return if shutdown { Ended::Shutdown } else { Ended::Lost(e.to_string()) },
+                Ok(None) => return shutdown.map_or(Ended::Lost("the connection closed".into()), |restarting| Ended::Shutdown { restarting }),
+                Ok(Some(Err(e))) => return shutdown.map_or(Ended::Lost(e.to_string()), |restarting| Ended::Shutdown { restarting }),
                 Ok(Some(Ok(m))) => m,
             };
             match message {
@@ -241,7 +246,7 @@ impl Link {
                         Some("event") => {
                             let event = frame["event"].as_str().unwrap_or_default().to_owned();
                             if event == "shutdown" {
-                                shutdown = true;
+                                shutdown = Some(frame["payload"]["restartExpectedMs"].is_u64());
                             }
                             if event != "tick" {
                                 let _ = self.events.send(Event { event, payload: frame["payload"].clone() });
@@ -252,9 +257,9 @@ impl Link {
                 }
                 Message::Close(frame) => {
                     return match frame.map(|f| f.code) {
-                        Some(CloseCode::Restart) => Ended::Shutdown,
+                        _ if shutdown.is_some() => Ended::Shutdown { restarting: shutdown == Some(true) },
+                        Some(CloseCode::Restart) => Ended::Shutdown { restarting: false },
                         Some(CloseCode::Size) => Ended::TooLarge,
-                        _ if shutdown => Ended::Shutdown,
                         other => Ended::Lost(format!("the gateway closed the connection ({other:?})")),
                     };
                 }
@@ -267,7 +272,7 @@ impl Link {
     /// The engine error for how the connection ended.
     pub fn lost_error(&self, ended: &Ended) -> Error {
         match ended {
-            Ended::Shutdown => Error::GatewayShuttingDown { gateway: self.gateway.clone() },
+            Ended::Shutdown { .. } => Error::GatewayShuttingDown { gateway: self.gateway.clone() },
             Ended::TooLarge => Error::GatewayPayloadTooLarge { gateway: self.gateway.clone(), bytes: None, limit: self.max_payload },
             Ended::Lost(reason) => Error::GatewayUnreachable { gateway: self.gateway.clone(), url: String::new(), reason: reason.clone() },
         }
@@ -357,5 +362,79 @@ pub(crate) fn refusal(gateway: &str, error: &Value) -> Error {
         "DEVICE_AUTH_SIGNATURE_INVALID" => Error::GatewayBadSignature { gateway },
         "MISSING_SCOPE" | "FORBIDDEN" => Error::GatewayForbidden { gateway, detail: message },
         _ => Error::GatewayReplyError { gateway, message: format!("{message} ({reason})") },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Faults the real gateway cannot be made to produce on demand, from frames it really sent
+    //! (openclaw 2026.9.6, captured on this kind of machine): a bad device signature and a
+    //! missing scope (our client always signs correctly and asks for the scopes it needs), a
+    //! `shutdown` while connected (a clean stop waits for running replies first), and a link
+    //! gone silent (the gateway ticks every 30 s).
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+    fn link() -> Link {
+        Link {
+            gateway: "claw".into(),
+            out: mpsc::channel(1).0,
+            pending: Default::default(),
+            events: broadcast::channel(16).0,
+            closed: CancellationToken::new(),
+            ended: Default::default(),
+            next_id: AtomicU64::new(1),
+            max_payload: 1 << 20,
+        }
+    }
+
+    fn error_of(frame: &str) -> Error {
+        let frame: Value = serde_json::from_str(frame).unwrap();
+        refusal("claw", &frame["error"])
+    }
+
+    #[test]
+    fn refusals_become_sentences_with_their_codes() {
+        let bad_signature = error_of(
+            r#"{"type":"res","id":"r1","ok":false,"error":{"code":"INVALID_REQUEST","message":"device signature invalid","details":{"code":"DEVICE_AUTH_SIGNATURE_INVALID","reason":"device-signature"}}}"#,
+        );
+        assert_eq!(bad_signature.code(), "gateway.bad_signature");
+        let missing_scope = error_of(
+            r#"{"type":"res","id":"r4","ok":false,"error":{"code":"FORBIDDEN","message":"missing scope: operator.admin","details":{"code":"MISSING_SCOPE","missingScope":"operator.admin","requiredScopes":["operator.admin"]}}}"#,
+        );
+        assert_eq!(missing_scope.code(), "gateway.forbidden");
+        assert!(missing_scope.to_string().contains("operator.admin"), "{missing_scope}");
+        for e in [bad_signature, missing_scope] {
+            assert!(e.to_string().contains("claw"), "names the gateway: {e}");
+        }
+    }
+
+    async fn ended_after(frames: Vec<Message>) -> Ended {
+        let mut stream = futures::stream::iter(frames.into_iter().map(Ok));
+        link().read(&mut stream, Duration::from_secs(30)).await
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_says_whether_a_restart_is_coming() {
+        let close = || Message::Close(Some(CloseFrame { code: CloseCode::Restart, reason: "service restart".into() }));
+        let stopping = r#"{"type":"event","event":"shutdown","payload":{"reason":"gateway stopping"},"seq":2}"#;
+        assert_eq!(ended_after(vec![Message::Text(stopping.into()), close()]).await, Ended::Shutdown { restarting: false });
+        let restarting =
+            r#"{"type":"event","event":"shutdown","payload":{"reason":"gateway restarting","restartExpectedMs":5000},"seq":2}"#;
+        assert_eq!(ended_after(vec![Message::Text(restarting.into()), close()]).await, Ended::Shutdown { restarting: true });
+        // The event, then the socket simply gone.
+        assert_eq!(ended_after(vec![Message::Text(restarting.into())]).await, Ended::Shutdown { restarting: true });
+        // A plain close is a lost connection, worth reconnecting.
+        assert!(matches!(ended_after(vec![Message::Close(None)]).await, Ended::Lost(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_tick_intervals_of_silence_end_the_link() {
+        // MOCK: a socket that stays open and says nothing (a half-open TCP connection).
+        let mut silent = futures::stream::pending::<std::result::Result<Message, tokio_tungstenite::tungstenite::Error>>();
+        let started = tokio::time::Instant::now();
+        let ended = link().read(&mut silent, Duration::from_secs(30)).await;
+        assert!(matches!(&ended, Ended::Lost(why) if why.contains("no traffic for 60 s")), "{ended:?}");
+        assert_eq!(started.elapsed().as_secs(), 60);
     }
 }

@@ -177,8 +177,10 @@ impl OpenClaw {
                 }
                 Step::Lost(ended) => {
                     tracing::info!(gateway = %self.target.gateway, ?ended, "connection lost mid-reply; resuming");
-                    if ended == Ended::TooLarge {
-                        // Resending the same frame would be dropped again: say so.
+                    // Resending the same frame would be dropped again; a gateway that is
+                    // stopping for good will not be back to finish the run: say so now (the
+                    // text so far is kept) rather than retry for a minute.
+                    if matches!(ended, Ended::TooLarge | Ended::Shutdown { restarting: false }) {
                         return out.send(Err(link.lost_error(&ended))).await;
                     }
                     attempt += 1;
