@@ -79,8 +79,12 @@ pub enum Gateways {
         #[arg(long, value_name = "VAR", conflicts_with = "token_file")]
         token_env: Option<String>,
         /// File (mode 600) that holds the token
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", conflicts_with = "token_keyring")]
         token_file: Option<PathBuf>,
+        /// Keep the token in the OS keyring (Secret Service, Keychain, Credential Manager); it is
+        /// read from standard input (asked for, not echoed, on a terminal)
+        #[arg(long, conflicts_with = "token_env")]
+        token_keyring: bool,
     },
     /// Gateway profiles
     List,
@@ -326,12 +330,19 @@ pub async fn chats(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
 
 pub async fn gateways(engine: &Engine, cmd: Gateways, json: bool) -> Outcome {
     match cmd {
-        Gateways::Add { name, kind, url, model, token_env, token_file } => {
+        Gateways::Add { name, kind, url, model, token_env, token_file, token_keyring } => {
             let token_file = match token_file {
                 Some(f) => Some(std::path::absolute(&f).map_err(|e| Failure::new("gateway.invalid", e.to_string(), 2))?),
                 None => None,
             };
-            let profile = Profile { name: name.clone(), kind, url, model, token_env, token_file, is_default: false };
+            let profile = Profile { name: name.clone(), kind, url, model, token_env, token_file, token_keyring, is_default: false };
+            // Checked before the token is asked for; kept before the profile is saved.
+            profile.validate()?;
+            if token_keyring {
+                let token = read_secret(&format!("token for gateway {name} (not shown): "))
+                    .map_err(|e| Failure::new("gateway.invalid", format!("could not read the token: {e}"), 2))?;
+                engine.keep_gateway_token(&name, token).await?;
+            }
             engine.add_gateway(profile).await?;
             if !json {
                 println!("gateway {name} saved; check it with `gatehouse gateways test {name}`");
@@ -346,6 +357,7 @@ pub async fn gateways(engine: &Engine, cmd: Gateways, json: bool) -> Outcome {
             } else {
                 for p in list {
                     let token = match (&p.token_env, &p.token_file) {
+                        _ if p.token_keyring => "token in the keyring".into(),
                         (Some(var), _) => {
                             let set = if std::env::var_os(var).is_some() { "set" } else { "NOT set" };
                             format!("token from ${var} ({set})")
@@ -390,4 +402,34 @@ pub async fn gateways(engine: &Engine, cmd: Gateways, json: bool) -> Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line from standard input; on a terminal, asked for on stderr and not echoed.
+fn read_secret(prompt: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    if !stdin.is_terminal() {
+        stdin.lock().read_line(&mut line)?;
+        return Ok(line.trim().to_owned());
+    }
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    // SAFETY: termios calls on standard input with a zeroed struct that tcgetattr fills.
+    let saved = unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(0, &mut t) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let saved = t;
+        t.c_lflag &= !libc::ECHO;
+        libc::tcsetattr(0, libc::TCSANOW, &t);
+        saved
+    };
+    let read = stdin.lock().read_line(&mut line);
+    // SAFETY: restores the settings read above.
+    unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+    eprintln!();
+    read?;
+    Ok(line.trim().to_owned())
 }

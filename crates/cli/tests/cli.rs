@@ -312,3 +312,114 @@ fn stopping_a_worker_requeues_what_outlives_the_grace_period() {
     let job = job(dir.path(), id);
     assert_eq!((job["state"].as_str(), job["attempts"].as_i64()), (Some("queued"), Some(0)));
 }
+
+/// A private session bus with a real Secret Service (GNOME Keyring) on it, unlocked; both
+/// stopped on drop.
+struct SecretService {
+    dir: tempfile::TempDir,
+    bus: String,
+    children: Vec<std::process::Child>,
+}
+
+impl SecretService {
+    fn start() -> SecretService {
+        use std::io::{BufRead, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let mut dbus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("dbus-daemon: `sudo apt-get install dbus-daemon` (scripts/bootstrap installs it)");
+        let mut bus = String::new();
+        std::io::BufReader::new(dbus.stdout.take().unwrap()).read_line(&mut bus).unwrap();
+        let bus = bus.trim().to_owned();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        let mut keyring = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .env("HOME", dir.path())
+            .env("XDG_RUNTIME_DIR", dir.path().join("run"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gnome-keyring-daemon: `sudo apt-get install gnome-keyring` (scripts/bootstrap installs it)");
+        // The login keyring's password; it is created with it, unlocked.
+        keyring.stdin.take().unwrap().write_all(b"gatehouse-test").unwrap();
+        let service = SecretService { dir, bus, children: vec![dbus, keyring] };
+        gatehouse_testkit::eventually("the Secret Service on the bus", std::time::Duration::from_secs(20), || {
+            service.dir.path().join(".local/share/keyrings/login.keyring").exists().then_some(())
+        });
+        service
+    }
+}
+
+impl Drop for SecretService {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_token_kept_in_the_keyring_is_used_never_stored_and_forgotten_with_its_profile() {
+    let url = std::env::var("GATEHOUSE_TEST_OPENCLAW_URL").expect("GATEHOUSE_TEST_OPENCLAW_URL: run ./scripts/test");
+    let token = std::env::var("GATEHOUSE_TEST_OPENCLAW_TOKEN").expect("GATEHOUSE_TEST_OPENCLAW_TOKEN");
+    let service = SecretService::start();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = gatehouse(dir.path())
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &service.bus)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let add = ["gateways", "add", "claw", "--kind", "openclaw", "--url", &url, "--token-keyring"];
+
+    // A wrong token first: kept, used, and refused by the gateway.
+    let out = run(&add, "not-the-token\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["gateways", "test", "claw"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("token"), "{}", text(&out.stderr));
+
+    // The right one replaces it; the gateway accepts it.
+    assert!(run(&add, &format!("{token}\n")).status.success());
+    let out = run(&["gateways", "test", "claw"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&run(&["gateways", "list"], "").stdout);
+    assert!(listed.contains("token in the keyring"), "{listed}");
+    // Re-added with no token given (a new URL, say): the one in the keyring stays.
+    assert!(run(&add, "").status.success());
+    assert!(run(&["gateways", "test", "claw"], "").status.success());
+
+    // Never in the database, nor in its write-ahead log.
+    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "token found in {:?}", entry.path());
+    }
+
+    // Removing the profile forgets the token: adding it back without one is refused.
+    assert!(run(&["gateways", "remove", "claw"], "").status.success());
+    let out = run(&add, "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("the keyring has none"), "{}", text(&out.stderr));
+
+    // Without a Secret Service: a sentence that says what to do, and nothing saved.
+    let out = gatehouse(dir.path()).args(add).env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent").output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("--token-file"), "{}", text(&out.stderr));
+    assert!(!text(&run(&["gateways", "list"], "").stdout).contains("claw"));
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

@@ -35,6 +35,7 @@ async fn engine(kind: GatewayKind, url: String) -> (tempfile::TempDir, Engine) {
         model: (kind == GatewayKind::Openai).then(|| "openclaw/default".into()),
         token_env: Some("GATEHOUSE_TEST_OPENCLAW_TOKEN".into()),
         token_file: None,
+        token_keyring: false,
         is_default: true,
     };
     engine.add_gateway(profile).await.unwrap();

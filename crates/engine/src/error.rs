@@ -82,6 +82,12 @@ pub enum Error {
     #[error("{0}")]
     GatewayInvalid(String),
 
+    #[error(
+        "the keyring is not available for gateway `{profile}` ({reason}); on a desktop, unlock GNOME Keyring \
+         or KWallet (Linux needs a Secret Service), or keep the token in a variable (--token-env) or an owner-only file (--token-file)"
+    )]
+    KeyringUnavailable { profile: String, reason: String },
+
     #[error("there is no conversation {0}; see `gatehouse chats list`")]
     ConversationNotFound(i64),
 
@@ -168,6 +174,7 @@ impl Error {
             Error::GatewayReplyError { .. } => "gateway.reply_error",
             Error::GatewayUnknown(_) => "gateway.unknown",
             Error::GatewayInvalid(_) => "gateway.invalid",
+            Error::KeyringUnavailable { .. } => "keyring.unavailable",
             Error::ConversationNotFound(_) => "chat.not_found",
             Error::SearchEmpty => "chat.bad_search",
             Error::ExecInvalid(_) => "exec.invalid",

@@ -259,7 +259,20 @@ impl Engine {
     }
 
     pub async fn remove_gateway(&self, name: &str) -> Result<()> {
-        self.shared.store.writer.apply(gateway::profile::Remove(name.to_owned())).await
+        let profile = gateway::profile::find(&self.shared.store, Some(name)).await.ok();
+        self.shared.store.writer.apply(gateway::profile::Remove(name.to_owned())).await?;
+        if profile.is_some_and(|p| p.token_keyring) {
+            let name = name.to_owned();
+            keyring_call(move || gateway::keyring::forget(&name)).await?;
+        }
+        Ok(())
+    }
+
+    /// Keep a gateway's token in the OS keyring, for a profile added with `token_keyring`.
+    /// Done before the profile is added, so a keyring that refuses loses nothing.
+    pub async fn keep_gateway_token(&self, name: &str, token: String) -> Result<()> {
+        let name = name.to_owned();
+        keyring_call(move || gateway::keyring::store(&name, &token)).await
     }
 
     pub async fn set_default_gateway(&self, name: &str) -> Result<()> {
@@ -494,4 +507,11 @@ impl Engine {
             Err(_) => tracing::debug!("engine still shared at close; the store closes with the last handle"),
         }
     }
+}
+
+/// Keyring calls are D-Bus round trips (or their macOS/Windows equivalents): off the async threads.
+async fn keyring_call(f: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::KeyringUnavailable { profile: String::new(), reason: e.to_string() })?
 }

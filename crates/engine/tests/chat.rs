@@ -23,6 +23,7 @@ fn profile(name: &str, url: &str) -> Profile {
         model: Some("m".into()),
         token_env: None,
         token_file: None,
+        token_keyring: false,
         is_default: false,
     }
 }

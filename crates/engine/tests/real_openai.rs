@@ -25,6 +25,7 @@ async fn engine(dir: &std::path::Path) -> Engine {
         model: Some("smollm2".into()),
         token_env: None,
         token_file: None,
+        token_keyring: false,
         is_default: true,
     };
     engine.add_gateway(profile).await.unwrap();

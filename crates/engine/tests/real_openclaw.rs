@@ -27,6 +27,7 @@ fn profile(name: &str, kind: GatewayKind, url: String) -> Profile {
         model: None,
         token_env: Some(TOKEN_VAR.into()),
         token_file: None,
+        token_keyring: false,
         is_default: true,
     }
 }

@@ -13,6 +13,7 @@
 #[cfg(feature = "local")]
 pub mod local;
 pub mod openai;
+pub(crate) mod keyring;
 pub mod openclaw;
 pub mod profile;
 pub mod sse;

@@ -52,6 +52,8 @@ pub struct Profile {
     pub token_env: Option<String>,
     /// The owner-only file holding the token.
     pub token_file: Option<PathBuf>,
+    /// The token is in the OS keyring (see [`crate::Engine::keep_gateway_token`]).
+    pub token_keyring: bool,
     pub is_default: bool,
 }
 
@@ -66,6 +68,7 @@ impl Profile {
             model: None,
             token_env: None,
             token_file: None,
+            token_keyring: false,
             is_default: true,
         }
     }
@@ -95,7 +98,7 @@ impl Profile {
                 })?;
             }
             GatewayKind::Local => {
-                if self.url.is_some() || self.token_env.is_some() || self.token_file.is_some() {
+                if self.url.is_some() || self.token_env.is_some() || self.token_file.is_some() || self.token_keyring {
                     return bad("a local gateway runs a model file in-process: it takes --model, not a URL or a token".into());
                 }
             }
@@ -108,11 +111,17 @@ impl Profile {
         if let Some(file) = &self.token_file {
             check_token_file(file)?;
         }
+        if [self.token_env.is_some(), self.token_file.is_some(), self.token_keyring].iter().filter(|s| **s).count() > 1 {
+            return bad("a token comes from one place: --token-env, --token-file or --token-keyring".into());
+        }
         Ok(())
     }
 
     /// The token, read now from where the profile says.
     fn token(&self) -> Result<Option<String>> {
+        if self.token_keyring {
+            return super::keyring::load(&self.name).map(Some);
+        }
         if let Some(var) = &self.token_env {
             return match std::env::var(var) {
                 Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),
@@ -172,7 +181,7 @@ fn check_token_file(file: &Path) -> Result<()> {
     Ok(())
 }
 
-const COLUMNS: &str = "name, kind, url, model, token_env, token_file, is_default";
+const COLUMNS: &str = "name, kind, url, model, token_env, token_file, is_default, token_keyring";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Profile> {
     let kind: String = r.get(1)?;
@@ -184,6 +193,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Profile> {
         token_env: r.get(4)?,
         token_file: r.get::<_, Option<String>>(5)?.map(PathBuf::from),
         is_default: r.get(6)?,
+        token_keyring: r.get(7)?,
     })
 }
 
@@ -232,10 +242,11 @@ impl WriteOp for Add {
             .query_row("SELECT NOT EXISTS (SELECT 1 FROM gateways WHERE name != ?1)", [&p.name], |r| r.get(0))
             .map_err(db)?;
         conn.execute(
-            "INSERT INTO gateways (name, kind, url, model, token_env, token_file, is_default, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO gateways (name, kind, url, model, token_env, token_file, is_default, created_at, token_keyring)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url,
-                 model = excluded.model, token_env = excluded.token_env, token_file = excluded.token_file",
+                 model = excluded.model, token_env = excluded.token_env, token_file = excluded.token_file,
+                 token_keyring = excluded.token_keyring",
             params![
                 p.name,
                 p.kind.as_str(),
@@ -244,7 +255,8 @@ impl WriteOp for Add {
                 p.token_env,
                 p.token_file.as_ref().map(|f| f.to_string_lossy().into_owned()),
                 none_yet,
-                now
+                now,
+                p.token_keyring
             ],
         )
         .map_err(db)?;

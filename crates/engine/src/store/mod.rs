@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_message_tools.sql"),
     include_str!("../../migrations/0007_exec_grant_scope.sql"),
     include_str!("../../migrations/0008_remote_sessions.sql"),
+    include_str!("../../migrations/0009_gateway_token_keyring.sql"),
 ];
 
 #[derive(Clone)]
