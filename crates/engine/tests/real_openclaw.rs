@@ -236,6 +236,26 @@ async fn a_connection_cut_mid_reply_resumes_with_nothing_lost_or_doubled() {
 }
 
 #[tokio::test]
+async fn a_link_gone_silent_is_given_up_after_two_ticks_and_the_reply_resumes_whole() {
+    // Frozen, not cut: nothing arrives and TCP never says the link is gone. The gateway ticks
+    // every 30 s, so 60 s of silence is a dead link; the reply (100 words, 0.9 s apart) is
+    // still running on the gateway when the client reconnects and catches up.
+    let target: std::net::SocketAddr = url().trim_start_matches("ws://").parse().unwrap();
+    let proxy = Proxy::start(target).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), format!("ws://{}", proxy.addr)).await;
+    let mut reply = engine.send(ask(100, 900), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let got = first_text(&mut reply).await;
+    proxy.freeze();
+    let (rest, state, error) = read(&mut reply).await;
+    assert_eq!(state, MessageState::Complete, "{error:?}");
+    assert_eq!(format!("{got}{}", rest.concat()), expected(100), "one whole reply on screen");
+    let (_, messages) = engine.conversation(reply.conversation_id).await.unwrap();
+    assert_eq!(messages[1].text, expected(100), "one whole reply in the store");
+    assert_eq!(proxy.accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "it gave up on the silent link once");
+}
+
+#[tokio::test]
 async fn prompt_jobs_run_several_at_once_while_a_chat_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), url()).await;

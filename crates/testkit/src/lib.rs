@@ -174,6 +174,7 @@ pub fn collect_stdout(child: &mut std::process::Child) -> Arc<std::sync::Mutex<S
 pub struct Proxy {
     pub addr: std::net::SocketAddr,
     cut: tokio::sync::broadcast::Sender<()>,
+    freeze: tokio::sync::broadcast::Sender<()>,
     /// Cut the first connection as soon as the client has sent this many WebSocket frames
     /// (after its HTTP upgrade), before the server's answer to the last one gets back.
     cut_after_frames: Arc<AtomicUsize>,
@@ -186,25 +187,26 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (cut, _) = tokio::sync::broadcast::channel::<()>(4);
+        let (freeze, _) = tokio::sync::broadcast::channel::<()>(4);
         let accepted = Arc::new(AtomicUsize::new(0));
         let cut_after_frames = Arc::new(AtomicUsize::new(0));
-        let (cut_tx, count, after) = (cut.clone(), accepted.clone(), cut_after_frames.clone());
+        let (cut_tx, freeze_tx, count, after) = (cut.clone(), freeze.clone(), accepted.clone(), cut_after_frames.clone());
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let n = count.fetch_add(1, Ordering::SeqCst);
-                let mut cut_rx = cut_tx.subscribe();
+                let (mut cut_rx, freeze_rx) = (cut_tx.subscribe(), freeze_tx.subscribe());
                 let frames = if n == 0 { after.load(Ordering::SeqCst) } else { 0 };
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(target).await else { return };
                     tokio::select! {
-                        _ = pipe(inbound, outbound, frames) => {}
+                        _ = pipe(inbound, outbound, frames, freeze_rx) => {}
                         _ = cut_rx.recv() => {}
                     }
                     // Dropping both sockets closes them: the client sees its connection end.
                 });
             }
         });
-        Proxy { addr, cut, accepted, cut_after_frames }
+        Proxy { addr, cut, freeze, accepted, cut_after_frames }
     }
 
     /// Make the first connection end right after the client's `n`th WebSocket frame has
@@ -217,17 +219,23 @@ impl Proxy {
     pub fn cut(&self) {
         let _ = self.cut.send(());
     }
+
+    /// Stop forwarding on every connection open now but keep them open: a half-open link
+    /// (a suspended laptop, a NAT that forgot the flow) that TCP itself never reports.
+    pub fn freeze(&self) {
+        let _ = self.freeze.send(());
+    }
 }
 
 /// Forward both ways; with `cut_after` > 0, stop once the client has sent that many whole
 /// WebSocket frames after its HTTP upgrade request (nothing more from the server gets back).
-async fn pipe(inbound: TcpStream, outbound: TcpStream, cut_after: usize) {
+async fn pipe(inbound: TcpStream, outbound: TcpStream, cut_after: usize, mut freeze: tokio::sync::broadcast::Receiver<()>) {
     let (mut client_r, mut client_w) = inbound.into_split();
     let (mut server_r, mut server_w) = outbound.into_split();
-    let down = async move {
+    let down = async {
         let _ = tokio::io::copy(&mut server_r, &mut client_w).await;
     };
-    let up = async move {
+    let up = async {
         let mut buf = vec![0u8; 64 * 1024];
         let mut seen: Vec<u8> = Vec::new();
         let (mut upgraded, mut frames) = (false, 0usize);
@@ -269,8 +277,13 @@ async fn pipe(inbound: TcpStream, outbound: TcpStream, cut_after: usize) {
             }
         }
     };
-    tokio::select! {
-        _ = down => {}
-        _ = up => {}
+    let frozen = tokio::select! {
+        _ = down => false,
+        _ = up => false,
+        _ = freeze.recv() => true,
+    };
+    if frozen {
+        // Both sockets stay open (they live in this frame), silent, until cut.
+        std::future::pending::<()>().await;
     }
 }

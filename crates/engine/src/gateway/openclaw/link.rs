@@ -369,9 +369,10 @@ pub(crate) fn refusal(gateway: &str, error: &Value) -> Error {
 mod tests {
     //! Faults the real gateway cannot be made to produce on demand, from frames it really sent
     //! (openclaw 2026.9.6, captured on this kind of machine): a bad device signature and a
-    //! missing scope (our client always signs correctly and asks for the scopes it needs), a
-    //! `shutdown` while connected (a clean stop waits for running replies first), and a link
-    //! gone silent (the gateway ticks every 30 s).
+    //! missing scope (our client always signs correctly and asks for the scopes it needs) and
+    //! a `shutdown` while a reply is open (a clean stop waits for running replies first). The
+    //! dead-link rule is also checked here on a paused clock; `tests/real_openclaw.rs` checks
+    //! it for real (a frozen proxy, 60 s).
     use super::*;
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
