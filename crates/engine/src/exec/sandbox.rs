@@ -104,8 +104,13 @@ fn bwrap() -> Result<PathBuf> {
 /// Check once that bubblewrap can create its namespaces here.
 pub fn probe() -> Result<()> {
     let bwrap = bwrap()?;
+    // The same namespaces a command gets, so what fails here is what would fail there.
+    // SAFETY: geteuid has no preconditions.
+    let user = if unsafe { libc::geteuid() } != 0 && nproc_counted_per_namespace() { &["--unshare-user"][..] } else { &[] };
     let out = std::process::Command::new(&bwrap)
-        .args(["--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--die-with-parent", "--", "true"])
+        .args(["--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--die-with-parent"])
+        .args(user)
+        .args(["--", "true"])
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| Error::SandboxUnavailable(format!("cannot run {}: {e}", bwrap.display())))?;
