@@ -256,6 +256,27 @@ async fn a_link_gone_silent_is_given_up_after_two_ticks_and_the_reply_resumes_wh
 }
 
 #[tokio::test]
+async fn replies_checks_and_history_loads_share_one_connection() {
+    let target: std::net::SocketAddr = url().trim_start_matches("ws://").parse().unwrap();
+    let proxy = Proxy::start(target).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), format!("ws://{}", proxy.addr)).await;
+    let (_, gateway) = engine.open_gateway(None).await.unwrap();
+    gateway.check().await.unwrap();
+    let mut replies = Vec::new();
+    for words in [5, 6, 7] {
+        replies.push(engine.send(ask(words, 20), SendOptions::default(), CancellationToken::new()).await.unwrap());
+    }
+    for (reply, words) in replies.iter_mut().zip([5, 6, 7]) {
+        let (deltas, state, error) = read(reply).await;
+        assert_eq!((deltas.concat(), state), (expected(words), MessageState::Complete), "{error:?}");
+    }
+    let held = engine.gateway_history(replies[0].conversation_id).await.unwrap();
+    assert_eq!(held.last().map(|m| m.content.clone()), Some(expected(5)));
+    assert_eq!(proxy.accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "one connection for all of it");
+}
+
+#[tokio::test]
 async fn prompt_jobs_run_several_at_once_while_a_chat_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), url()).await;

@@ -168,10 +168,14 @@ pub struct RemoteSession {
 }
 
 /// Opens gateways by profile name, for chats and prompt jobs alike. Local models are loaded
-/// here once per process and shared: a second chat must not load a second copy.
+/// here once per process and shared: a second chat must not load a second copy. OpenClaw
+/// gateways are kept too, so every reply through one shares its connection.
 pub(crate) struct Gateways {
     pub store: Store,
     pub data_dir: PathBuf,
+    /// By profile name, with the URL and token they were made with (a changed profile gets a
+    /// new one; the old one closes its connection when its last reply ends).
+    openclaw: std::sync::Mutex<std::collections::HashMap<String, (String, Option<String>, Arc<dyn Gateway>)>>,
     #[cfg(feature = "local")]
     loaded: std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<local::LocalModel>>>,
 }
@@ -181,6 +185,7 @@ impl Gateways {
         Gateways {
             store,
             data_dir,
+            openclaw: Default::default(),
             #[cfg(feature = "local")]
             loaded: Default::default(),
         }
@@ -191,10 +196,24 @@ impl Gateways {
         let profile = profile::find(&self.store, name).await?;
         let gateway = match profile.kind {
             GatewayKind::Local => self.open_local(&profile).await?,
-            GatewayKind::Openclaw => profile.open_openclaw(&self.data_dir)?,
+            GatewayKind::Openclaw => self.open_openclaw(&profile)?,
             GatewayKind::Openai => profile.open()?,
         };
         Ok((profile, gateway))
+    }
+
+    fn open_openclaw(&self, profile: &Profile) -> Result<Arc<dyn Gateway>> {
+        let config = profile.openclaw_config(&self.data_dir)?;
+        let mut kept = self.openclaw.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((url, token, gateway)) = kept.get(&profile.name) {
+            if *url == config.url && *token == config.token {
+                return Ok(gateway.clone());
+            }
+        }
+        let (url, token) = (config.url.clone(), config.token.clone());
+        let gateway: Arc<dyn Gateway> = Arc::new(openclaw::OpenClawGateway::new(config)?);
+        kept.insert(profile.name.clone(), (url, token, gateway.clone()));
+        Ok(gateway)
     }
 
     #[cfg(feature = "local")]

@@ -140,15 +140,15 @@ impl Profile {
         Ok(None)
     }
 
-    /// A ready-to-use OpenClaw gateway; its device identity lives under `data_dir`.
-    pub(crate) fn open_openclaw(&self, data_dir: &Path) -> Result<Arc<dyn Gateway>> {
-        let config = super::openclaw::OpenClawConfig {
+    /// What an OpenClaw gateway for this profile needs, the token read now; its device
+    /// identity lives under `data_dir`.
+    pub(crate) fn openclaw_config(&self, data_dir: &Path) -> Result<super::openclaw::OpenClawConfig> {
+        Ok(super::openclaw::OpenClawConfig {
             name: self.name.clone(),
             url: self.url.clone().unwrap_or_default(),
             token: self.token()?,
             data_dir: data_dir.to_owned(),
-        };
-        Ok(Arc::new(super::openclaw::OpenClawGateway::new(config)?))
+        })
     }
 
     /// A ready-to-use gateway for a network profile (local ones are opened by

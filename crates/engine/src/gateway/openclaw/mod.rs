@@ -42,6 +42,10 @@ pub struct OpenClawConfig {
 pub struct OpenClaw {
     target: Target,
     data_dir: PathBuf,
+    /// One connection for every reply, history load and check through this gateway (events
+    /// are filtered by run, so replies share it); made again when it ends. A lock, not a
+    /// cell: replies that lose it together reconnect once, not once each.
+    link: tokio::sync::Mutex<Option<Arc<Link>>>,
 }
 
 impl OpenClaw {
@@ -52,11 +56,30 @@ impl OpenClaw {
                 "`{url}` is not an OpenClaw gateway URL; it starts with ws:// or wss://, e.g. ws://127.0.0.1:18789"
             )));
         }
-        Ok(OpenClaw { target: Target { gateway: config.name, url, token: config.token }, data_dir: config.data_dir })
+        Ok(OpenClaw {
+            target: Target { gateway: config.name, url, token: config.token },
+            data_dir: config.data_dir,
+            link: tokio::sync::Mutex::new(None),
+        })
     }
 
+    /// The open connection, or a new one if there is none or it has ended.
     async fn connect(&self, device: &Device) -> Result<Arc<Link>> {
-        Link::connect(&self.target, device).await
+        let mut slot = self.link.lock().await;
+        if let Some(link) = slot.as_ref().filter(|l| !l.closed().is_cancelled()) {
+            return Ok(link.clone());
+        }
+        let link = Link::connect(&self.target, device).await?;
+        *slot = Some(link.clone());
+        Ok(link)
+    }
+}
+
+impl Drop for OpenClaw {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.get_mut().take() {
+            link.close();
+        }
     }
 }
 
@@ -139,7 +162,6 @@ impl OpenClaw {
                     // starts a second run.
                     Ok(answer) if answer["status"] == "ok" => {
                         let _ = self.resume(&link, &session, &key, &mut out).await;
-                        link.close();
                         return;
                     }
                     Ok(_) => started = true,
@@ -151,18 +173,12 @@ impl OpenClaw {
                         }
                         continue;
                     }
-                    Err(e) => {
-                        link.close();
-                        return out.send(Err(e)).await;
-                    }
+                    Err(e) => return out.send(Err(e)).await,
                 }
             } else {
                 match self.resume(&link, &session, &key, &mut out).await {
                     Ok(true) => {}
-                    Ok(false) => {
-                        link.close();
-                        return;
-                    }
+                    Ok(false) => return,
                     Err(_) if attempt < RECONNECTS => {
                         attempt += 1;
                         continue;
@@ -171,10 +187,7 @@ impl OpenClaw {
                 }
             }
             match self.follow(&link, &mut events, &key, &session, &cancel, &mut out).await {
-                Step::End => {
-                    link.close();
-                    return;
-                }
+                Step::End => return,
                 Step::Lost(ended) => {
                     tracing::info!(gateway = %self.target.gateway, ?ended, "connection lost mid-reply; resuming");
                     // Resending the same frame would be dropped again; a gateway that is
@@ -371,8 +384,7 @@ impl Gateway for OpenClawGateway {
         let gateway = self.0.clone();
         Box::pin(async move {
             let device = Device::load_or_create(&gateway.data_dir)?;
-            let link = gateway.connect(&device).await?;
-            link.close();
+            gateway.connect(&device).await?;
             Ok(format!("{} answers at {} and accepted this device", gateway.target.gateway, gateway.target.url))
         })
     }
@@ -391,13 +403,7 @@ impl Gateway for OpenClawGateway {
                     "limit": SESSIONS_PAGE, "offset": offset,
                     "excludeSubagents": true, "excludeCron": true, "excludeSystem": true,
                 });
-                let page = match link.request("sessions.list", params).await {
-                    Ok(page) => page,
-                    Err(e) => {
-                        link.close();
-                        return Err(e);
-                    }
-                };
+                let page = link.request("sessions.list", params).await?;
                 let rows = page["sessions"].as_array().cloned().unwrap_or_default();
                 for row in &rows {
                     let Some(key) = row["key"].as_str() else { continue };
@@ -416,7 +422,6 @@ impl Gateway for OpenClawGateway {
                     _ => break,
                 }
             }
-            link.close();
             Ok(sessions)
         })
     }
@@ -428,7 +433,6 @@ impl Gateway for OpenClawGateway {
             let link = gateway.connect(&device).await?;
             let key = session_key(Some(&session), &device);
             let history = link.request("chat.history", json!({ "sessionKey": key, "limit": 1000 })).await;
-            link.close();
             let messages = history?["messages"].as_array().cloned().unwrap_or_default();
             Ok(messages
                 .iter()
