@@ -174,9 +174,18 @@ fn an_unprivileged_users_fork_bomb_stops_at_the_cap_and_spares_their_other_proce
     assert!(gatehouse(&["exec", "policy", "add", "allow", "sh", "--any-args"]).status.success());
 
     // The person's other processes: 60 of them, more than enough to matter if they counted.
-    let mut others: Vec<_> = (0..60)
-        .map(|_| as_user(Path::new("/bin/sleep")).arg("601").stdout(Stdio::null()).spawn().unwrap())
-        .collect();
+    /// Killed however the test ends.
+    struct Others(Vec<std::process::Child>);
+    impl Drop for Others {
+        fn drop(&mut self) {
+            for other in &mut self.0 {
+                let _ = other.kill();
+                let _ = other.wait();
+            }
+        }
+    }
+    let mut others =
+        Others((0..60).map(|_| as_user(Path::new("/bin/sleep")).arg("601").stdout(Stdio::null()).spawn().unwrap()).collect());
     gatehouse_testkit::eventually("the other processes", std::time::Duration::from_secs(10), || {
         (processes(uid, b"/bin/sleep\x00601\x00") == 60).then_some(())
     });
@@ -194,9 +203,7 @@ fn an_unprivileged_users_fork_bomb_stops_at_the_cap_and_spares_their_other_proce
         (processes(uid, b"sleep\x00602\x00") == 0).then_some(())
     });
     assert_eq!(processes(uid, b"/bin/sleep\x00601\x00"), 60);
-    for other in &mut others {
+    for other in &mut others.0 {
         assert!(other.try_wait().unwrap().is_none(), "one of the person's own processes died");
-        other.kill().unwrap();
-        other.wait().unwrap();
     }
 }

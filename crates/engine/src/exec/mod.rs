@@ -407,7 +407,7 @@ pub(crate) async fn run_now(
     let launch = process::Launch { command, program: &spec.program, marker: &marker, cancel: &cancel, output: sink, grace: ctx.kill_grace };
     let (gate, uncapped_ref) = (cap.take_gate(), &uncapped);
     let supervised = process::supervise(launch, |pgid| async move {
-        if let Some(Err(why)) = futures::future::OptionFuture::from(gate.map(|g| g.open())).await {
+        if let Some(Err(why)) = futures::future::OptionFuture::from(gate.map(|g| g.open(pgid))).await {
             let _ = uncapped_ref.set(why);
             return false;
         }

@@ -106,7 +106,7 @@ pub fn probe() -> Result<()> {
     let bwrap = bwrap()?;
     // The same namespaces a command gets, so what fails here is what would fail there.
     // SAFETY: geteuid has no preconditions.
-    let user = if unsafe { libc::geteuid() } != 0 && nproc_counted_per_namespace() { &["--unshare-user"][..] } else { &[] };
+    let user = if unsafe { libc::geteuid() } != 0 && user_namespace_cap_works() { &["--unshare-user"][..] } else { &[] };
     let out = std::process::Command::new(&bwrap)
         .args(["--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--die-with-parent"])
         .args(user)
@@ -247,8 +247,8 @@ impl ProcessCap {
                 }
             });
         }
-        if !nproc_counted_per_namespace() {
-            tracing::debug!("kernel older than 5.14: RLIMIT_NPROC would count all of the user's processes; no process cap");
+        if !user_namespace_cap_works() {
+            tracing::debug!("no per-namespace RLIMIT_NPROC here (kernel < 5.14, or a setuid bubblewrap); no process cap");
             return Ok(ProcessCap::None);
         }
         cmd.arg("--unshare-user");
@@ -266,6 +266,15 @@ impl ProcessCap {
     }
 }
 
+/// Whether a person's sandbox can get its own user namespace with its own process count:
+/// Linux ≥ 5.14 (RLIMIT_NPROC counted per user namespace) and a bubblewrap that is not
+/// setuid (a setuid one is installed where user namespaces are off, and runs privileged).
+fn user_namespace_cap_works() -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let setuid = bwrap().ok().and_then(|b| std::fs::metadata(b).ok()).is_some_and(|m| m.permissions().mode() & 0o4000 != 0);
+    !setuid && nproc_counted_per_namespace()
+}
+
 /// RLIMIT_NPROC is counted per user namespace from Linux 5.14 on.
 fn nproc_counted_per_namespace() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -278,21 +287,23 @@ fn nproc_counted_per_namespace() -> bool {
 pub(crate) struct StartGate {
     /// bubblewrap writes `{"child-pid": N, …}` here once the namespaces exist.
     info: std::fs::File,
-    /// bubblewrap reads one byte from here before it starts the command.
-    release: std::fs::File,
+    /// bubblewrap reads one byte from here before it starts the command. A socket, not a
+    /// pipe: writing to a bubblewrap that has died must be an error, not a SIGPIPE that
+    /// kills this whole process (the CLI restores SIGPIPE's default).
+    release: std::os::fd::OwnedFd,
     /// bubblewrap's ends; ours are closed once it has been spawned, so a bubblewrap that
     /// fails early shows as end-of-file instead of a wait forever.
-    child_ends: Option<(std::fs::File, std::fs::File)>,
+    child_ends: Option<(std::fs::File, std::os::fd::OwnedFd)>,
 }
 
 impl StartGate {
     fn attach(cmd: &mut Command) -> std::io::Result<StartGate> {
         use std::os::fd::AsRawFd;
         let (info, info_end) = pipe()?;
-        let (release_end, release) = pipe()?;
+        let (release, release_end) = socket_pair()?;
         let fds = [info_end.as_raw_fd(), release_end.as_raw_fd()];
         cmd.arg("--info-fd").arg(fds[0].to_string()).arg("--block-fd").arg(fds[1].to_string());
-        // SAFETY: only fcntl between fork and exec. The pipes are close-on-exec in every other
+        // SAFETY: only fcntl between fork and exec. The fds are close-on-exec in every other
         // process this one starts.
         unsafe {
             cmd.pre_exec(move || {
@@ -307,35 +318,79 @@ impl StartGate {
         Ok(StartGate { info, release, child_ends: Some((info_end, release_end)) })
     }
 
-    /// Cap the spawned sandbox and let its command start. An error means it must not run.
-    pub(crate) async fn open(mut self) -> std::result::Result<(), String> {
-        use std::io::{Read, Write};
+    /// Cap the spawned sandbox (bubblewrap leads process group `group`) and let its command
+    /// start. An error means it must not run: the sandbox is killed before the gate closes,
+    /// because bubblewrap takes end-of-file on `--block-fd` as "go".
+    pub(crate) async fn open(mut self, group: i32) -> std::result::Result<(), String> {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
         drop(self.child_ends.take());
         let mut info = self.info;
-        let pid = tokio::task::spawn_blocking(move || {
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<serde_json::Value>> {
             let (mut seen, mut chunk) = (Vec::new(), [0u8; 512]);
             loop {
-                let n = info.read(&mut chunk).ok()?;
-                if n == 0 {
-                    return None;
-                }
+                let n = match info.read(&mut chunk) {
+                    Ok(0) => return Ok(None),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
                 seen.extend_from_slice(&chunk[..n]);
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&seen) {
-                    return v["child-pid"].as_i64().and_then(|p| i32::try_from(p).ok());
+                if let Ok(v) = serde_json::from_slice(&seen) {
+                    return Ok(Some(v));
                 }
             }
         })
-        .await
-        .map_err(|e| e.to_string())?;
-        // bubblewrap ended before its sandbox was ready: nothing runs, and its own message
-        // (on stderr) says why.
-        let Some(pid) = pid else { return Ok(()) };
+        .await;
+        let stop = |why: String| {
+            // SAFETY: signalling our own child's process group, which it still leads (it is
+            // not reaped before this returns).
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            Err(why)
+        };
+        let pid = match read {
+            // bubblewrap ended before its sandbox was ready: nothing runs, and its own message
+            // (on stderr) and exit status say why.
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(v))) => match v["child-pid"].as_i64().and_then(|p| i32::try_from(p).ok()) {
+                Some(pid) => pid,
+                None => return stop(format!("bubblewrap reported no sandbox process ({v})")),
+            },
+            Ok(Err(e)) => return stop(format!("reading the sandbox's state failed: {e}")),
+            Err(e) => return stop(e.to_string()),
+        };
         let limit = libc::rlimit { rlim_cur: MAX_PROCESSES.into(), rlim_max: MAX_PROCESSES.into() };
         // SAFETY: a plain syscall with a valid limit and no old-limit output.
         if unsafe { libc::prlimit(pid, libc::RLIMIT_NPROC, &limit, std::ptr::null_mut()) } != 0 {
-            return Err(format!("setting its process limit failed: {}", std::io::Error::last_os_error()));
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                return Ok(()); // it has already ended; its status says why
+            }
+            return stop(format!("setting its process limit failed: {e}"));
         }
-        self.release.write_all(b"1").map_err(|e| format!("starting it failed: {e}"))
+        // SAFETY: one byte from a valid buffer to a socket we own; MSG_NOSIGNAL: an error, not
+        // a signal, if bubblewrap is gone.
+        let sent = unsafe { libc::send(self.release.as_raw_fd(), b"1".as_ptr().cast(), 1, libc::MSG_NOSIGNAL) };
+        if sent == 1 {
+            return Ok(());
+        }
+        match std::io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EPIPE) || e.raw_os_error() == Some(libc::ECONNRESET) => Ok(()),
+            e => stop(format!("starting it failed: {e}")),
+        }
+    }
+}
+
+/// A close-on-exec connected pair of Unix stream sockets.
+fn socket_pair() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills both slots on success; each fd is then owned exactly once.
+    unsafe {
+        if libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])))
     }
 }
 

@@ -258,7 +258,8 @@ impl Link {
                 Message::Close(frame) => {
                     return match frame.map(|f| f.code) {
                         _ if shutdown.is_some() => Ended::Shutdown { restarting: shutdown == Some(true) },
-                        Some(CloseCode::Restart) => Ended::Shutdown { restarting: false },
+                        // "Service restart" with no event saying otherwise: it is coming back.
+                        Some(CloseCode::Restart) => Ended::Shutdown { restarting: true },
                         Some(CloseCode::Size) => Ended::TooLarge,
                         other => Ended::Lost(format!("the gateway closed the connection ({other:?})")),
                     };
@@ -425,6 +426,8 @@ mod tests {
         assert_eq!(ended_after(vec![Message::Text(restarting.into()), close()]).await, Ended::Shutdown { restarting: true });
         // The event, then the socket simply gone.
         assert_eq!(ended_after(vec![Message::Text(restarting.into())]).await, Ended::Shutdown { restarting: true });
+        // A close 1012 ("service restart") alone: it is coming back.
+        assert_eq!(ended_after(vec![close()]).await, Ended::Shutdown { restarting: true });
         // A plain close is a lost connection, worth reconnecting.
         assert!(matches!(ended_after(vec![Message::Close(None)]).await, Ended::Lost(_)));
     }
