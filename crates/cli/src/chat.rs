@@ -296,20 +296,31 @@ pub async fn chats(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
             }
         }
         Chats::Import { gateway } => {
-            let imported = engine.import_sessions(gateway.as_deref()).await?;
+            let (imported, failed) = engine.import_sessions(gateway.as_deref()).await?;
             if json {
-                print_json(&imported);
-            } else if imported.is_empty() {
+                print_json(&serde_json::json!({ "imported": imported, "failed": failed }));
+            } else if imported.is_empty() && failed.is_empty() {
                 println!("the gateway keeps no conversations made elsewhere");
             } else {
                 for i in imported {
-                    let what = match (i.created, i.added) {
-                        (true, n) => format!("imported, {n} messages"),
-                        (false, 0) => "up to date".to_owned(),
-                        (false, n) => format!("{n} new messages"),
+                    let what = match (i.created, i.added, i.diverged) {
+                        (true, n, _) => format!("imported, {n} messages"),
+                        (false, _, true) => format!(
+                            "its copy there no longer contains this one's latest messages; nothing added — see \
+                             `gatehouse chats show {} --from-gateway`",
+                            i.conversation_id
+                        ),
+                        (false, 0, _) => "up to date".to_owned(),
+                        (false, n, _) => format!("{n} new messages"),
                     };
                     println!("conversation {}  {}  ({}; {what})", i.conversation_id, i.title, i.session);
                 }
+            }
+            for f in &failed {
+                eprintln!("not imported: {}: {}", f.session, f.error);
+            }
+            if !failed.is_empty() {
+                return Ok(ExitCode::FAILURE);
             }
         }
         Chats::Search { query, limit } => {

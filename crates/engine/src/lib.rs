@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use gateway::{ChatRequest, Gateway};
 
 pub use chat::prompt_job::PromptSpec;
-pub use chat::ops::import_session::Imported;
+pub use chat::ops::import_session::{ImportFailure, Imported};
 pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent, SearchHit};
 pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
@@ -255,13 +255,23 @@ impl Engine {
     /// Add or replace a gateway profile. The first one becomes the default.
     pub async fn add_gateway(&self, profile: Profile) -> Result<()> {
         profile.validate()?;
+        if !profile.token_keyring {
+            // Re-added with its token somewhere else: the keyring's copy is not needed any more.
+            self.forget_keyring_token(&profile.name).await?;
+        }
         self.shared.store.writer.apply(gateway::profile::Add(profile)).await
     }
 
     pub async fn remove_gateway(&self, name: &str) -> Result<()> {
+        // The token first: if the keyring refuses, the profile is still there to try again.
+        self.forget_keyring_token(name).await?;
+        self.shared.store.writer.apply(gateway::profile::Remove(name.to_owned())).await
+    }
+
+    /// Forget the keyring token of profile `name`, if it has one there.
+    async fn forget_keyring_token(&self, name: &str) -> Result<()> {
         let profile = gateway::profile::find(&self.shared.store, Some(name)).await.ok();
-        self.shared.store.writer.apply(gateway::profile::Remove(name.to_owned())).await?;
-        if profile.is_some_and(|p| p.token_keyring) {
+        if profile.is_some_and(|p| p.token_keyring && p.name == name) {
             let name = name.to_owned();
             keyring_call(move || gateway::keyring::forget(&name)).await?;
         }
@@ -372,15 +382,22 @@ impl Engine {
     /// Import the conversations a gateway keeps that were made elsewhere (an OpenClaw
     /// session started in its Control UI, say) as conversations here; ones imported before
     /// are brought up to date. Continuing one here continues it on the gateway.
-    pub async fn import_sessions(&self, gateway: Option<&str>) -> Result<Vec<Imported>> {
+    /// A session that cannot be loaded is reported and the rest still imported.
+    pub async fn import_sessions(&self, gateway: Option<&str>) -> Result<(Vec<Imported>, Vec<ImportFailure>)> {
         let (profile, gateway) = self.open_gateway(gateway).await?;
-        let mut imported = Vec::new();
+        let (mut imported, mut failed) = (Vec::new(), Vec::new());
         for session in gateway.sessions().await? {
-            let messages = gateway.history(&session.key).await?;
+            let messages = match gateway.history(&session.key).await {
+                Ok(m) => m,
+                Err(e) => {
+                    failed.push(ImportFailure { session: session.key, error: e.to_string() });
+                    continue;
+                }
+            };
             let op = chat::ops::import_session::ImportSession { gateway: profile.name.clone(), session, messages };
             imported.push(self.shared.store.writer.apply(op).await?);
         }
-        Ok(imported)
+        Ok((imported, failed))
     }
 
     pub async fn search(&self, query: &str, limit: i64) -> Result<Vec<SearchHit>> {

@@ -115,7 +115,7 @@ async fn a_session_made_elsewhere_is_imported_continued_there_and_brought_up_to_
     let mut own = here.send(own_text, SendOptions::default(), CancellationToken::new()).await.unwrap();
     assert_eq!(read(&mut own).await.1, MessageState::Complete);
 
-    let imported = here.import_sessions(None).await.unwrap();
+    let imported = here.import_sessions(None).await.unwrap().0;
     assert!(!imported.iter().any(|i| i.title.contains(&format!("Mine {word}"))), "{imported:?}");
     let mine = imported.iter().find(|i| i.title.contains(&word)).unwrap_or_else(|| panic!("{imported:?}"));
     assert!(mine.created && mine.added == 2, "{mine:?}");
@@ -136,7 +136,7 @@ async fn a_session_made_elsewhere_is_imported_continued_there_and_brought_up_to_
     let options = SendOptions { conversation: Some(made.conversation_id), ..Default::default() };
     let mut later = there.send(ask(5, 5), options, CancellationToken::new()).await.unwrap();
     assert_eq!(read(&mut later).await.1, MessageState::Complete);
-    let again = here.import_sessions(None).await.unwrap();
+    let again = here.import_sessions(None).await.unwrap().0;
     let mine_again = again.iter().find(|i| i.title.contains(&word)).unwrap();
     assert_eq!((mine_again.conversation_id, mine_again.created, mine_again.added), (mine.conversation_id, false, 2));
     let (_, messages) = here.conversation(mine.conversation_id).await.unwrap();

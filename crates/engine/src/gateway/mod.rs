@@ -175,9 +175,16 @@ pub(crate) struct Gateways {
     pub data_dir: PathBuf,
     /// By profile name, with the URL and token they were made with (a changed profile gets a
     /// new one; the old one closes its connection when its last reply ends).
-    openclaw: std::sync::Mutex<std::collections::HashMap<String, (String, Option<String>, Arc<dyn Gateway>)>>,
+    openclaw: std::sync::Mutex<std::collections::HashMap<String, KeptOpenClaw>>,
     #[cfg(feature = "local")]
     loaded: std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<local::LocalModel>>>,
+}
+
+/// An OpenClaw gateway, with what it was made from.
+struct KeptOpenClaw {
+    url: String,
+    token: Option<String>,
+    gateway: Arc<dyn Gateway>,
 }
 
 impl Gateways {
@@ -205,14 +212,12 @@ impl Gateways {
     fn open_openclaw(&self, profile: &Profile) -> Result<Arc<dyn Gateway>> {
         let config = profile.openclaw_config(&self.data_dir)?;
         let mut kept = self.openclaw.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((url, token, gateway)) = kept.get(&profile.name) {
-            if *url == config.url && *token == config.token {
-                return Ok(gateway.clone());
-            }
+        if let Some(k) = kept.get(&profile.name).filter(|k| k.url == config.url && k.token == config.token) {
+            return Ok(k.gateway.clone());
         }
         let (url, token) = (config.url.clone(), config.token.clone());
         let gateway: Arc<dyn Gateway> = Arc::new(openclaw::OpenClawGateway::new(config)?);
-        kept.insert(profile.name.clone(), (url, token, gateway.clone()));
+        kept.insert(profile.name.clone(), KeptOpenClaw { url, token, gateway: gateway.clone() });
         Ok(gateway)
     }
 

@@ -1,10 +1,13 @@
 //! Import a conversation a gateway keeps (an OpenClaw session made elsewhere) as a
 //! conversation here, or bring one imported before up to date.
 //!
-//! "Up to date" means: the gateway's messages after the last one both copies have. The
+//! "Up to date" means: the gateway's messages after the last ones both copies have. The
 //! gateway's copy can hold more than ours (a reply it finished while we were disconnected,
-//! turns made in its own UI), so the anchor is our last message with text, matched by role and
-//! by text — or as the start of the gateway's text, for a reply we kept only in part.
+//! turns made in its own UI), so the anchor is our last two messages with text, found together
+//! in the gateway's copy (one alone, "OK", would match too early or too late), matched by role
+//! and by text — or as the start of the gateway's text, for a reply we kept only in part. A
+//! turn of ours the gateway never got (it failed) is passed over. With no anchor at all the
+//! copies have diverged: nothing is added, and that is reported.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -33,6 +36,36 @@ pub struct Imported {
     pub created: bool,
     /// Messages added now.
     pub added: usize,
+    /// The gateway's copy no longer contains this one's latest messages: nothing was added.
+    pub diverged: bool,
+}
+
+/// One session that could not be imported, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportFailure {
+    pub session: String,
+    pub error: String,
+}
+
+/// Where our copy ends in the gateway's: the index after the anchor (see the module doc).
+fn anchor(gateway: &[ChatMessage], ours: &[(String, String)]) -> Option<usize> {
+    let same = |g: &ChatMessage, (role, text): &(String, String)| {
+        g.role.as_str() == role && (g.content == *text || (role == "assistant" && g.content.starts_with(text.as_str())))
+    };
+    if ours.is_empty() {
+        return Some(0);
+    }
+    // Our newest messages first dropped one by one (a failed turn the gateway never got).
+    for end in (1..=ours.len()).rev().take(4) {
+        let tail = &ours[end.saturating_sub(2)..end];
+        let found = (tail.len()..=gateway.len())
+            .rev()
+            .find(|&stop| tail.iter().zip(&gateway[stop - tail.len()..stop]).all(|(o, g)| same(g, o)));
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
 }
 
 impl WriteOp for ImportSession {
@@ -47,26 +80,20 @@ impl WriteOp for ImportSession {
             )
             .optional()
             .map_err(db)?;
+        let mut diverged = false;
         let (conversation_id, title, created, new) = match existing {
             Some((id, title)) => {
-                let last: Option<(String, String)> = conn
-                    .query_row(
+                let mut ours: Vec<(String, String)> = conn
+                    .prepare_cached(
                         "SELECT role, text FROM messages WHERE conversation_id = ?1 AND text != ''
-                         AND role IN ('user', 'assistant') ORDER BY id DESC LIMIT 1",
-                        [id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                         AND role IN ('user', 'assistant') ORDER BY id DESC LIMIT 6",
                     )
-                    .optional()
+                    .and_then(|mut st| st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
                     .map_err(db)?;
-                let from = match last {
-                    None => 0,
-                    Some((role, text)) => self
-                        .messages
-                        .iter()
-                        .rposition(|m| m.role.as_str() == role && m.content.starts_with(text.as_str()))
-                        .map_or(self.messages.len(), |i| i + 1),
-                };
-                (id, title, false, &self.messages[from..])
+                ours.reverse();
+                let from = anchor(&self.messages, &ours);
+                diverged = from.is_none();
+                (id, title, false, &self.messages[from.unwrap_or(self.messages.len())..])
             }
             None => {
                 let title = self.session.title.clone().unwrap_or_else(|| {
@@ -97,7 +124,7 @@ impl WriteOp for ImportSession {
             conn.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![conversation_id, now])
                 .map_err(db)?;
         }
-        Ok(Imported { conversation_id, session: key.clone(), title, created, added: new.len() })
+        Ok(Imported { conversation_id, session: key.clone(), title, created, added: new.len(), diverged })
     }
 }
 
@@ -162,5 +189,19 @@ mod tests {
         assert_eq!(texts[3..], ["The answer", "Thanks", "You're welcome."]);
         // Nothing new: nothing added.
         assert_eq!(store.writer.apply(op(&gateway_side)).await.unwrap().added, 0);
+    }
+
+    #[test]
+    fn the_anchor_is_our_last_two_messages_together() {
+        let g = |m: &[(Role, &str)]| m.iter().map(|(r, t)| ChatMessage::new(*r, *t)).collect::<Vec<_>>();
+        let o = |m: &[(&str, &str)]| m.iter().map(|(r, t)| (r.to_string(), t.to_string())).collect::<Vec<_>>();
+        // "OK" recurs later on the gateway: the pair (question, "OK") is found where it is.
+        let gateway = g(&[(Role::User, "Ready?"), (Role::Assistant, "OK"), (Role::User, "Again?"), (Role::Assistant, "OK")]);
+        assert_eq!(anchor(&gateway, &o(&[("user", "Ready?"), ("assistant", "OK")])), Some(2));
+        // Our last turn failed and never reached the gateway: passed over.
+        assert_eq!(anchor(&gateway, &o(&[("user", "Ready?"), ("assistant", "OK"), ("user", "lost")])), Some(2));
+        // Nothing of ours there: diverged.
+        assert_eq!(anchor(&gateway, &o(&[("user", "Other"), ("assistant", "Thing")])), None);
+        assert_eq!(anchor(&gateway, &[]), Some(0));
     }
 }
