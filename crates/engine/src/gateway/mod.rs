@@ -203,14 +203,14 @@ impl Gateways {
         let profile = profile::find(&self.store, name).await?;
         let gateway = match profile.kind {
             GatewayKind::Local => self.open_local(&profile).await?,
-            GatewayKind::Openclaw => self.open_openclaw(&profile)?,
-            GatewayKind::Openai => profile.open()?,
+            GatewayKind::Openclaw => self.open_openclaw(&profile).await?,
+            GatewayKind::Openai => profile.open().await?,
         };
         Ok((profile, gateway))
     }
 
-    fn open_openclaw(&self, profile: &Profile) -> Result<Arc<dyn Gateway>> {
-        let config = profile.openclaw_config(&self.data_dir)?;
+    async fn open_openclaw(&self, profile: &Profile) -> Result<Arc<dyn Gateway>> {
+        let config = profile.openclaw_config(&self.data_dir).await?;
         let mut kept = self.openclaw.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(k) = kept.get(&profile.name).filter(|k| k.url == config.url && k.token == config.token) {
             return Ok(k.gateway.clone());

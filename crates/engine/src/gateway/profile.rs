@@ -117,11 +117,20 @@ impl Profile {
         Ok(())
     }
 
-    /// The token, read now from where the profile says.
-    fn token(&self) -> Result<Option<String>> {
+    /// The token, read now from where the profile says. The keyring may block (a locked
+    /// keyring asks the person to unlock it), so that read runs off the async threads.
+    pub(crate) async fn token(&self) -> Result<Option<String>> {
         if self.token_keyring {
-            return super::keyring::load(&self.name).map(Some);
+            let name = self.name.clone();
+            return tokio::task::spawn_blocking(move || super::keyring::load(&name))
+                .await
+                .map_err(|e| Error::KeyringUnavailable { profile: self.name.clone(), reason: e.to_string() })?
+                .map(Some);
         }
+        self.token_from_env_or_file()
+    }
+
+    fn token_from_env_or_file(&self) -> Result<Option<String>> {
         if let Some(var) = &self.token_env {
             return match std::env::var(var) {
                 Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),
@@ -142,23 +151,23 @@ impl Profile {
 
     /// What an OpenClaw gateway for this profile needs, the token read now; its device
     /// identity lives under `data_dir`.
-    pub(crate) fn openclaw_config(&self, data_dir: &Path) -> Result<super::openclaw::OpenClawConfig> {
+    pub(crate) async fn openclaw_config(&self, data_dir: &Path) -> Result<super::openclaw::OpenClawConfig> {
         Ok(super::openclaw::OpenClawConfig {
             name: self.name.clone(),
             url: self.url.clone().unwrap_or_default(),
-            token: self.token()?,
+            token: self.token().await?,
             data_dir: data_dir.to_owned(),
         })
     }
 
     /// A ready-to-use gateway for a network profile (local ones are opened by
     /// [`super::Gateways`], which shares loaded models).
-    pub(crate) fn open(&self) -> Result<Arc<dyn Gateway>> {
+    pub(crate) async fn open(&self) -> Result<Arc<dyn Gateway>> {
         match self.kind {
             GatewayKind::Openai => {
                 let mut config = OpenAiConfig::new(&self.name, self.url.clone().unwrap_or_default());
                 config.model = self.model.clone();
-                config.token = self.token()?;
+                config.token = self.token().await?;
                 Ok(Arc::new(OpenAi::new(config)?))
             }
             other => Err(Error::GatewayInvalid(format!("`{}` gateways are not supported by this build yet", other.as_str()))),
