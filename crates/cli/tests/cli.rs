@@ -400,6 +400,12 @@ fn a_token_kept_in_the_keyring_is_used_never_stored_and_forgotten_with_its_profi
     // Re-added with no token given (a new URL, say): the one in the keyring stays.
     assert!(run(&add, "").status.success());
     assert!(run(&["gateways", "test", "claw"], "").status.success());
+    // Another data directory with a profile of the same name keeps a token of its own.
+    let other = tempfile::tempdir().unwrap();
+    let mut elsewhere = gatehouse(other.path()).args(add).env("DBUS_SESSION_BUS_ADDRESS", &service.bus).stdin(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut elsewhere.stdin.take().unwrap(), b"another-token\n").unwrap();
+    assert!(elsewhere.wait().unwrap().success());
+    assert!(run(&["gateways", "test", "claw"], "").status.success(), "the other installation's token replaced this one's");
 
     // Never in the database, nor in its write-ahead log.
     for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {

@@ -272,8 +272,8 @@ impl Engine {
     async fn forget_keyring_token(&self, name: &str) -> Result<()> {
         let profile = gateway::profile::find(&self.shared.store, Some(name)).await.ok();
         if profile.is_some_and(|p| p.token_keyring && p.name == name) {
-            let name = name.to_owned();
-            keyring_call(move || gateway::keyring::forget(&name)).await?;
+            let (name, dir) = (name.to_owned(), self.data_dir().to_owned());
+            keyring_call(move || gateway::keyring::forget(&name, &dir)).await?;
         }
         Ok(())
     }
@@ -281,8 +281,8 @@ impl Engine {
     /// Keep a gateway's token in the OS keyring, for a profile added with `token_keyring`.
     /// Done before the profile is added, so a keyring that refuses loses nothing.
     pub async fn keep_gateway_token(&self, name: &str, token: String) -> Result<()> {
-        let name = name.to_owned();
-        keyring_call(move || gateway::keyring::store(&name, &token)).await
+        let (name, dir) = (name.to_owned(), self.data_dir().to_owned());
+        keyring_call(move || gateway::keyring::store(&name, &dir, &token)).await
     }
 
     pub async fn set_default_gateway(&self, name: &str) -> Result<()> {

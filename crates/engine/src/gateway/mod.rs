@@ -204,7 +204,7 @@ impl Gateways {
         let gateway = match profile.kind {
             GatewayKind::Local => self.open_local(&profile).await?,
             GatewayKind::Openclaw => self.open_openclaw(&profile).await?,
-            GatewayKind::Openai => profile.open().await?,
+            GatewayKind::Openai => profile.open(&self.data_dir).await?,
         };
         Ok((profile, gateway))
     }

@@ -119,10 +119,10 @@ impl Profile {
 
     /// The token, read now from where the profile says. The keyring may block (a locked
     /// keyring asks the person to unlock it), so that read runs off the async threads.
-    pub(crate) async fn token(&self) -> Result<Option<String>> {
+    pub(crate) async fn token(&self, data_dir: &Path) -> Result<Option<String>> {
         if self.token_keyring {
-            let name = self.name.clone();
-            return tokio::task::spawn_blocking(move || super::keyring::load(&name))
+            let (name, data_dir) = (self.name.clone(), data_dir.to_owned());
+            return tokio::task::spawn_blocking(move || super::keyring::load(&name, &data_dir))
                 .await
                 .map_err(|e| Error::KeyringUnavailable { profile: self.name.clone(), reason: e.to_string() })?
                 .map(Some);
@@ -155,19 +155,19 @@ impl Profile {
         Ok(super::openclaw::OpenClawConfig {
             name: self.name.clone(),
             url: self.url.clone().unwrap_or_default(),
-            token: self.token().await?,
+            token: self.token(data_dir).await?,
             data_dir: data_dir.to_owned(),
         })
     }
 
     /// A ready-to-use gateway for a network profile (local ones are opened by
     /// [`super::Gateways`], which shares loaded models).
-    pub(crate) async fn open(&self) -> Result<Arc<dyn Gateway>> {
+    pub(crate) async fn open(&self, data_dir: &Path) -> Result<Arc<dyn Gateway>> {
         match self.kind {
             GatewayKind::Openai => {
                 let mut config = OpenAiConfig::new(&self.name, self.url.clone().unwrap_or_default());
                 config.model = self.model.clone();
-                config.token = self.token().await?;
+                config.token = self.token(data_dir).await?;
                 Ok(Arc::new(OpenAi::new(config)?))
             }
             other => Err(Error::GatewayInvalid(format!("`{}` gateways are not supported by this build yet", other.as_str()))),
