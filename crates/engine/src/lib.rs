@@ -272,8 +272,7 @@ impl Engine {
     async fn forget_keyring_token(&self, name: &str) -> Result<()> {
         let profile = gateway::profile::find(&self.shared.store, Some(name)).await.ok();
         if profile.is_some_and(|p| p.token_keyring && p.name == name) {
-            let (name, dir) = (name.to_owned(), self.data_dir().to_owned());
-            keyring_call(move || gateway::keyring::forget(&name, &dir)).await?;
+            gateway::keyring::forget(name, self.data_dir()).await?;
         }
         Ok(())
     }
@@ -281,8 +280,7 @@ impl Engine {
     /// Keep a gateway's token in the OS keyring, for a profile added with `token_keyring`.
     /// Done before the profile is added, so a keyring that refuses loses nothing.
     pub async fn keep_gateway_token(&self, name: &str, token: String) -> Result<()> {
-        let (name, dir) = (name.to_owned(), self.data_dir().to_owned());
-        keyring_call(move || gateway::keyring::store(&name, &dir, &token)).await
+        gateway::keyring::store(name, self.data_dir(), token).await
     }
 
     pub async fn set_default_gateway(&self, name: &str) -> Result<()> {
@@ -352,7 +350,7 @@ impl Engine {
             temperature: options.temperature,
             max_tokens: None,
             tools: Vec::new(),
-            session: Some(turn.remote_session.unwrap_or_else(|| chat::session_of(turn.conversation_id))),
+            session: Some(turn.session),
         };
         let (tx, rx) = chat::channel();
         let writer = self.shared.store.writer.clone();
@@ -524,11 +522,4 @@ impl Engine {
             Err(_) => tracing::debug!("engine still shared at close; the store closes with the last handle"),
         }
     }
-}
-
-/// Keyring calls are D-Bus round trips (or their macOS/Windows equivalents): off the async threads.
-async fn keyring_call(f: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::KeyringUnavailable { profile: String::new(), reason: e.to_string() })?
 }

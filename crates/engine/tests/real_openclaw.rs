@@ -51,6 +51,19 @@ fn ask(words: usize, delay_ms: u64) -> String {
     format!("Please answer. [[stub:words={words},delay_ms={delay_ms}]]")
 }
 
+/// The shared gateway behind a proxy the test controls.
+async fn gateway_proxy() -> Proxy {
+    Proxy::start(url().trim_start_matches("ws://").parse().unwrap()).await
+}
+
+/// An engine whose OpenClaw profile reaches the shared gateway through a proxy the test controls.
+async fn through_proxy() -> (Proxy, tempfile::TempDir, Engine) {
+    let proxy = gateway_proxy().await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), format!("ws://{}", proxy.addr)).await;
+    (proxy, dir, engine)
+}
+
 /// The reply's deltas and how it ended, stopping early once `stop_after` bytes arrived if set.
 async fn read(reply: &mut gatehouse_engine::Reply) -> (Vec<String>, MessageState, Option<String>) {
     let mut deltas = Vec::new();
@@ -185,8 +198,7 @@ async fn a_reply_streams_over_the_http_endpoint_too() {
 
 #[tokio::test]
 async fn over_http_a_cut_is_reported_and_the_partial_text_kept() {
-    let target: std::net::SocketAddr = url().trim_start_matches("ws://").parse().unwrap();
-    let proxy = Proxy::start(target).await;
+    let proxy = gateway_proxy().await;
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
     let mut p = profile("claw-http", GatewayKind::Openai, format!("http://{}/v1", proxy.addr));
@@ -220,10 +232,7 @@ async fn stopping_a_reply_aborts_the_run_and_keeps_the_partial_text() {
 
 #[tokio::test]
 async fn a_connection_cut_mid_reply_resumes_with_nothing_lost_or_doubled() {
-    let target: std::net::SocketAddr = url().trim_start_matches("ws://").parse().unwrap();
-    let proxy = Proxy::start(target).await;
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), format!("ws://{}", proxy.addr)).await;
+    let (proxy, _dir, engine) = through_proxy().await;
     let mut reply = engine.send(ask(60, 40), SendOptions::default(), CancellationToken::new()).await.unwrap();
     let got = first_text(&mut reply).await;
     proxy.cut();
@@ -240,10 +249,7 @@ async fn a_link_gone_silent_is_given_up_after_two_ticks_and_the_reply_resumes_wh
     // Frozen, not cut: nothing arrives and TCP never says the link is gone. The gateway ticks
     // every 30 s, so 60 s of silence is a dead link; the reply (100 words, 0.9 s apart) is
     // still running on the gateway when the client reconnects and catches up.
-    let target: std::net::SocketAddr = url().trim_start_matches("ws://").parse().unwrap();
-    let proxy = Proxy::start(target).await;
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), format!("ws://{}", proxy.addr)).await;
+    let (proxy, _dir, engine) = through_proxy().await;
     let mut reply = engine.send(ask(100, 900), SendOptions::default(), CancellationToken::new()).await.unwrap();
     let got = first_text(&mut reply).await;
     proxy.freeze();
@@ -257,10 +263,7 @@ async fn a_link_gone_silent_is_given_up_after_two_ticks_and_the_reply_resumes_wh
 
 #[tokio::test]
 async fn replies_checks_and_history_loads_share_one_connection() {
-    let target: std::net::SocketAddr = url().trim_start_matches("ws://").parse().unwrap();
-    let proxy = Proxy::start(target).await;
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), format!("ws://{}", proxy.addr)).await;
+    let (proxy, _dir, engine) = through_proxy().await;
     let (_, gateway) = engine.open_gateway(None).await.unwrap();
     gateway.check().await.unwrap();
     let mut replies = Vec::new();
@@ -326,8 +329,7 @@ async fn a_message_over_the_gateways_payload_limit_is_refused_before_it_is_sent(
 
 #[tokio::test]
 async fn a_message_resent_after_a_cut_starts_one_run_not_two() {
-    let target: std::net::SocketAddr = url().trim_start_matches("ws://").parse().unwrap();
-    let proxy = Proxy::start(target).await;
+    let proxy = gateway_proxy().await;
     // Frame 1 is `connect`, frame 2 `chat.send`: the cut lands after the gateway has the
     // message and before its answer is back, so the client must send it again.
     proxy.cut_first_after_frames(2);

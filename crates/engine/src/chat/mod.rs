@@ -288,9 +288,14 @@ pub(crate) fn session_of(conversation: i64) -> String {
 /// The session of `conversation` on the profile `gateway`: the gateway's own key when it was
 /// imported from there, else Gatehouse's name for it.
 pub(crate) fn session_on(conversation: &Conversation, gateway: &str) -> String {
-    match (&conversation.remote_gateway, &conversation.remote_session) {
-        (Some(g), Some(key)) if g == gateway => key.clone(),
-        _ => session_of(conversation.id),
+    session_for(conversation.id, conversation.remote_gateway.as_deref(), conversation.remote_session.as_deref(), gateway)
+}
+
+/// [`session_on`] from a conversation's columns.
+pub(crate) fn session_for(id: i64, remote_gateway: Option<&str>, remote_session: Option<&str>, gateway: &str) -> String {
+    match (remote_gateway, remote_session) {
+        (Some(g), Some(key)) if g == gateway => key.to_owned(),
+        _ => session_of(id),
     }
 }
 

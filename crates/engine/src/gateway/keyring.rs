@@ -3,6 +3,9 @@
 //! people who would rather not keep them in an environment variable or a file. One entry per
 //! profile and data directory (`gateway:<profile>@<data dir>`: two installations with a profile
 //! of the same name keep two tokens); the database only records that the token is there.
+//!
+//! Every call is a D-Bus round trip (or its macOS/Windows equivalent) that may wait on an
+//! unlock dialog, so the public functions run on the blocking pool, never on async threads.
 
 use std::path::Path;
 
@@ -17,9 +20,33 @@ fn entry(profile: &str, data_dir: &Path) -> Result<keyring::Entry> {
 
 /// Keep `token` for `profile`, replacing any earlier one. An empty `token` keeps the one
 /// already there (a profile re-added with a new URL), and is refused when there is none.
-pub(crate) fn store(profile: &str, data_dir: &Path, token: &str) -> Result<()> {
+pub(crate) async fn store(profile: &str, data_dir: &Path, token: String) -> Result<()> {
+    off_thread(profile, data_dir, move |p, d| store_now(p, d, &token)).await
+}
+
+pub(crate) async fn load(profile: &str, data_dir: &Path) -> Result<String> {
+    off_thread(profile, data_dir, load_now).await
+}
+
+/// Forget the token of a removed profile (nothing to forget is fine).
+pub(crate) async fn forget(profile: &str, data_dir: &Path) -> Result<()> {
+    off_thread(profile, data_dir, forget_now).await
+}
+
+async fn off_thread<T: Send + 'static>(
+    profile: &str,
+    data_dir: &Path,
+    f: impl FnOnce(&str, &Path) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (name, dir) = (profile.to_owned(), data_dir.to_owned());
+    tokio::task::spawn_blocking(move || f(&name, &dir))
+        .await
+        .map_err(|e| Error::KeyringUnavailable { profile: profile.to_owned(), reason: e.to_string() })?
+}
+
+fn store_now(profile: &str, data_dir: &Path, token: &str) -> Result<()> {
     if token.trim().is_empty() {
-        return load(profile, data_dir).map(drop).map_err(|e| match e {
+        return load_now(profile, data_dir).map(drop).map_err(|e| match e {
             Error::GatewayInvalid(_) => Error::GatewayInvalid(format!(
                 "no token was given, and the keyring has none for gateway `{profile}`"
             )),
@@ -29,7 +56,7 @@ pub(crate) fn store(profile: &str, data_dir: &Path, token: &str) -> Result<()> {
     entry(profile, data_dir)?.set_password(token.trim()).map_err(|e| unavailable(profile, e))
 }
 
-pub(crate) fn load(profile: &str, data_dir: &Path) -> Result<String> {
+fn load_now(profile: &str, data_dir: &Path) -> Result<String> {
     match entry(profile, data_dir)?.get_password() {
         Ok(token) => Ok(token),
         Err(keyring::Error::NoEntry) => Err(Error::GatewayInvalid(format!(
@@ -40,8 +67,7 @@ pub(crate) fn load(profile: &str, data_dir: &Path) -> Result<String> {
     }
 }
 
-/// Forget the token of a removed profile (nothing to forget is fine).
-pub(crate) fn forget(profile: &str, data_dir: &Path) -> Result<()> {
+fn forget_now(profile: &str, data_dir: &Path) -> Result<()> {
     match entry(profile, data_dir)?.delete_credential() {
         Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
         Err(e) => Err(unavailable(profile, e)),

@@ -141,21 +141,18 @@ pub trait Gateway: Send + Sync + 'static {
     /// `session` is Gatehouse's name for a conversation, or the gateway's own key for one
     /// listed by [`Gateway::sessions`].
     fn history(&self, _session: &str) -> futures::future::BoxFuture<'static, Result<Vec<ChatMessage>>> {
-        Box::pin(futures::future::ready(Err(self.keeps_no_conversations())))
+        Box::pin(futures::future::ready(Err(keeps_no_conversations(self.name()))))
     }
 
     /// The conversations the gateway keeps that were made elsewhere (not by this Gatehouse),
     /// for importing.
     fn sessions(&self) -> futures::future::BoxFuture<'static, Result<Vec<RemoteSession>>> {
-        Box::pin(futures::future::ready(Err(self.keeps_no_conversations())))
+        Box::pin(futures::future::ready(Err(keeps_no_conversations(self.name()))))
     }
+}
 
-    fn keeps_no_conversations(&self) -> crate::error::Error {
-        crate::error::Error::GatewayInvalid(format!(
-            "{} does not keep conversations; Gatehouse's copy is the only one",
-            self.name()
-        ))
-    }
+fn keeps_no_conversations(gateway: &str) -> crate::error::Error {
+    crate::error::Error::GatewayInvalid(format!("{gateway} does not keep conversations; Gatehouse's copy is the only one"))
 }
 
 /// A conversation a gateway keeps, as it lists them.

@@ -117,20 +117,11 @@ impl Profile {
         Ok(())
     }
 
-    /// The token, read now from where the profile says. The keyring may block (a locked
-    /// keyring asks the person to unlock it), so that read runs off the async threads.
+    /// The token, read now from where the profile says.
     pub(crate) async fn token(&self, data_dir: &Path) -> Result<Option<String>> {
         if self.token_keyring {
-            let (name, data_dir) = (self.name.clone(), data_dir.to_owned());
-            return tokio::task::spawn_blocking(move || super::keyring::load(&name, &data_dir))
-                .await
-                .map_err(|e| Error::KeyringUnavailable { profile: self.name.clone(), reason: e.to_string() })?
-                .map(Some);
+            return super::keyring::load(&self.name, data_dir).await.map(Some);
         }
-        self.token_from_env_or_file()
-    }
-
-    fn token_from_env_or_file(&self) -> Result<Option<String>> {
         if let Some(var) = &self.token_env {
             return match std::env::var(var) {
                 Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),

@@ -23,9 +23,8 @@ pub(crate) struct Turn {
     pub conversation_id: i64,
     pub message_id: i64,
     pub history: Vec<ChatMessage>,
-    /// The gateway's own key for this conversation, when it was imported from the gateway in
-    /// use: continuing it here continues it there.
-    pub remote_session: Option<String>,
+    /// The conversation's session on the gateway in use (see [`crate::chat::session_on`]).
+    pub session: String,
 }
 
 /// Titles are the first words of the first message.
@@ -95,15 +94,13 @@ impl WriteOp for StartTurn {
                 |r| r.get(0),
             )
             .map_err(db)?;
-        let remote_session = conn
-            .query_row(
-                "SELECT remote_session FROM conversations WHERE id = ?1 AND remote_gateway = ?2",
-                params![conversation_id, self.gateway],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db)?
-            .flatten();
-        Ok(Turn { conversation_id, message_id, history, remote_session })
+        let (remote_gateway, remote_session): (Option<String>, Option<String>) = conn
+            .query_row("SELECT remote_gateway, remote_session FROM conversations WHERE id = ?1", [conversation_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(db)?;
+        let session =
+            crate::chat::session_for(conversation_id, remote_gateway.as_deref(), remote_session.as_deref(), &self.gateway);
+        Ok(Turn { conversation_id, message_id, history, session })
     }
 }
