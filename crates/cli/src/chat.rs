@@ -158,13 +158,13 @@ async fn turn(
                     if wrote_any && !ends_in_newline {
                         println!();
                     }
-                    eprintln!("[tool] {}", outcome.summary);
+                    eprintln!("[tool] {}", crate::show::safe_text(&outcome.summary));
                     ends_in_newline = true;
                 }
             }
             ReplyEvent::Delta(text) => {
                 if !quiet {
-                    let _ = out.write_all(text.as_bytes());
+                    let _ = out.write_all(crate::show::safe_text(&text).as_bytes());
                     let _ = out.flush();
                     wrote_any = true;
                     ends_in_newline = text.ends_with('\n');
@@ -289,9 +289,9 @@ pub async fn chats(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
                     };
                     println!("\n{}:{note}", m.role);
                     for t in &m.tools {
-                        println!("[tool] {}", t.summary);
+                        println!("[tool] {}", crate::show::safe_text(&t.summary));
                     }
-                    println!("{}", m.text);
+                    println!("{}", crate::show::safe_text(&m.text));
                 }
             }
         }

@@ -59,6 +59,14 @@ enum Policy {
         /// Let the command reach the network (allow rules only)
         #[arg(long)]
         network: bool,
+        /// Let the command read this path besides the system directories (allow rules only;
+        /// repeatable), e.g. the install directory of a tool under your home
+        #[arg(long, value_name = "PATH")]
+        see: Vec<PathBuf>,
+        /// Let a request set this environment variable (allow rules only; repeatable). Names
+        /// that make programs run other code (LD_*, PYTHON*, BASH_ENV, *_OPTIONS, …) are refused
+        #[arg(long = "env", value_name = "NAME")]
+        env: Vec<String>,
     },
     Remove { id: i64 },
 }
@@ -83,7 +91,9 @@ pub async fn ask_on_terminal(command: &str, reason: &str, timed: bool) -> Approv
     let (command, reason) = (command.to_owned(), reason.to_owned());
     tokio::task::spawn_blocking(move || {
         let choices = if timed { "y = once, t = this command for 10 minutes, N = no" } else { "y = yes, N = no" };
-        eprint!("run `{command}`? ({reason})\n  {choices}: ");
+        // `command` comes escaped from the engine; the reason names a rule, whose patterns
+        // may hold a model's exact arguments.
+        eprint!("run `{command}`? ({})\n  {choices}: ", crate::show::safe(&reason));
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         match std::io::stdin().lock().read_line(&mut answer) {
@@ -132,8 +142,8 @@ pub async fn run(engine: &Engine, args: ExecArgs, json: bool) -> Outcome {
             return;
         }
         match stream {
-            Stream::Stdout => println!("{text}"),
-            Stream::Stderr => eprintln!("{text}"),
+            Stream::Stdout => println!("{}", crate::show::safe(text)),
+            Stream::Stderr => eprintln!("{}", crate::show::safe(text)),
         }
     };
     // Ctrl-C ends this process, and the sandbox dies with it (die-with-parent).
@@ -172,8 +182,9 @@ async fn policy(engine: &Engine, cmd: Policy, json: bool) -> Outcome {
                 }
             }
         }
-        Policy::Add { action, program, args, any_args, network } => {
-            let id = engine.add_exec_rule(action, &program, args, any_args, network).await?;
+        Policy::Add { action, program, args, any_args, network, see, env } => {
+            let rule = gatehouse_engine::NewRule { action, program, args, any_args, network, see, env };
+            let id = engine.add_rule(rule).await?;
             if json {
                 print_json(&serde_json::json!({ "id": id }));
             } else {
@@ -230,22 +241,28 @@ async fn audit(engine: &Engine, limit: i64, json: bool) -> Outcome {
         return Ok(ExitCode::SUCCESS);
     }
     for e in entries {
-        let how = match (&e.error_code, e.exit_code) {
-            (Some(code), _) => code.clone(),
-            (None, Some(c)) => format!("exit {c}"),
-            (None, None) => "-".into(),
+        let how = match (&e.error_code, e.exit_code, e.ended_at) {
+            (Some(code), _, _) => code.clone(),
+            (None, Some(c), _) => format!("exit {c}"),
+            // Written before it started, never completed: still running, or its runner died.
+            (None, None, None) => "no end".into(),
+            (None, None, Some(_)) => "-".into(),
         };
+        let safe = |s: &str| crate::show::safe(s).into_owned();
+        let args: Vec<String> = e.args.iter().map(|a| if crate::show::is_raw() { a.clone() } else { gatehouse_engine::exec::quote(a) }).collect();
+        let env = if e.env.is_empty() { String::new() } else { format!(" [env {}]", safe(&e.env.join(" "))) };
         println!(
-            "{:>5}  {}  {:<6}  {:<5}  {:<10}  {} {}  — {}{}",
+            "{:>5}  {}  {:<6}  {:<5}  {:<10}  {} {}{env}{}  — {}{}",
             e.id,
             show::short_time(e.at),
             e.requester,
             e.decision,
             how,
-            e.program,
-            e.args.join(" "),
-            e.reason,
-            e.approval.map(|a| format!(" (approval: {a})")).unwrap_or_default()
+            safe(&e.program),
+            args.join(" "),
+            e.cwd.as_deref().map(|c| format!(" (in {})", safe(c))).unwrap_or_default(),
+            safe(&e.reason),
+            e.approval.map(|a| format!(" (approval: {})", safe(&a))).unwrap_or_default()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -131,11 +131,15 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
             spec.cwd = cwd;
             spec.env = env;
             // The job will run where nobody can approve it: ask now, while a person is here.
-            let decision = engine.check_exec(&spec).await?;
+            let check = engine.check_exec(&spec).await?;
+            let decision = check.decision;
             if decision.action == gatehouse_engine::exec::policy::Action::Ask {
                 use gatehouse_engine::Approval;
-                match crate::exec::ask_on_terminal(&spec.display(), &decision.reason, false).await {
-                    Approval::Once | Approval::For(_) => spec.approved = true,
+                match crate::exec::ask_on_terminal(&check.prompt, &decision.reason, false).await {
+                    Approval::Once | Approval::For(_) => {
+                        spec.approved = true;
+                        spec.approved_program = Some(check.program);
+                    }
                     Approval::Denied => {
                         return Err(gatehouse_engine::Error::ExecDenied(format!("you declined it ({})", decision.reason)).into())
                     }
@@ -247,9 +251,9 @@ fn print_line(line: &OutputLine, json: bool) {
     if json {
         print_json(line);
     } else if line.stream == Stream::Stderr {
-        eprintln!("{}", line.text);
+        eprintln!("{}", crate::show::safe(&line.text));
     } else {
-        println!("{}", line.text);
+        println!("{}", crate::show::safe(&line.text));
     }
 }
 

@@ -26,6 +26,10 @@ struct Cli {
     /// Print machine-readable JSON
     #[arg(long, global = true)]
     json: bool,
+    /// Print what commands and models wrote as it is, control characters included (by
+    /// default they are shown escaped)
+    #[arg(long, global = true)]
+    raw: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
     // SAFETY: setting a signal disposition before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
+    show::set_raw(cli.raw);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")

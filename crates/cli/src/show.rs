@@ -1,4 +1,39 @@
 //! Formatting for people. (Programs use `--json`.)
+//!
+//! Text that a command, a model or a gateway wrote is printed through [`safe`] or
+//! [`safe_text`]: control characters shown escaped, so that none of it can move the cursor,
+//! retitle the terminal, write the clipboard (OSC 52) or forge a line of ours. `--raw` turns
+//! that off.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static RAW: AtomicBool = AtomicBool::new(false);
+
+/// Print what commands and models wrote as it is (`--raw`).
+pub fn set_raw(raw: bool) {
+    RAW.store(raw, Ordering::Relaxed);
+}
+
+pub fn is_raw() -> bool {
+    RAW.load(Ordering::Relaxed)
+}
+
+/// One field or line, every control character escaped (newlines too).
+pub fn safe(text: &str) -> Cow<'_, str> {
+    if RAW.load(Ordering::Relaxed) {
+        return Cow::Borrowed(text);
+    }
+    gatehouse_engine::exec::shown(text)
+}
+
+/// Running text (a streamed reply): newlines and tabs kept, other control characters escaped.
+pub fn safe_text(text: &str) -> Cow<'_, str> {
+    if RAW.load(Ordering::Relaxed) || !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.split('\n').map(|line| gatehouse_engine::exec::shown(line).into_owned()).collect::<Vec<_>>().join("\n"))
+}
 
 use gatehouse_engine::clock::rfc3339;
 use gatehouse_engine::{ExecSpec, Job};

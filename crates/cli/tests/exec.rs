@@ -100,33 +100,89 @@ fn policy_and_workspaces_are_managed_from_the_cli() {
 }
 
 #[test]
-fn credentials_under_home_are_hidden_from_commands() {
+fn the_home_directory_is_hidden_by_default_and_cannot_be_inside_a_workspace() {
     let dir = tempfile::tempdir().unwrap();
-    // A home inside the workspace: a workspace that contains credentials must not expose them.
-    // (Not just anywhere under /tmp: commands get a private /tmp of their own.)
-    let home = dir.path().join("workspace/home");
-    std::fs::create_dir_all(home.join(".ssh")).unwrap();
-    std::fs::write(home.join(".ssh/id_ed25519"), "PRIVATE KEY").unwrap();
-    std::fs::write(home.join(".netrc"), "machine x password hunter2").unwrap();
-    std::fs::write(home.join("notes.txt"), "not a secret").unwrap();
-    let h = home.to_str().unwrap();
-    let cat = |file: &str| {
-        gatehouse(dir.path()).args(["exec", "--", "cat", &format!("{h}/{file}")]).env("HOME", h).output().unwrap()
-    };
-    let key = cat(".ssh/id_ed25519");
-    assert_eq!(key.status.code(), Some(1));
-    assert!(!text(&key.stdout).contains("PRIVATE KEY"));
-    let netrc = cat(".netrc");
-    assert!(!text(&netrc.stdout).contains("hunter2"));
-    let notes = cat("notes.txt");
-    assert!(notes.status.success(), "{}", text(&notes.stderr));
-    assert_eq!(text(&notes.stdout).trim(), "not a secret");
+    // A home outside /tmp (commands get a private /tmp anyway), with what the outside review
+    // read through the default `cat` rule.
+    let home = tempfile::tempdir_in("/var/tmp").unwrap();
+    let h = home.path();
+    let secrets = [
+        (".mozilla/firefox/p.default/cookies.sqlite", "session-cookie"),
+        (".config/Code/User/globalStorage/state.vscdb", "vscode-state"),
+        (".config/rclone/rclone.conf", "rclone-pass"),
+        (".bash_history", "mysql -p hunter2"),
+        (".local/share/gatehouse/gatehouse.db", "other-gatehouse"),
+        (".ssh/id_ed25519", "PRIVATE KEY"),
+    ];
+    for (file, content) in secrets {
+        std::fs::create_dir_all(h.join(file).parent().unwrap()).unwrap();
+        std::fs::write(h.join(file), content).unwrap();
+    }
+    for (file, content) in secrets {
+        let path = h.join(file);
+        let out = gatehouse(dir.path()).args(["exec", "--", "cat", path.to_str().unwrap()]).env("HOME", h).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        assert!(!text(&out.stdout).contains(content), "{file} was read");
+    }
+    let out = gatehouse(dir.path()).args(["exec", "--", "ls", "-A", h.to_str().unwrap()]).env("HOME", h).output().unwrap();
+    assert!(text(&out.stdout).trim().is_empty(), "{}", text(&out.stdout));
 
-    // A hidden directory cannot be made visible by running a command in it.
-    let ssh = format!("{h}/.ssh");
-    let out = gatehouse(dir.path()).args(["exec", "--cwd", &ssh, "--", "cat", "id_ed25519"]).env("HOME", h).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("blocked by policy") && !text(&out.stdout).contains("PRIVATE"), "{}", text(&out.stderr));
+    // A home inside a workspace root: commands there are refused, not shown the home.
+    let inside = dir.path().join("workspace/home");
+    std::fs::create_dir_all(inside.join(".ssh")).unwrap();
+    std::fs::write(inside.join(".ssh/id_ed25519"), "PRIVATE KEY").unwrap();
+    let out = gatehouse(dir.path()).args(["exec", "--", "cat", "home/.ssh/id_ed25519"]).env("HOME", &inside).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("home directory") && !text(&out.stdout).contains("PRIVATE"), "{}", text(&out.stderr));
+    let err = gatehouse(dir.path()).args(["exec", "workspace", "add", h.to_str().unwrap()]).env("HOME", h).output().unwrap();
+    assert_eq!(err.status.code(), Some(2), "the home cannot be a root");
+}
+
+#[test]
+fn control_characters_from_a_command_reach_the_terminal_escaped_unless_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    // A clipboard write (OSC 52), a clear-screen and a carriage return.
+    let nasty = r"\033]52;c;ZXZpbA==\007\033[2Jok\r";
+    let out = run(dir.path(), &["exec", "--", "printf", nasty]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!out.stdout.contains(&0x1b) && !out.stdout.contains(&b'\r'), "{:?}", text(&out.stdout));
+    assert!(text(&out.stdout).contains(r"\u{1b}]52;c;ZXZpbA=="), "{}", text(&out.stdout));
+    let raw = run(dir.path(), &["--raw", "exec", "--", "printf", nasty]);
+    assert!(raw.stdout.starts_with(b"\x1b]52;c;"), "--raw passes it on: {:?}", raw.stdout);
+
+    // A newline inside an argument cannot forge a row of the audit listing.
+    let forged = "x\n99999  2026-01-01 00:00:00  person  allow  exit 0      /usr/bin/ls";
+    assert!(run(dir.path(), &["exec", "--", "echo", forged]).status.success());
+    let audit = text(&run(dir.path(), &["exec", "audit"]).stdout);
+    assert!(!audit.lines().any(|l| l.starts_with("99999")), "{audit}");
+    assert!(audit.contains(r"x\n99999"), "{audit}");
+
+    // Nor through a job's output.
+    let out = run(dir.path(), &["--json", "jobs", "submit", "exec", "--", "printf", nasty]);
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"].as_i64().unwrap().to_string();
+    let mut worker = gatehouse(dir.path()).args(["worker", "--workers", "1"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let waited = run(dir.path(), &["jobs", "wait", &id, "--timeout", "60"]);
+    let logs = run(dir.path(), &["jobs", "logs", &id]);
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert!(waited.status.success(), "{}", text(&waited.stderr));
+    assert!(!logs.stdout.contains(&0x1b) && text(&logs.stdout).contains(r"\u{1b}[2J"), "{:?}", text(&logs.stdout));
+}
+
+#[test]
+fn a_run_whose_runner_is_killed_is_on_record_with_no_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = gatehouse(dir.path()).args(["exec", "--", "sleep", "30"]).stdout(Stdio::null()).spawn().unwrap();
+    // The row is written before the command starts: wait for it, then kill the runner.
+    let row = gatehouse_testkit::eventually("the audit row", std::time::Duration::from_secs(20), || {
+        let audit: Value = serde_json::from_slice(&run(dir.path(), &["--json", "exec", "audit"]).stdout).ok()?;
+        audit.as_array()?.first().cloned()
+    });
+    assert_eq!((row["decision"].as_str(), row["ended_at"].is_null()), (Some("allow"), true), "{row}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let audit = text(&run(dir.path(), &["exec", "audit"]).stdout);
+    assert!(audit.contains("no end") && audit.contains("sleep 30"), "{audit}");
 }
 
 /// Processes of `uid` whose command line is exactly `cmdline` (NUL-separated), not zombies.

@@ -41,6 +41,21 @@ pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use error::{Error, JobError, Result};
 pub use exec::{Approval, Approver, ExecRequest, ExecResult, ExecSpec, NoApprover, Requester};
+
+/// A policy rule to add ([`Engine::add_rule`]).
+#[derive(Debug, Clone)]
+pub struct NewRule {
+    pub action: exec::policy::Action,
+    /// A name on the sandbox's PATH, or a path.
+    pub program: String,
+    pub args: Vec<String>,
+    pub any_args: bool,
+    pub network: bool,
+    /// Paths commands under the rule may read.
+    pub see: Vec<PathBuf>,
+    /// Variables requests under the rule may set.
+    pub env: Vec<String>,
+}
 pub use pool::job::{Job, JobEvent, JobState, NewJob, OutputLine, Stream};
 pub use pool::kind::{JobKind, JobRun, Outcome};
 pub use pool::ops::cancel::Canceled;
@@ -179,9 +194,10 @@ impl Engine {
     }
 
     /// Queue a job. Returns once it is committed, without waiting for a worker.
-    pub async fn submit(&self, job: NewJob) -> Result<i64> {
+    pub async fn submit(&self, mut job: NewJob) -> Result<i64> {
         let kind = self.shared.kinds.get(job.kind.as_str()).ok_or_else(|| Error::JobKindUnavailable(job.kind.clone()))?;
         kind.validate(&job.spec)?;
+        job.timeout = job.timeout.or(kind.default_timeout());
         if job.max_attempts == 0 {
             return Err(Error::JobInvalid("max attempts must be at least 1".into()));
         }
@@ -255,6 +271,17 @@ impl Engine {
     /// Add or replace a gateway profile. The first one becomes the default.
     pub async fn add_gateway(&self, profile: Profile) -> Result<()> {
         profile.validate()?;
+        if let Some(file) = &profile.token_file {
+            // Never where a command could write: a command could then rename its way to it.
+            let roots = exec::workspace::roots(&self.shared.store, self.data_dir()).await?;
+            if let Some(root) = exec::workspace::root_holding(file, &roots) {
+                return Err(Error::GatewayInvalid(format!(
+                    "the token file {} is inside the exec workspace root {}, where commands could read it; keep it elsewhere",
+                    exec::shown_path(file),
+                    exec::shown_path(&root)
+                )));
+            }
+        }
         if !profile.token_keyring {
             // Re-added with its token somewhere else: the keyring's copy is not needed any more.
             self.forget_keyring_token(&profile.name).await?;
@@ -417,14 +444,18 @@ impl Engine {
 
     /// The rules in force now.
     /// What the policy says about `spec` (a refusal is an error naming the rule or limit),
-    /// without running it — so `jobs submit exec` can ask a person while one is there.
-    pub async fn check_exec(&self, spec: &ExecSpec) -> Result<exec::policy::Decision> {
+    /// without running it — so `jobs submit exec` can ask a person while one is there — and
+    /// what to ask them: the command, what its program resolves to, where it runs and with
+    /// which variables, control characters escaped.
+    pub async fn check_exec(&self, spec: &ExecSpec) -> Result<exec::ExecCheck> {
         let ctx = self.exec_context();
         // Asked at submit for a job: the person answers for the job that will run it.
         let checked = exec::check(&ctx, spec, exec::Requester::Job(0)).await?;
+        let prompt = exec::prompt(spec, &checked.program, &checked.place);
+        let program = exec::fingerprint(&checked.program);
         match checked.decision.action {
             exec::policy::Action::Deny => Err(Error::ExecDenied(checked.decision.reason)),
-            _ => Ok(checked.decision),
+            _ => Ok(exec::ExecCheck { decision: checked.decision, prompt, program }),
         }
     }
 
@@ -461,8 +492,8 @@ impl Engine {
         exec::policy::rules(&self.shared.store, self.shared.clock.now()).await
     }
 
-    /// Add a policy rule for `program` (a name on PATH or a path; stored resolved). Returns
-    /// its id.
+    /// Add a policy rule for `program` (a name on the sandbox's PATH or a path; stored
+    /// resolved). Returns its id.
     pub async fn add_exec_rule(
         &self,
         action: exec::policy::Action,
@@ -471,31 +502,82 @@ impl Engine {
         any_args: bool,
         network: bool,
     ) -> Result<i64> {
-        exec::policy::check_patterns(&args)?;
-        if network && action != exec::policy::Action::Allow {
-            return Err(Error::ExecInvalid("--network only makes sense on an allow rule".into()));
+        let rule = NewRule { action, program: program.into(), args, any_args, network, see: vec![], env: vec![] };
+        self.add_rule(rule).await
+    }
+
+    /// Add a policy rule, with the paths it lets a command read and the variables it lets a
+    /// request set. A rule on a program outside the system directories holds for its
+    /// current content only. Returns its id.
+    pub async fn add_rule(&self, rule: NewRule) -> Result<i64> {
+        use exec::policy::Action;
+        exec::policy::check_patterns(&rule.args)?;
+        if (rule.network || !rule.see.is_empty() || !rule.env.is_empty()) && rule.action != Action::Allow {
+            return Err(Error::ExecInvalid("--network, --see and --env only make sense on an allow rule".into()));
         }
-        let program = exec::policy::resolve(program, None)?.remove(0).to_string_lossy().into_owned();
-        let spec = exec::policy::RuleSpec { action, program, args, any_args, network, only_cwd: None, only_requester: None };
+        if let Some((name, why)) = rule.env.iter().find_map(|n| exec::sandbox::never(n).map(|w| (n, w))) {
+            return Err(Error::ExecInvalid(format!("a rule cannot let a command set {} ({why})", exec::shown(name))));
+        }
+        let mut see = Vec::new();
+        for path in &rule.see {
+            see.push(self.visible_path(path).await?.to_string_lossy().into_owned());
+        }
+        let program = exec::program::resolve(&rule.program, None)?;
+        let mut spec = exec::policy::RuleSpec::new(rule.action, String::new(), rule.args, rule.any_args, rule.network);
+        spec.program = match program.source {
+            exec::program::Source::System => program.found.to_string_lossy().into_owned(),
+            exec::program::Source::Copy { .. } => program.real.to_string_lossy().into_owned(),
+        };
+        spec.sha256 = program.sha256().map(str::to_owned);
+        (spec.see, spec.env) = (see, rule.env);
         let rule = exec::policy::AddRule { spec, builtin: false, lasts_ms: None };
         self.shared.store.writer.apply(rule).await
     }
 
+    /// A path a rule may show to commands: it exists, and holds neither the data directory nor
+    /// a gateway token file.
+    async fn visible_path(&self, path: &Path) -> Result<PathBuf> {
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| Error::ExecInvalid(format!("{} cannot be shown to commands: {e}", path.display())))?;
+        let token_files: Vec<PathBuf> =
+            gateway::profile::list(&self.shared.store).await?.into_iter().filter_map(|p| p.token_file).collect();
+        let data = std::fs::canonicalize(self.data_dir()).unwrap_or_else(|_| self.data_dir().to_owned());
+        let roots = exec::workspace::roots(&self.shared.store, self.data_dir()).await?;
+        if let Some(root) = roots.iter().find(|r| real.starts_with(&r.path)) {
+            return Err(Error::ExecInvalid(format!(
+                "{} cannot be shown to commands: it is inside the workspace root {}, where a command could replace it",
+                real.display(),
+                root.path.display()
+            )));
+        }
+        if let Some(secret) = std::iter::once(&data).chain(&token_files).find(|s| s.starts_with(&real)) {
+            return Err(Error::ExecInvalid(format!(
+                "{} cannot be shown to commands: it contains {}, which commands may not see",
+                real.display(),
+                secret.display()
+            )));
+        }
+        Ok(real)
+    }
     pub async fn remove_exec_rule(&self, id: i64) -> Result<()> {
         self.shared.store.writer.apply(exec::policy::RemoveRule(id)).await
     }
 
     /// Workspace roots, the default one (the data directory's `workspace/`) first.
     pub async fn workspaces(&self) -> Result<Vec<PathBuf>> {
-        exec::workspace::roots(&self.shared.store, self.data_dir()).await
+        Ok(exec::workspace::roots(&self.shared.store, self.data_dir()).await?.into_iter().map(|r| r.path).collect())
     }
 
+    /// Add a workspace root, held by identity from now on. Refused: `/`, the home directory
+    /// and what contains it, system places, a root nested with another, and any that is, holds
+    /// or lies in the data directory or holds a gateway token file.
     pub async fn add_workspace(&self, dir: &Path) -> Result<PathBuf> {
-        let real = std::fs::canonicalize(dir)
-            .ok()
-            .filter(|p| p.is_dir())
-            .ok_or_else(|| Error::ExecInvalid(format!("{} is not an existing directory", dir.display())))?;
-        self.shared.store.writer.apply(exec::workspace::Add(real.clone())).await?;
+        let roots = exec::workspace::roots(&self.shared.store, self.data_dir()).await?;
+        let token_files: Vec<PathBuf> =
+            gateway::profile::list(&self.shared.store).await?.into_iter().filter_map(|p| p.token_file).collect();
+        let secrets = exec::workspace::Secrets { data_dir: self.data_dir(), token_files: &token_files };
+        let (real, id) = exec::workspace::admit(dir, &roots, &secrets)?;
+        self.shared.store.writer.apply(exec::workspace::Add(real.clone(), id)).await?;
         Ok(real)
     }
 

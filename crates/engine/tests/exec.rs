@@ -5,21 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use gatehouse_engine::exec::policy::Action;
-use gatehouse_engine::{Engine, EngineOptions, ExecRequest, ExecResult, ExecSpec, NoApprover, Requester, Stream};
+use gatehouse_engine::{Engine, EngineOptions, ExecRequest, ExecSpec, NoApprover, Requester, Stream};
 use tokio_util::sync::CancellationToken;
 
-struct Ran {
-    result: gatehouse_engine::Result<ExecResult>,
-    stdout: String,
-    stderr: String,
-}
-
-async fn engine(dir: &Path) -> Engine {
-    let engine = Engine::open(EngineOptions::new(dir)).await.unwrap();
-    // The tests drive commands through sh; the default policy asks about it.
-    engine.add_exec_rule(Action::Allow, "sh", vec![], true, false).await.unwrap();
-    engine
-}
+mod common;
+use common::{engine, Ran};
 
 async fn run(engine: &Engine, cwd: Option<&Path>, timeout: Duration, program: &str, args: &[&str]) -> Ran {
     let mut spec = ExecSpec::new(program, args.iter().copied());
@@ -28,15 +18,7 @@ async fn run(engine: &Engine, cwd: Option<&Path>, timeout: Duration, program: &s
 }
 
 async fn run_spec(engine: &Engine, spec: ExecSpec, timeout: Duration) -> Ran {
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    let mut on_line = |stream: Stream, text: &str| {
-        let out = if stream == Stream::Stdout { &mut stdout } else { &mut stderr };
-        out.push_str(text);
-        out.push('\n');
-    };
-    let request = ExecRequest { spec, timeout: Some(timeout), requester: Requester::Model };
-    let result = engine.exec(request, &NoApprover, &mut on_line, &CancellationToken::new()).await;
-    Ran { result, stdout, stderr }
+    common::run(engine, spec, &NoApprover, timeout).await
 }
 
 fn sh(script: &str) -> [&str; 2] {
@@ -208,7 +190,10 @@ async fn a_pending_approval_is_answered_for_a_while_and_the_grant_expires() {
         (result, out)
     });
     let request = requests.recv().await.unwrap();
-    assert!(request.command.starts_with("sh -c 'echo approved' (in /"), "{}", request.command);
+    // The prompt says which file a bare name resolves to, and where it runs.
+    let real = std::fs::canonicalize("/usr/bin/sh").unwrap();
+    let expected = format!("sh -c 'echo approved' [runs {}] (in /", real.display());
+    assert!(request.command.starts_with(&expected), "{}", request.command);
     assert_eq!(engine.pending_approvals().len(), 1);
     engine.answer_approval(request.id, Approval::For(Duration::from_secs(600))).unwrap();
     let (result, out) = waiting.await.unwrap();

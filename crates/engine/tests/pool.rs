@@ -477,7 +477,9 @@ async fn a_retried_exec_job_does_not_keep_the_approval_of_its_first_run() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
     let mut spec = ExecSpec::new("sh", ["-c", "exit 3"]);
-    spec.approved = true; // a person said yes at submit; the default policy asks about sh
+    // A person said yes at submit (the default policy asks about sh), for the file checked then.
+    spec.approved = true;
+    spec.approved_program = Some(engine.check_exec(&spec).await.unwrap().program);
     let id = engine.submit(NewJob::new("exec", serde_json::to_value(spec).unwrap())).await.unwrap();
     let mut events = engine.subscribe();
     let pool = engine.start_pool(PoolConfig::default()).await.unwrap();

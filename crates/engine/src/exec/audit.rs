@@ -1,5 +1,10 @@
 //! The audit trail: every exec request, what was decided and why, who approved it, and how it
 //! ended.
+//!
+//! A command that runs is written down before it starts ([`Record`] with no end) and completed
+//! when it ends ([`Finish`]); if the first write fails, it does not run. So a runner killed
+//! mid-command (Ctrl-C, SIGKILL, a full disk) leaves a row with no end, never a run with no
+//! row.
 
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -28,19 +33,28 @@ pub struct AuditEntry {
     pub output_bytes: Option<i64>,
     pub truncated: bool,
     pub error_code: Option<String>,
+    /// Names of the variables the request set (their values are not kept: they may be secret).
+    pub env: Vec<String>,
+    /// When it ended; `None` while it runs, or if its runner died before it could say.
+    #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
+    pub ended_at: Option<Millis>,
 }
 
 
-pub(crate) struct Record(pub AuditEntry);
+/// A new row: `ended` for a refusal (over as soon as written), not for a command about to start.
+pub(crate) struct Record {
+    pub entry: AuditEntry,
+    pub ended: bool,
+}
 
 impl WriteOp for Record {
     type Output = i64;
     fn apply(&mut self, conn: &Connection, now: Millis) -> Result<i64> {
-        let e = &self.0;
+        let e = &self.entry;
         conn.query_row(
             "INSERT INTO exec_audit (at, requester, program, args, cwd, decision, rule_id, reason, approval,
-                                     exit_code, signal, duration_ms, output_bytes, truncated, error_code)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
+                                     exit_code, signal, duration_ms, output_bytes, truncated, error_code, env, ended_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) RETURNING id",
             params![
                 now,
                 e.requester,
@@ -56,11 +70,37 @@ impl WriteOp for Record {
                 e.duration_ms,
                 e.output_bytes,
                 e.truncated,
-                e.error_code
+                e.error_code,
+                serde_json::to_string(&e.env).unwrap_or_default(),
+                self.ended.then_some(now)
             ],
             |r| r.get(0),
         )
         .map_err(db)
+    }
+}
+
+/// How a started command ended.
+pub(crate) struct Finish {
+    pub id: i64,
+    pub exit_code: Option<i64>,
+    pub duration_ms: i64,
+    pub output_bytes: i64,
+    pub truncated: bool,
+    pub error_code: Option<String>,
+}
+
+impl WriteOp for Finish {
+    type Output = ();
+    fn apply(&mut self, conn: &Connection, now: Millis) -> Result<()> {
+        conn.execute(
+            "UPDATE exec_audit SET exit_code = ?2, duration_ms = ?3, output_bytes = ?4, truncated = ?5, error_code = ?6,
+                                   ended_at = ?7
+             WHERE id = ?1",
+            params![self.id, self.exit_code, self.duration_ms, self.output_bytes, self.truncated, self.error_code, now],
+        )
+        .map_err(db)?;
+        Ok(())
     }
 }
 
@@ -70,11 +110,12 @@ pub(crate) async fn list(store: &Store, limit: i64) -> Result<Vec<AuditEntry>> {
         .read(move |c| {
             c.prepare_cached(
                 "SELECT id, at, requester, program, args, cwd, decision, rule_id, reason, approval, exit_code,
-                        signal, duration_ms, output_bytes, truncated, error_code
+                        signal, duration_ms, output_bytes, truncated, error_code, env, ended_at
                  FROM exec_audit ORDER BY id DESC LIMIT ?1",
             )?
             .query_map([limit], |r| {
                 let args: String = r.get(4)?;
+                let env: String = r.get(16)?;
                 Ok(AuditEntry {
                     id: r.get(0)?,
                     at: r.get(1)?,
@@ -92,6 +133,8 @@ pub(crate) async fn list(store: &Store, limit: i64) -> Result<Vec<AuditEntry>> {
                     output_bytes: r.get(13)?,
                     truncated: r.get(14)?,
                     error_code: r.get(15)?,
+                    env: serde_json::from_str(&env).unwrap_or_default(),
+                    ended_at: r.get(17)?,
                 })
             })?
             .collect()

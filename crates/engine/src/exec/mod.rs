@@ -1,19 +1,28 @@
 //! Running commands.
 //!
-//! The exec tool's path, for a command a person or a model asks for ([`run_now`]):
-//! request → policy ([`policy`]) → approval when a rule says ask ([`Approver`]) → confinement
-//! ([`sandbox`], bubblewrap) → limits (timeout that kills the whole sandbox, output cap,
-//! scrubbed environment) → audit ([`audit`]). Every refusal names the rule or limit.
+//! The exec tool's path, for a command a person, a model or an `exec` job asks for
+//! ([`run_now`]): request → the working directory, held open inside a workspace root
+//! ([`workspace`]) → the program, resolved once to an open file ([`program`]) → policy on that
+//! file ([`policy`]) → approval when a rule says ask ([`Approver`]) → an audit row, written
+//! before anything starts ([`audit`]) → confinement ([`sandbox`], bubblewrap, with a seccomp
+//! filter from [`seccomp`]) → limits (timeout that kills the whole sandbox, output cap,
+//! allowlisted environment) → the audit row completed. Every refusal names the rule or limit.
 //!
-//! `exec` jobs still run as plain child processes in their own process group ([`process`]);
-//! moving them onto the same path is the next step.
+//! The rule throughout: check the object that will be used (a descriptor, a device and inode,
+//! the program's bytes), never a name that is resolved again later ([`held`]). The threat
+//! model is `docs/exec-threat-model.md`.
 
 pub mod approval;
 pub mod audit;
+pub(crate) mod held;
 pub mod policy;
 pub(crate) mod process;
+pub(crate) mod program;
 pub mod sandbox;
+pub(crate) mod seccomp;
 pub(crate) mod workspace;
+
+pub use program::SANDBOX_PATH;
 
 use std::path::{Path, PathBuf};
 
@@ -35,9 +44,12 @@ pub struct ExecSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<(String, String)>,
     /// A person approved this command when it was submitted (an `exec` job whose rule says
-    /// ask): it runs once without asking again.
+    /// ask): it runs once without asking again — if its program is still the file that was
+    /// approved ([`ExecCheck::program`]; an older approval without it no longer counts).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub approved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_program: Option<String>,
 }
 
 impl ExecSpec {
@@ -48,6 +60,7 @@ impl ExecSpec {
             cwd: None,
             env: Vec::new(),
             approved: false,
+            approved_program: None,
         }
     }
 
@@ -57,7 +70,32 @@ impl ExecSpec {
     }
 }
 
-fn quote(arg: &str) -> String {
+/// `text` with every control character (and the Unicode controls that reorder text) shown as
+/// an escape, so that nothing a command or a model wrote can move the cursor, set a title,
+/// write the clipboard (OSC 52) or redraw a prompt when it is printed to a terminal.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
+    if !text.chars().any(|c| c.is_control() || bidi(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push('\t'),
+            c if c.is_control() || bidi(c) => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A path as [`shown`] text.
+pub(crate) fn shown_path(path: &Path) -> String {
+    shown(&path.to_string_lossy()).into_owned()
+}
+
+/// `arg` as a shell would need it written, control characters escaped.
+pub fn quote(arg: &str) -> String {
     let plain = !arg.is_empty()
         && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
     if plain {
@@ -70,7 +108,8 @@ fn quote(arg: &str) -> String {
     }
 }
 
-/// Find `program` the way the shell would: a path with a slash as given, else on `PATH`.
+/// Find `program` the way the shell would: a path with a slash as given, else on our `PATH`
+/// (for Gatehouse's own tools, such as bubblewrap; commands are resolved by [`program`]).
 pub fn resolve_program(program: &str) -> Option<PathBuf> {
     let executable = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;
@@ -82,6 +121,23 @@ pub fn resolve_program(program: &str) -> Option<PathBuf> {
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| executable(p))
+}
+
+/// What the policy says about a command before it runs ([`crate::Engine::check_exec`]).
+#[derive(Debug, Clone)]
+pub struct ExecCheck {
+    pub decision: policy::Decision,
+    /// What to ask a person: the command, the file its program resolves to, where it runs and
+    /// with which variables, control characters escaped.
+    pub prompt: String,
+    /// The program file as it was checked (device, inode and, outside the system directories,
+    /// content): an approval given now holds for this file only (`ExecSpec::approved_program`).
+    pub program: String,
+}
+
+/// The [`ExecCheck::program`] of a resolved program.
+pub(crate) fn fingerprint(program: &program::Program) -> String {
+    format!("{}:{}:{}", program.id.dev, program.id.ino, program.sha256().unwrap_or("system"))
 }
 
 /// The `exec` job kind: the command goes through the same policy, sandbox, limits and audit
@@ -99,6 +155,10 @@ impl JobKind for ExecJob {
         "exec"
     }
 
+    fn default_timeout(&self) -> Option<Duration> {
+        Some(DEFAULT_JOB_TIMEOUT)
+    }
+
     fn validate(&self, spec: &serde_json::Value) -> Result<()> {
         let spec: ExecSpec = serde_json::from_value(spec.clone())
             .map_err(|e| Error::JobInvalid(format!("not a valid exec job: {e}")))?;
@@ -113,14 +173,15 @@ impl JobKind for ExecJob {
                 return Err(Error::JobInvalid(format!("the working directory {} does not exist", cwd.display())));
             }
         }
-        if policy::resolve(&spec.program, spec.cwd.as_deref()).is_err() {
-            return Err(Error::JobInvalid(format!(
-                "the program `{}` was not found or is not executable (looked on PATH)",
-                spec.program
-            )));
+        let cwd = spec.cwd.clone().unwrap_or_else(|| workspace::default_root(&self.data_dir));
+        if let Err(e) = program::resolve(&spec.program, Some(&cwd)) {
+            return Err(Error::JobInvalid(e.to_string()));
         }
         if let Some((k, _)) = spec.env.iter().find(|(k, _)| k.is_empty() || k.contains('=') || k.contains('\0')) {
-            return Err(Error::JobInvalid(format!("`{k}` is not a valid environment variable name")));
+            return Err(Error::JobInvalid(format!("`{}` is not a valid environment variable name", shown(k))));
+        }
+        if let Some((k, why)) = spec.env.iter().find_map(|(k, _)| sandbox::never(k).map(|w| (k, w))) {
+            return Err(Error::ExecDenied(format!("the variable {} cannot be set ({why})", shown(k))));
         }
         Ok(())
     }
@@ -202,6 +263,9 @@ pub struct ExecRequest {
 
 /// The default for [`ExecRequest::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The timeout of an `exec` job submitted without one: jobs are the long tasks, but none runs
+/// forever unasked.
+pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Output kept (passed on) per command; the rest is counted and reported as truncated.
 pub const OUTPUT_CAP: u64 = 1024 * 1024;
 
@@ -250,7 +314,13 @@ pub struct ExecResult {
 /// Whether bubblewrap works here, checked once per process.
 fn sandbox_ready() -> Result<()> {
     static PROBE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
-    PROBE.get_or_init(|| sandbox::probe().map_err(|e| e.to_string())).clone().map_err(Error::SandboxUnavailable)
+    PROBE
+        .get_or_init(|| {
+            sandbox::become_reaper();
+            sandbox::probe().map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(Error::SandboxUnavailable)
 }
 
 pub(crate) struct Context<'a> {
@@ -260,29 +330,72 @@ pub(crate) struct Context<'a> {
     pub now: crate::clock::Millis,
 }
 
-/// A command checked against the environment rules, the workspaces and the policy.
+
+/// A command checked: where it runs, what it runs, and what the policy says.
 pub(crate) struct Checked {
-    /// Canonical, inside a workspace root.
-    pub cwd: PathBuf,
-    /// Where the program was found, then where that leads after symlinks.
-    pub paths: Vec<PathBuf>,
+    pub place: workspace::Place,
+    pub program: program::Program,
     pub decision: policy::Decision,
 }
 
+/// Gateway token files: never inside a workspace root, never visible to a command.
+async fn token_files(store: &crate::store::Store) -> Vec<PathBuf> {
+    crate::gateway::profile::list(store).await.map(|ps| ps.into_iter().filter_map(|p| p.token_file).collect()).unwrap_or_default()
+}
+
 pub(crate) async fn check(ctx: &Context<'_>, spec: &ExecSpec, requester: Requester) -> Result<Checked> {
-    if let Some((name, why)) = spec.env.iter().find_map(|(k, _)| sandbox::forbidden_override(k).map(|w| (k, w))) {
-        return Err(Error::ExecDenied(format!("the variable {name} cannot be set ({why})")));
+    if let Some((name, why)) = spec.env.iter().find_map(|(k, _)| sandbox::never(k).map(|w| (k, w))) {
+        return Err(Error::ExecDenied(format!("the variable {} cannot be set ({why})", shown(name))));
     }
     let default_root = workspace::default_root(ctx.data_dir);
     std::fs::create_dir_all(&default_root).map_err(|e| {
-        Error::ExecWorkspace(format!("cannot create the workspace {}: {e}", default_root.display()))
+        Error::ExecWorkspace(format!("cannot create the workspace {}: {e}", shown_path(&default_root)))
     })?;
     let roots = workspace::roots(ctx.store, ctx.data_dir).await?;
-    let cwd = workspace::check(spec.cwd.as_deref().unwrap_or(&default_root), &roots)?;
-    let paths = policy::resolve(&spec.program, Some(&cwd))?;
+    let token_files = token_files(ctx.store).await;
+    let secrets = workspace::Secrets { data_dir: ctx.data_dir, token_files: &token_files };
+    let cwd = spec.cwd.clone().unwrap_or(default_root);
+    let place = workspace::check(&cwd, &roots, &secrets)?;
+    if let Some((path, id)) = &place.record {
+        ctx.store.writer.apply(workspace::Identify(path.clone(), *id)).await?;
+    }
+    let program = program::resolve(&spec.program, Some(&place.cwd))?;
     let rules = policy::rules(ctx.store, ctx.now).await?;
-    let decision = policy::decide(&rules, &paths, &spec.args, policy::Scope { cwd: &cwd, requester: requester.kind() });
-    Ok(Checked { cwd, paths, decision })
+    let scope = policy::Scope { cwd: &place.cwd, requester: requester.kind() };
+    let decision = policy::decide(&rules, &policy::Candidate::of(&program), &spec.args, scope, program::rule_target);
+    // A path a rule shows must not be one a command can swap (bubblewrap binds it by name).
+    let see = decision.rule.as_ref().map(|r| r.spec.see.as_slice()).unwrap_or_default();
+    if let Some(path) = see.iter().find(|p| roots.iter().any(|r| Path::new(p).starts_with(&r.path))) {
+        return Err(Error::ExecDenied(format!(
+            "{}: it lets commands see {}, which is inside a workspace root where a command could replace it; change the rule",
+            decision.reason,
+            shown(path)
+        )));
+    }
+    let permitted = decision.rule.as_ref().map(|r| r.spec.env.as_slice()).unwrap_or_default();
+    if let Some((name, _)) = spec.env.iter().find(|(k, _)| !sandbox::settable(k) && !permitted.contains(k)) {
+        return Err(Error::ExecDenied(format!(
+            "the variable {} cannot be set: a command may be given LANG, LANGUAGE, LC_*, TZ, TERM, COLORTERM, NO_COLOR, \
+             COLUMNS and LINES, and the names its rule permits (`gatehouse exec policy add … --env NAME`)",
+            shown(name)
+        )));
+    }
+    Ok(Checked { place, program, decision })
+}
+
+/// What a person is asked: the command, what its program resolves to, where it runs and
+/// with which variables — all of it as [`shown`] text.
+pub(crate) fn prompt(spec: &ExecSpec, program: &program::Program, place: &workspace::Place) -> String {
+    let mut text = spec.display();
+    if Path::new(&spec.program) != program.real {
+        text.push_str(&format!(" [runs {}]", shown(&program.real.to_string_lossy())));
+    }
+    text.push_str(&format!(" (in {})", shown_path(&place.cwd)));
+    if !spec.env.is_empty() {
+        let vars: Vec<String> = spec.env.iter().map(|(k, v)| format!("{}={}", shown(k), quote(v))).collect();
+        text.push_str(&format!(" (with {})", vars.join(" ")));
+    }
+    text
 }
 
 /// Run a command through policy, approval, sandbox and limits, and audit it. Lines of output
@@ -293,7 +406,7 @@ pub(crate) async fn run_now(
     approver: &dyn Approver,
     output: Output<'_>,
 ) -> Result<ExecResult> {
-    use audit::{AuditEntry, Record};
+    use audit::{AuditEntry, Finish, Record};
     let started = std::time::Instant::now();
     let spec = &request.spec;
     let mut entry = AuditEntry {
@@ -313,6 +426,8 @@ pub(crate) async fn run_now(
         output_bytes: None,
         truncated: false,
         error_code: None,
+        env: spec.env.iter().map(|(k, _)| k.clone()).collect(),
+        ended_at: None,
     };
     let writer = &ctx.store.writer;
     // Refuse, audited: the entry says why.
@@ -321,36 +436,51 @@ pub(crate) async fn run_now(
             let err: Error = $err;
             entry.reason = if entry.reason.is_empty() { err.to_string() } else { entry.reason.clone() };
             entry.error_code = Some(err.code().to_owned());
-            writer.apply(Record(entry)).await?;
+            writer.apply(Record { entry, ended: true }).await?;
             return Err(err);
         }};
     }
 
-    let Checked { cwd, paths, decision } = match check(&ctx, spec, request.requester).await {
+    let Checked { place, program, decision } = match check(&ctx, spec, request.requester).await {
         Ok(checked) => checked,
         Err(e) => refuse!(e),
     };
-    entry.cwd = Some(cwd.to_string_lossy().into_owned());
-    entry.program = paths[0].to_string_lossy().into_owned();
+    entry.cwd = Some(place.cwd.to_string_lossy().into_owned());
+    entry.program = program.describe();
     entry.decision = decision.action.as_str().into();
     entry.rule_id = decision.rule.as_ref().map(|r| r.id);
     entry.reason = decision.reason.clone();
     match decision.action {
         policy::Action::Deny => refuse!(Error::ExecDenied(decision.reason.clone())),
-        policy::Action::Ask => match approver.approve(&format!("{} (in {})", spec.display(), cwd.display()), &decision.reason).await {
+        policy::Action::Ask if spec.approved && spec.approved_program.as_deref() != Some(&fingerprint(&program)) => {
+            refuse!(Error::ExecNeedsApproval(format!(
+                "{}; it was approved when it was submitted, but its program is no longer the file that was approved",
+                decision.reason
+            )))
+        }
+        policy::Action::Ask => match approver.approve(&prompt(spec, &program, &place), &decision.reason).await {
             Approval::Once => entry.approval = Some("once".into()),
             Approval::For(lasts) => {
+                // On the file that was checked (by the name that leads to it in a system
+                // directory, else by its own path and bytes), never on a name in a workspace;
+                // where and for whom it was approved, not everywhere for anyone.
+                let path = match program.source {
+                    program::Source::System => &program.found,
+                    program::Source::Copy { .. } => &program.real,
+                };
+                let mut rule = policy::RuleSpec::new(
+                    policy::Action::Allow,
+                    path.to_string_lossy().into_owned(),
+                    spec.args.iter().map(|a| policy::exact(a)).collect(),
+                    false,
+                    false,
+                );
+                rule.sha256 = program.sha256().map(str::to_owned);
+                rule.only_cwd = Some(place.cwd.to_string_lossy().into_owned());
+                rule.only_requester = Some(request.requester.kind().to_owned());
+                rule.env = spec.env.iter().map(|(k, _)| k.clone()).filter(|k| !sandbox::settable(k)).collect();
                 let grant = policy::AddRule {
-                    spec: policy::RuleSpec {
-                        action: policy::Action::Allow,
-                        program: entry.program.clone(),
-                        args: spec.args.iter().map(|a| policy::exact(a)).collect(),
-                        any_args: false,
-                        network: false,
-                        // Where and for whom it was approved, not everywhere for anyone.
-                        only_cwd: Some(cwd.to_string_lossy().into_owned()),
-                        only_requester: Some(request.requester.kind().to_owned()),
-                    },
+                    spec: rule,
                     builtin: false,
                     lasts_ms: Some(lasts.min(Duration::from_secs(24 * 3600)).as_millis() as i64),
                 };
@@ -375,21 +505,24 @@ pub(crate) async fn run_now(
     if let Err(e) = sandbox_ready() {
         refuse!(e);
     }
-    let network = decision.rule.as_ref().is_some_and(|r| r.spec.action == policy::Action::Allow && r.spec.network);
-    let mut confinement = sandbox::Confinement::new(cwd, ctx.data_dir, network);
-    // Gateway tokens kept in files (anywhere) are not for commands either.
-    if let Ok(profiles) = crate::gateway::profile::list(ctx.store).await {
-        confinement.hidden.extend(profiles.into_iter().filter_map(|p| p.token_file));
-    }
+    let rule = decision.rule.as_ref().filter(|r| r.spec.action == policy::Action::Allow);
+    let mut confinement = sandbox::Confinement::new(&place, ctx.data_dir, rule.is_some_and(|r| r.spec.network));
+    confinement.hidden.extend(token_files(ctx.store).await);
+    confinement.see = rule.map(|r| r.spec.see.iter().map(PathBuf::from).collect()).unwrap_or_default();
     let marker = match &output {
         Output::Job(run) => run.marker.clone(),
         Output::Lines(..) => format!("exec/{}/{:016x}", crate::pool::lease::process_tag(), fastrand::u64(..)),
     };
-    // `cap` is held until the command is over (dropping a cgroup cap removes the cgroup).
-    let sandbox::Sandboxed { command, mut cap } = match sandbox::command(spec, &paths[0], &confinement, &marker) {
+    // `cap` is held until the command is over (dropping a cgroup cap removes the cgroup);
+    // `fds` until it has been spawned.
+    let sandbox::Sandboxed { command, mut cap, fds } = match sandbox::command(spec, &program, &confinement, &marker) {
         Ok(c) => c,
         Err(e) => refuse!(e),
     };
+    // Written down before it starts; if that cannot be done, it does not start.
+    entry.id = writer.apply(Record { entry: entry.clone(), ended: false }).await.map_err(|e| {
+        Error::ExecDenied(format!("the command was not run: its audit row could not be written ({e})"))
+    })?;
     let uncapped = std::sync::OnceLock::<String>::new();
 
     let (cancel, job) = match &output {
@@ -406,7 +539,11 @@ pub(crate) async fn run_now(
     };
     let launch = process::Launch { command, program: &spec.program, marker: &marker, cancel: &cancel, output: sink, grace: ctx.kill_grace };
     let (gate, uncapped_ref) = (cap.take_gate(), &uncapped);
+    let fds = std::sync::Mutex::new(Some(fds));
+    let fds_ref = &fds;
     let supervised = process::supervise(launch, |pgid| async move {
+        // Spawned: bubblewrap has its own copies now.
+        drop(fds_ref.lock().map(|mut f| f.take()));
         if let Some(Err(why)) = futures::future::OptionFuture::from(gate.map(|g| g.open(pgid))).await {
             let _ = uncapped_ref.set(why);
             return false;
@@ -424,15 +561,15 @@ pub(crate) async fn run_now(
         Output::Lines(f, _) => Some(f),
         Output::Job(_) => None,
     };
-    let (mut shown, mut timed_out) = (0u64, false);
-    let mut take = |item: crate::pool::output::Item, shown: &mut u64| {
+    let (mut shown_bytes, mut timed_out) = (0u64, false);
+    let mut take = |item: crate::pool::output::Item, shown_bytes: &mut u64| {
         if let (crate::pool::output::Item::Line(stream, text), Some(on_line)) = (item, on_line.as_mut()) {
             let size = text.len() as u64 + 1;
-            if *shown + size <= OUTPUT_CAP {
+            if *shown_bytes + size <= OUTPUT_CAP {
                 on_line(stream, &text);
-                *shown += size;
+                *shown_bytes += size;
             } else {
-                *shown = OUTPUT_CAP;
+                *shown_bytes = OUTPUT_CAP;
             }
         }
     };
@@ -440,7 +577,7 @@ pub(crate) async fn run_now(
         tokio::select! {
             outcome = &mut supervised => break outcome,
             Some(item) = async { match lines.as_mut() { Some(l) => l.recv().await, None => std::future::pending().await } } => {
-                take(item, &mut shown)
+                take(item, &mut shown_bytes)
             }
             _ = &mut timer, if !timed_out => {
                 timed_out = true;
@@ -450,7 +587,7 @@ pub(crate) async fn run_now(
     };
     if let Some(lines) = lines.as_mut() {
         while let Ok(item) = lines.try_recv() {
-            take(item, &mut shown);
+            take(item, &mut shown_bytes);
         }
     }
     let (exit_code, error) = match &outcome {
@@ -476,13 +613,43 @@ pub(crate) async fn run_now(
         Outcome::Stopped { exit_code } => (*exit_code, Some(crate::error::JobError::new("exec.stopped", "stopped"))),
     };
     drop(cap);
+    // bubblewrap is gone; its init came back to us (we are the reaper) and is reaped here.
+    let _ = tokio::task::spawn_blocking(sandbox::reap_sandbox_inits).await;
     let duration = started.elapsed();
-    entry.exit_code = exit_code.map(i64::from);
-    entry.duration_ms = Some(duration.as_millis() as i64);
-    entry.output_bytes = Some(bytes as i64);
-    entry.truncated = bytes > OUTPUT_CAP;
-    entry.error_code = error.as_ref().map(|e| e.code.clone());
-    let truncated = entry.truncated;
-    let audit_id = writer.apply(Record(entry)).await?;
-    Ok(ExecResult { outcome, exit_code, error, timed_out, output_bytes: bytes, truncated, duration, audit_id })
+    let truncated = bytes > OUTPUT_CAP;
+    let finish = Finish {
+        id: entry.id,
+        exit_code: exit_code.map(i64::from),
+        duration_ms: duration.as_millis() as i64,
+        output_bytes: bytes as i64,
+        truncated,
+        error_code: error.as_ref().map(|e| e.code.clone()),
+    };
+    // The run is already on record; a failure to complete the row (a full disk) is logged,
+    // and the row shows no end.
+    if let Err(e) = writer.apply(finish).await {
+        tracing::warn!(audit_id = entry.id, "could not record how the command ended: {e}");
+    }
+    Ok(ExecResult { outcome, exit_code, error, timed_out, output_bytes: bytes, truncated, duration, audit_id: entry.id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_approval_prompt_shows_every_part_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory name that would redraw the prompt into a different question.
+        let cwd = dir.path().join("x\r\x1b[2Krun `ls -la`? (rule 1)\n");
+        std::fs::create_dir(&cwd).unwrap();
+        let program = program::resolve("sh", None).unwrap();
+        let place = workspace::Place { root: dir.path().to_owned(), cwd: cwd.clone(), record: None };
+        let mut spec = ExecSpec::new("sh", ["-c", "rm -rf *\x1b[8m"]);
+        spec.env = vec![("LANG".into(), "C\x07".into())];
+        let text = prompt(&spec, &program, &place);
+        assert!(!text.chars().any(|c| c.is_control()), "{text:?}");
+        assert!(text.contains(r"x\r\u{1b}[2Krun"), "{text}");
+        assert!(text.contains("[runs /") && text.contains("(with LANG="), "{text}");
+    }
 }

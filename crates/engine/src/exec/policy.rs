@@ -1,16 +1,19 @@
 //! Exec policy: which commands run, which need a person's approval, which never run.
 //!
-//! A rule names a program by its resolved absolute path (a bare name on `PATH` is resolved when
-//! the rule is added and when a command is checked, so `python3` in a rule and in a request
-//! mean the same file — and a `python3` planted earlier on `PATH` does not). Its argument
+//! A rule names a program by a path (a bare name is found on the sandbox's `PATH` when the rule
+//! is added), and it matches the *file* that path leads to, compared by device and inode with
+//! the file the command will run ([`super::program`]): `/sbin/reboot`,
+//! `/usr/sbin/../sbin/reboot` and a workspace symlink to it all hit `deny /usr/sbin/reboot`.
+//! When the rule's path is another name for its file (a symlink: `reboot` → `systemctl`), the
+//! command must use that name too, since a multi-call program does what its name says. A rule
+//! on a program outside the system directories (which commands can rewrite) also pins its
+//! content: it holds for those bytes (their SHA-256) and no others. Its argument
 //! patterns match argument by argument: `status` is that exact string, `/re/` a regular
 //! expression that must match the whole argument. Without `any_args` the command must have
 //! exactly as many arguments as patterns; with it, arguments after the patterns are free.
 //!
 //! Deny rules win, then allow, then ask; a command no rule covers is asked about. No shell is
 //! ever involved: `sh -c …` is just a program with arguments, asked about unless a rule says so.
-
-use std::path::{Path, PathBuf};
 
 use regex::Regex;
 use rusqlite::{params, Connection};
@@ -58,7 +61,53 @@ pub struct RuleSpec {
     /// Holds only for this kind of requester: `person`, `model` or `job` (timed grants).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub only_requester: Option<String>,
+    /// For a program outside the system directories: holds for this content only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Paths a command under this rule may read besides the system directories.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub see: Vec<String>,
+    /// Environment variables a request under this rule may set besides the harmless ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
+
+impl RuleSpec {
+    /// A rule with no scope, pin, extra paths or variables.
+    pub fn new(action: Action, program: String, args: Vec<String>, any_args: bool, network: bool) -> RuleSpec {
+        RuleSpec {
+            action,
+            program,
+            args,
+            any_args,
+            network,
+            only_cwd: None,
+            only_requester: None,
+            sha256: None,
+            see: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// The program a command will run, as rules see it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub(crate) id: super::held::FileId,
+    /// The name it was called by (`argv[0]`).
+    pub(crate) name: String,
+    pub(crate) sha256: Option<String>,
+}
+
+impl Candidate {
+    pub(crate) fn of(program: &super::program::Program) -> Candidate {
+        Candidate { id: program.id, name: program.name(), sha256: program.sha256().map(str::to_owned) }
+    }
+}
+
+/// What a rule's program path leads to now: the file, and the name the rule insists on when
+/// the path is another name for the file.
+pub(crate) type Target = Option<(super::held::FileId, Option<String>)>;
 
 /// Where and for whom a command is to run, for rules that hold only there.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +143,15 @@ impl Rule {
         if spec.network {
             s.push_str(" (network)");
         }
+        for path in &spec.see {
+            s.push_str(&format!(" (sees {path})"));
+        }
+        for name in &spec.env {
+            s.push_str(&format!(" (may set {name})"));
+        }
+        if let Some(sha) = &spec.sha256 {
+            s.push_str(&format!(" (content {})", &sha[..sha.len().min(12)]));
+        }
         if let Some(cwd) = &spec.only_cwd {
             s.push_str(&format!(" (in {cwd})"));
         }
@@ -106,14 +164,18 @@ impl Rule {
         s
     }
 
-    fn matches(&self, program: &[PathBuf], args: &[String], scope: Scope<'_>) -> bool {
+    fn matches(&self, target: &Target, program: &Candidate, args: &[String], scope: Scope<'_>) -> bool {
         let spec = &self.spec;
         if spec.only_cwd.as_deref().is_some_and(|c| std::path::Path::new(c) != scope.cwd)
             || spec.only_requester.as_deref().is_some_and(|r| r != scope.requester)
         {
             return false;
         }
-        if !program.iter().any(|p| p.as_os_str() == spec.program.as_str()) {
+        let Some((id, alias)) = target else { return false };
+        if *id != program.id || alias.as_ref().is_some_and(|a| *a != program.name) {
+            return false;
+        }
+        if spec.sha256.as_ref().is_some_and(|h| program.sha256.as_ref() != Some(h)) {
             return false;
         }
         if args.len() < spec.args.len() || (!spec.any_args && args.len() != spec.args.len()) {
@@ -154,31 +216,6 @@ pub fn check_patterns(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The paths a program name stands for: where it is found, and where that leads after
-/// symlinks. A rule on either matches.
-pub fn resolve(program: &str, cwd: Option<&Path>) -> Result<Vec<PathBuf>> {
-    let found = if program.contains('/') {
-        let p = Path::new(program);
-        let p = match (p.is_absolute(), cwd) {
-            (false, Some(cwd)) => cwd.join(p),
-            _ => p.to_owned(),
-        };
-        super::resolve_program(&p.to_string_lossy())
-    } else {
-        super::resolve_program(program)
-    };
-    let found = found.ok_or_else(|| {
-        Error::ExecInvalid(format!("the program `{program}` was not found or is not executable (looked on PATH)"))
-    })?;
-    let mut paths = vec![found.clone()];
-    if let Ok(real) = std::fs::canonicalize(&found) {
-        if real != found {
-            paths.push(real);
-        }
-    }
-    Ok(paths)
-}
-
 /// The decision for one command, and what made it.
 #[derive(Debug, Clone)]
 pub struct Decision {
@@ -187,9 +224,28 @@ pub struct Decision {
     pub reason: String,
 }
 
-pub fn decide(rules: &[Rule], program: &[PathBuf], args: &[String], scope: Scope<'_>) -> Decision {
+/// The decision for `program` with `args` under `rules`; `target` says what a rule's program
+/// path leads to now ([`super::program::rule_target`] outside tests).
+pub(crate) fn decide(
+    rules: &[Rule],
+    program: &Candidate,
+    args: &[String],
+    scope: Scope<'_>,
+    target: impl Fn(&str) -> Target,
+) -> Decision {
+    // Each rule's path is looked at once per decision.
+    let targets: Vec<Target> = rules.iter().map(|r| target(&r.spec.program)).collect();
+    // Deny wins over allow, allow over ask. Among allow rules the newest one a person added
+    // applies, built-in defaults last: what it grants (`--network`, `--see`, `--env`) is what
+    // the command gets, so a rule added to widen a default is not shadowed by that default.
+    let mut order: Vec<usize> = (0..rules.len()).collect();
+    order.sort_by_key(|&i| (rules[i].builtin, std::cmp::Reverse(rules[i].id)));
     for action in [Action::Deny, Action::Allow, Action::Ask] {
-        if let Some(rule) = rules.iter().find(|r| r.spec.action == action && r.matches(program, args, scope)) {
+        let found = order
+            .iter()
+            .map(|&i| (&rules[i], &targets[i]))
+            .find(|(r, t)| r.spec.action == action && r.matches(t, program, args, scope));
+        if let Some((rule, _)) = found {
             let reason = format!("rule {} ({})", rule.id, rule.display());
             return Decision { action, rule: Some(rule.clone()), reason };
         }
@@ -202,12 +258,14 @@ pub(crate) async fn rules(store: &Store, now: Millis) -> Result<Vec<Rule>> {
     store
         .read(move |c| {
             c.prepare_cached(
-                "SELECT id, action, program, args, any_args, network, builtin, expires_at, only_cwd, only_requester FROM exec_rules
+                "SELECT id, action, program, args, any_args, network, builtin, expires_at, only_cwd, only_requester,
+                        sha256, see, env FROM exec_rules
                  WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY id",
             )?
                 .query_map([now], |r| {
                     let action: String = r.get(1)?;
                     let args: String = r.get(3)?;
+                    let (see, env): (String, String) = (r.get(11)?, r.get(12)?);
                     Ok(Rule {
                         id: r.get(0)?,
                         spec: RuleSpec {
@@ -218,6 +276,9 @@ pub(crate) async fn rules(store: &Store, now: Millis) -> Result<Vec<Rule>> {
                             network: r.get(5)?,
                             only_cwd: r.get(8)?,
                             only_requester: r.get(9)?,
+                            sha256: r.get(10)?,
+                            see: serde_json::from_str(&see).unwrap_or_default(),
+                            env: serde_json::from_str(&env).unwrap_or_default(),
                         },
                         builtin: r.get(6)?,
                         expires_at: r.get(7)?,
@@ -241,8 +302,8 @@ impl WriteOp for AddRule {
     fn apply(&mut self, conn: &Connection, now: Millis) -> Result<i64> {
         conn.query_row(
             "INSERT INTO exec_rules (action, program, args, any_args, network, builtin, created_at, expires_at,
-                                     only_cwd, only_requester)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+                                     only_cwd, only_requester, sha256, see, env)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
             params![
                 self.spec.action.as_str(),
                 self.spec.program,
@@ -253,7 +314,10 @@ impl WriteOp for AddRule {
                 now,
                 self.lasts_ms.map(|ms| now + ms),
                 self.spec.only_cwd,
-                self.spec.only_requester
+                self.spec.only_requester,
+                self.spec.sha256,
+                serde_json::to_string(&self.spec.see).unwrap_or_else(|_| "[]".into()),
+                serde_json::to_string(&self.spec.env).unwrap_or_else(|_| "[]".into())
             ],
             |r| r.get(0),
         )
@@ -279,20 +343,10 @@ pub(crate) fn defaults() -> Vec<AddRule> {
     let mut rules = Vec::new();
     let mut add = |action: Action, names: &[&str], args: &[&str], any_args: bool| {
         for name in names {
-            if let Ok(paths) = resolve(name, None) {
-                rules.push(AddRule {
-                    spec: RuleSpec {
-                        action,
-                        program: paths[0].to_string_lossy().into_owned(),
-                        args: args.iter().map(|a| a.to_string()).collect(),
-                        any_args,
-                        network: false,
-                        only_cwd: None,
-                        only_requester: None,
-                    },
-                    builtin: true,
-                    lasts_ms: None,
-                });
+            if let Ok(program) = super::program::resolve(name, None) {
+                let args = args.iter().map(|a| a.to_string()).collect();
+                let spec = RuleSpec::new(action, program.found.to_string_lossy().into_owned(), args, any_args, false);
+                rules.push(AddRule { spec, builtin: true, lasts_ms: None });
             }
         }
     };
@@ -335,10 +389,32 @@ impl WriteOp for SeedDefaults {
 
 #[cfg(test)]
 mod tests {
+    use super::super::held::FileId;
     use super::*;
+    use std::path::PathBuf;
 
     fn anywhere() -> Scope<'static> {
         Scope { cwd: std::path::Path::new("/w"), requester: "person" }
+    }
+
+    /// Paths as the tests' file system has them: each its own file, but `/sbin/reboot`, which
+    /// is `/usr/bin/systemctl` under another name.
+    fn target(path: &str) -> Target {
+        let file = |ino| FileId { dev: 1, ino };
+        match path {
+            "/usr/bin/git" => Some((file(1), None)),
+            "/usr/bin/python3" => Some((file(2), None)),
+            "/usr/bin/rm" => Some((file(3), None)),
+            "/sbin/reboot" => Some((file(4), Some("reboot".into()))),
+            "/usr/bin/systemctl" => Some((file(4), None)),
+            "/w/tool" => Some((file(5), None)),
+            "/usr/bin/head" => Some((file(6), None)),
+            _ => None,
+        }
+    }
+
+    fn program(ino: u64, name: &str) -> Candidate {
+        Candidate { id: FileId { dev: 1, ino }, name: name.into(), sha256: None }
     }
 
     #[test]
@@ -347,11 +423,11 @@ mod tests {
         grant.spec.only_cwd = Some("/w/project".into());
         grant.spec.only_requester = Some("model".into());
         let rules = vec![grant];
-        let rm = vec![PathBuf::from("/usr/bin/rm")];
+        let rm = program(3, "rm");
         let project = PathBuf::from("/w/project");
         let other = PathBuf::from("/w/other");
         let at = |cwd: &PathBuf, requester: &'static str| {
-            decide(&rules, &rm, &argv(&["build"]), Scope { cwd: cwd.as_path(), requester }).action
+            decide(&rules, &rm, &argv(&["build"]), Scope { cwd: cwd.as_path(), requester }, target).action
         };
         assert_eq!(at(&project, "model"), Action::Allow);
         assert_eq!(at(&other, "model"), Action::Ask, "another directory");
@@ -362,15 +438,7 @@ mod tests {
     fn rule(id: i64, action: Action, program: &str, args: &[&str], any_args: bool) -> Rule {
         Rule {
             id,
-            spec: RuleSpec {
-                action,
-                program: program.into(),
-                args: args.iter().map(|a| a.to_string()).collect(),
-                any_args,
-                network: false,
-                only_cwd: None,
-                only_requester: None,
-            },
+            spec: RuleSpec::new(action, program.into(), args.iter().map(|a| a.to_string()).collect(), any_args, false),
             builtin: false,
             expires_at: None,
         }
@@ -382,27 +450,58 @@ mod tests {
 
     #[test]
     fn deny_wins_then_allow_then_ask_and_patterns_match_whole_arguments() {
-        let git = [PathBuf::from("/usr/bin/git")];
+        let git = program(1, "git");
         let rules = vec![
             rule(1, Action::Allow, "/usr/bin/git", &["/status|log/"], true),
             rule(2, Action::Deny, "/usr/bin/git", &["push"], true),
             rule(3, Action::Ask, "/usr/bin/git", &[], true),
         ];
-        assert_eq!(decide(&rules, &git, &argv(&["log", "--oneline"]), anywhere()).action, Action::Allow);
-        assert_eq!(decide(&rules, &git, &argv(&["push", "origin"]), anywhere()).action, Action::Deny);
-        assert_eq!(decide(&rules, &git, &argv(&["logx"]), anywhere()).action, Action::Ask, "regex is anchored");
-        assert_eq!(decide(&rules, &git, &argv(&["commit"]), anywhere()).rule.unwrap().id, 3);
-        let other = [PathBuf::from("/tmp/git")];
-        let d = decide(&rules, &other, &argv(&["status"]), anywhere());
+        let decide = |p: &Candidate, a: &[&str]| decide(&rules, p, &argv(a), anywhere(), target);
+        assert_eq!(decide(&git, &["log", "--oneline"]).action, Action::Allow);
+        assert_eq!(decide(&git, &["push", "origin"]).action, Action::Deny);
+        assert_eq!(decide(&git, &["logx"]).action, Action::Ask, "regex is anchored");
+        assert_eq!(decide(&git, &["commit"]).rule.unwrap().id, 3);
+        let d = decide(&program(99, "git"), &["status"]);
         assert_eq!((d.action, d.rule.is_none()), (Action::Ask, true), "a different file named git is not git");
+        assert_eq!(decide(&program(1, "tool"), &["push"]).action, Action::Deny, "git by any other name is git");
+    }
+
+    #[test]
+    fn a_rule_on_another_name_holds_for_that_name_and_a_pinned_rule_for_that_content() {
+        let rules = vec![rule(1, Action::Deny, "/sbin/reboot", &[], true)];
+        assert_eq!(decide(&rules, &program(4, "reboot"), &[], anywhere(), target).action, Action::Deny);
+        assert_eq!(decide(&rules, &program(4, "systemctl"), &argv(&["status"]), anywhere(), target).action, Action::Ask);
+
+        let mut pinned = rule(2, Action::Allow, "/w/tool", &[], false);
+        pinned.spec.sha256 = Some("aa".into());
+        let rules = vec![pinned];
+        let mut tool = program(5, "tool");
+        tool.sha256 = Some("aa".into());
+        assert_eq!(decide(&rules, &tool, &[], anywhere(), target).action, Action::Allow);
+        tool.sha256 = Some("bb".into());
+        assert_eq!(decide(&rules, &tool, &[], anywhere(), target).action, Action::Ask, "other bytes");
+    }
+
+    #[test]
+    fn the_newest_allow_rule_a_person_added_applies_before_a_default() {
+        let head = program(6, "head");
+        let mut default = rule(1, Action::Allow, "/usr/bin/head", &[], true);
+        default.builtin = true;
+        let mut wider = rule(7, Action::Allow, "/usr/bin/head", &[], true);
+        wider.spec.see = vec!["/srv/docs".into()];
+        let older = rule(5, Action::Allow, "/usr/bin/head", &[], true);
+        let rules = vec![default, older, wider];
+        let d = decide(&rules, &head, &argv(&["x"]), anywhere(), target);
+        assert_eq!(d.rule.map(|r| r.id), Some(7));
     }
 
     #[test]
     fn without_any_args_the_argument_count_must_match() {
-        let py = [PathBuf::from("/usr/bin/python3")];
+        let py = program(2, "python3");
         let rules = vec![rule(1, Action::Allow, "/usr/bin/python3", &["--version"], false)];
-        assert_eq!(decide(&rules, &py, &argv(&["--version"]), anywhere()).action, Action::Allow);
-        assert_eq!(decide(&rules, &py, &argv(&["--version", "-c", "x"]), anywhere()).action, Action::Ask);
-        assert_eq!(decide(&rules, &py, &argv(&[]), anywhere()).action, Action::Ask);
+        let decide = |a: &[&str]| decide(&rules, &py, &argv(a), anywhere(), target).action;
+        assert_eq!(decide(&["--version"]), Action::Allow);
+        assert_eq!(decide(&["--version", "-c", "x"]), Action::Ask);
+        assert_eq!(decide(&[]), Action::Ask);
     }
 }

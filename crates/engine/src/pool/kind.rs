@@ -24,6 +24,11 @@ pub trait JobKind: Send + Sync + 'static {
     /// Refuse a bad spec at submit time, before anything is queued.
     fn validate(&self, spec: &serde_json::Value) -> Result<()>;
 
+    /// The timeout a job of this kind gets when its submitter gives none.
+    fn default_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Run one attempt. Must return soon after `run.cancel` fires (the pool decides what the
     /// cancellation means: a person's cancel, a timeout, a shutdown or a lost lease).
     fn run(&self, run: JobRun) -> BoxFuture<Outcome>;

@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_exec_grant_scope.sql"),
     include_str!("../../migrations/0008_remote_sessions.sql"),
     include_str!("../../migrations/0009_gateway_token_keyring.sql"),
+    include_str!("../../migrations/0010_exec_identity.sql"),
 ];
 
 #[derive(Clone)]
