@@ -1,22 +1,19 @@
 //! `gatehouse jobs ...`
 //!
-//! Commands that wait on a job (`logs --follow`, `wait`, `cancel`) poll the store: the job may
-//! run in another process (a `gatehouse worker`, the desktop app), whose events do not reach
-//! this one.
+//! Commands that wait on a job (`logs --follow`, `wait`, `cancel`, `watch`) follow the
+//! engine's job feed, which sees every process on the database: the job may run in a
+//! `gatehouse worker` elsewhere or in the desktop app.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gatehouse_engine::{
-    Canceled, Engine, ExecSpec, Job, JobFilter, JobState, NewJob, OutputLine, PoolConfig, PromptSpec, Stream,
+    Canceled, Engine, ExecSpec, JobFeed, JobFilter, JobState, NewJob, OutputLine, PoolConfig, PromptSpec, Stream,
 };
+use tokio::time::Instant;
 
 use crate::{print_json, show, Failure, Outcome};
-
-/// How often a waiting command re-reads the store. Small next to a person's patience, large
-/// next to the cost of the read.
-const POLL: Duration = Duration::from_millis(100);
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -45,6 +42,8 @@ pub enum Command {
     Cancel { id: i64 },
     /// Queue a failed or canceled job again
     Retry { id: i64 },
+    /// Print what happens to jobs, in every process on this database, until interrupted
+    Watch,
     /// Wait for a job to finish; exit 0 if it succeeded, 1 if it failed or was canceled
     Wait {
         id: i64,
@@ -192,6 +191,7 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::Wait { id, timeout } => wait(engine, id, timeout, json).await,
+        Command::Watch => watch(engine, json).await,
     }
 }
 
@@ -221,28 +221,54 @@ async fn logs(engine: &Engine, id: i64, follow: bool, json: bool) -> Outcome {
             show::bytes(PoolConfig::default().output_cap),
         );
     }
+    if follow {
+        return follow_from(engine, id, 0, json).await;
+    }
     let mut after = 0;
     let mut all = Vec::new();
     loop {
-        // Read the state first: output written before the job finished is then surely seen.
-        let finished = engine.job(id).await?.state.is_finished();
-        loop {
-            let page = engine.output(id, after, 1000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            if json && !follow {
-                all.extend(page);
-            } else {
-                page.iter().for_each(|line| print_line(line, json));
-            }
+        let page = engine.output(id, after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        if json {
+            all.extend(page);
+        } else {
+            page.iter().for_each(|line| print_line(line, false));
         }
-        if !follow || finished {
-            break;
-        }
-        tokio::time::sleep(POLL).await;
     }
-    if json && !follow {
+    if json {
         print_json(&all);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `logs --follow` from line `after` on: the stored lines, then live ones until the job ends.
+async fn follow_from(engine: &Engine, id: i64, mut after: i64, json: bool) -> Outcome {
+    // Subscribed before the store is read: a line stored meanwhile is in the page or in the
+    // feed, and a live line at or below the page's last seq is one already printed.
+    let mut feed = engine.watch_jobs().await?;
+    let finished = engine.job(id).await?.state.is_finished();
+    loop {
+        let page = engine.output(id, after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        page.iter().for_each(|line| print_line(line, json));
+    }
+    if finished {
+        return Ok(ExitCode::SUCCESS);
+    }
+    while let Some(event) = feed.next().await {
+        match event {
+            JobFeed::Output { id: j, line } if j == id && line.seq > after => {
+                after = line.seq;
+                print_line(&line, json);
+            }
+            JobFeed::Finished { job } if job.id == id => break,
+            JobFeed::Pruned { ids } if ids.contains(&id) => break,
+            // Events were missed: the store has the lines.
+            JobFeed::Resync => return Box::pin(follow_from(engine, id, after, json)).await,
+            _ => {}
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -259,15 +285,13 @@ fn print_line(line: &OutputLine, json: bool) {
 
 async fn cancel(engine: &Engine, id: i64, json: bool) -> Outcome {
     let result = engine.cancel(id).await?;
-    if result == Canceled::Requested {
+    let job = if result == Canceled::Requested {
         // The pool that runs it may be in another process: it notices within a poll, then
         // stops the command (SIGTERM, then SIGKILL after a grace period).
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && engine.job(id).await?.state == JobState::Running {
-            tokio::time::sleep(POLL).await;
-        }
-    }
-    let job = engine.job(id).await?;
+        engine.wait(id, Some(Instant::now() + Duration::from_secs(5))).await?
+    } else {
+        engine.job(id).await?
+    };
     if json {
         print_json(&job);
     } else if job.state == JobState::Running {
@@ -279,21 +303,14 @@ async fn cancel(engine: &Engine, id: i64, json: bool) -> Outcome {
 }
 
 async fn wait(engine: &Engine, id: i64, timeout: Option<Duration>, json: bool) -> Outcome {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let job: Job = loop {
-        let job = engine.job(id).await?;
-        if job.state.is_finished() {
-            break job;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(Failure::new(
-                "job.wait_timeout",
-                format!("job {id} is still {} after {} s", job.state, timeout.unwrap_or_default().as_secs_f64()),
-                1,
-            ));
-        }
-        tokio::time::sleep(POLL).await;
-    };
+    let job = engine.wait(id, timeout.map(|t| Instant::now() + t)).await?;
+    if !job.state.is_finished() {
+        return Err(Failure::new(
+            "job.wait_timeout",
+            format!("job {id} is still {} after {} s", job.state, timeout.unwrap_or_default().as_secs_f64()),
+            1,
+        ));
+    }
     if json {
         print_json(&job);
     } else {
@@ -303,4 +320,34 @@ async fn wait(engine: &Engine, id: i64, timeout: Option<Duration>, json: bool) -
         }
     }
     Ok(if job.state == JobState::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `jobs watch`: the feed, one line per event (a JSON object per line with `--json`).
+async fn watch(engine: &Engine, json: bool) -> Outcome {
+    let mut feed = engine.watch_jobs().await?;
+    // On stderr, so `--json` output stays one event per line; said once the feed is followed,
+    // so a script can wait for it before it makes changes.
+    eprintln!("watching jobs in {} (Ctrl-C to stop)", show::safe(&engine.data_dir().display().to_string()));
+    while let Some(event) = feed.next().await {
+        if json {
+            print_json(&event);
+            continue;
+        }
+        let line = match &event {
+            JobFeed::Submitted { job } => format!("job {} submitted ({})", job.id, job.kind),
+            JobFeed::Claimed { job } => format!("job {} running (attempt {})", job.id, job.attempts),
+            JobFeed::Requeued { job } => format!("job {} queued again", job.id),
+            JobFeed::Finished { job } => match &job.error {
+                Some(e) if job.state != JobState::Succeeded => format!("job {} {}: {}", job.id, job.state, show::safe(&e.message)),
+                _ => format!("job {} {}", job.id, job.state),
+            },
+            JobFeed::Changed { job } => format!("job {} changed ({})", job.id, job.state),
+            JobFeed::Progress { id, percent } => format!("job {id} {percent:.0}%"),
+            JobFeed::Output { id, line } => format!("job {id} | {}", show::safe(&line.text)),
+            JobFeed::Pruned { ids } => format!("{} finished job(s) pruned", ids.len()),
+            JobFeed::Resync => "(events were missed; `gatehouse jobs list` shows where things stand)".into(),
+        };
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

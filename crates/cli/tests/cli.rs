@@ -431,3 +431,35 @@ fn a_token_kept_in_the_keyring_is_used_never_stored_and_forgotten_with_its_profi
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+#[test]
+fn jobs_watch_shows_what_two_other_processes_do_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut watch = gatehouse(dir.path())
+        .args(["--json", "jobs", "watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, err) = (gatehouse_testkit::collect_stdout(&mut watch), gatehouse_testkit::collect(watch.stderr.take().unwrap()));
+    eventually("the watch to start", || err.lock().unwrap().contains("watching jobs").then_some(()));
+    let _watch = Worker(watch);
+    // One process submits, another runs it.
+    let id = submit(dir.path(), &[], &["echo", "hello"]);
+    let worker = Worker::start(dir.path(), 1);
+    let events: Vec<Value> = eventually("the job to finish in the feed", || {
+        let text = out.lock().unwrap().clone();
+        let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        events.iter().any(|e| e["type"] == "finished").then_some(events)
+    });
+    let of_job: Vec<&str> = events
+        .iter()
+        .filter(|e| e["job"]["id"] == id || e["id"] == id)
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(of_job, ["submitted", "claimed", "output", "finished"]);
+    let line = events.iter().find(|e| e["type"] == "output").unwrap();
+    assert_eq!((line["line"]["seq"].as_i64(), line["line"]["text"].as_str()), (Some(1), Some("hello")));
+    assert_eq!(events.last().unwrap()["job"]["state"], "succeeded");
+    drop(worker);
+}

@@ -60,6 +60,7 @@ pub use pool::job::{Job, JobEvent, JobState, NewJob, OutputLine, Stream};
 pub use pool::kind::{JobKind, JobRun, Outcome};
 pub use pool::ops::cancel::Canceled;
 pub use pool::query::JobFilter;
+pub use pool::feed::{JobFeed, JobWatch};
 pub use pool::{Pool, PoolConfig};
 use pool::ops;
 use store::Store;
@@ -119,6 +120,8 @@ pub(crate) struct Shared {
     pub(crate) kill_grace: Duration,
     pub(crate) approvals: Arc<exec::approval::Pending>,
     pub(crate) gateways: Arc<gateway::Gateways>,
+    /// The job feed's follower, started by the first [`Engine::watch_jobs`].
+    pub(crate) feed: tokio::sync::Mutex<Option<pool::feed::Follower>>,
 }
 
 impl Shared {
@@ -185,6 +188,7 @@ impl Engine {
                 kill_grace: options.kill_grace,
                 approvals: exec::approval::Pending::new(options.clock.clone()),
                 gateways,
+                feed: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -248,6 +252,47 @@ impl Engine {
         Ok(())
     }
 
+    /// Every change to jobs made by any process on this database — this one's pool, a
+    /// `gatehouse worker` elsewhere, the CLI — as it is stored (within about 100 ms). What a
+    /// front end shows jobs with; see [`pool::feed`] for merging live output with a stored page.
+    pub async fn watch_jobs(&self) -> Result<JobWatch> {
+        let mut feed = self.shared.feed.lock().await;
+        if feed.is_none() {
+            *feed = Some(pool::feed::Follower::start(&self.shared.store).await?);
+        }
+        Ok(feed.as_ref().expect("started above").subscribe())
+    }
+
+    /// Job `id` once it has finished (whichever process ran it), or as it is at `deadline`.
+    pub async fn wait(&self, id: i64, deadline: Option<tokio::time::Instant>) -> Result<Job> {
+        let mut feed = self.watch_jobs().await?;
+        loop {
+            let job = self.job(id).await?;
+            if job.state.is_finished() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Ok(job);
+            }
+            // Until something happens to this job (or events were missed).
+            loop {
+                let next = match deadline {
+                    Some(d) => match tokio::time::timeout_at(d, feed.next()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    },
+                    None => feed.next().await,
+                };
+                match next {
+                    None => return Err(Error::ShuttingDown),
+                    Some(JobFeed::Resync) => break,
+                    Some(JobFeed::Pruned { ids }) if ids.contains(&id) => break,
+                    Some(e) if e.job_id() == Some(id) && !matches!(e, JobFeed::Output { .. }) => break,
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+
+    /// Events of the pool in this process only, before they are stored (output lines as they
+    /// are produced). Front ends use [`Engine::watch_jobs`], which sees every process.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.shared.events.subscribe()
     }
@@ -600,7 +645,12 @@ impl Engine {
     /// every other clone of the engine is gone.
     pub async fn close(self) {
         match Arc::try_unwrap(self.shared) {
-            Ok(shared) => shared.store.close().await,
+            Ok(shared) => {
+                if let Some(mut follower) = shared.feed.into_inner() {
+                    let _ = tokio::task::spawn_blocking(move || follower.stop()).await;
+                }
+                shared.store.close().await
+            }
             Err(_) => tracing::debug!("engine still shared at close; the store closes with the last handle"),
         }
     }

@@ -9,10 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use gatehouse_engine::exec::policy::Action;
 use gatehouse_engine::pool::kind::BoxFuture;
 use gatehouse_engine::{
-    Approval, Approver, Engine, EngineOptions, ExecSpec, JobState, NewJob, NewRule, NoApprover, PoolConfig,
+    Approval, Approver, Engine, EngineOptions, ExecSpec, NewJob, NewRule, NoApprover, PoolConfig,
 };
 
 mod common;
@@ -97,7 +99,6 @@ async fn exec_jobs_three_at_once_in_a_swapped_directory_never_reach_the_data_dir
     let engine = engine(dir.path()).await;
     let sub = dir.path().join("workspace/sub");
     std::fs::create_dir_all(&sub).unwrap();
-    let mut events = engine.subscribe();
     let swapper = Swapper::start(&sub, "..");
     let pool = engine.start_pool(PoolConfig { workers: 3, ..PoolConfig::default() }).await.unwrap();
     // Batches until enough jobs got past the checks to prove the race was run (how many do
@@ -115,13 +116,8 @@ async fn exec_jobs_three_at_once_in_a_swapped_directory_never_reach_the_data_dir
         }
         submitted += 15;
         for id in &ids {
-            loop {
-                let job = engine.job(*id).await.unwrap();
-                if !matches!(job.state, JobState::Queued | JobState::Running) {
-                    break;
-                }
-                let _ = tokio::time::timeout(Duration::from_secs(1), events.recv()).await;
-            }
+            let job = engine.wait(*id, Some(Instant::now() + Duration::from_secs(60))).await.unwrap();
+            assert!(job.state.is_finished(), "{job:?}");
             let lines: String =
                 engine.output(*id, 0, 1000).await.unwrap().into_iter().map(|l| l.text + "\n").collect();
             assert!(!data_dir_reached(dir.path(), &lines), "job {id} reached the data directory: {lines}");
@@ -353,15 +349,8 @@ async fn a_job_approved_at_submit_does_not_run_a_program_swapped_before_it_start
     let id = engine.submit(NewJob::new("exec", serde_json::to_value(&spec).unwrap())).await.unwrap();
     // Queued, not yet run: the script is rewritten.
     std::fs::write(&tool, "#!/bin/sh\necho swapped\n").unwrap();
-    let mut events = engine.subscribe();
     let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
-    let job = loop {
-        let job = engine.job(id).await.unwrap();
-        if !matches!(job.state, JobState::Queued | JobState::Running) {
-            break job;
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(1), events.recv()).await;
-    };
+    let job = engine.wait(id, Some(Instant::now() + Duration::from_secs(60))).await.unwrap();
     pool.shutdown(Duration::from_secs(5)).await;
     assert_eq!(job.error.as_ref().map(|e| e.code.as_str()), Some("exec.needs_approval"), "{job:?}");
     let output = engine.output(id, 0, 100).await.unwrap();

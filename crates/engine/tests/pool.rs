@@ -426,6 +426,7 @@ async fn finished_jobs_are_pruned_after_the_retention_period() {
     let clock = Arc::new(ManualClock::new());
     let engine = open_manual(dir.path(), &clock, Arc::new(Record(Default::default()))).await;
     let mut events = engine.subscribe();
+    let mut feed = engine.watch_jobs().await.unwrap();
     let config = PoolConfig {
         retention: Duration::from_secs(3600),
         prune_every: Duration::from_millis(20),
@@ -450,6 +451,17 @@ async fn finished_jobs_are_pruned_after_the_retention_period() {
     .expect("a prune ran");
     assert_eq!(pruned, 1);
     assert_eq!(engine.job(old).await.unwrap_err().code(), "job.not_found");
+    // Front ends following the job feed are told which jobs went.
+    let ids = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(gatehouse_engine::JobFeed::Pruned { ids }) = feed.next().await {
+                return ids;
+            }
+        }
+    })
+    .await
+    .expect("the feed told of the prune");
+    assert_eq!(ids, [old]);
     assert_eq!(engine.job(young).await.unwrap().state, JobState::Succeeded);
     pool.shutdown(Duration::from_secs(5)).await;
 }

@@ -152,13 +152,16 @@ pub fn eventually<T>(what: &str, within: Duration, mut check: impl FnMut() -> Op
 
 /// Everything a child writes to its stdout, gathered by a thread as it comes.
 pub fn collect_stdout(child: &mut std::process::Child) -> Arc<std::sync::Mutex<String>> {
-    use std::io::Read;
+    collect(child.stdout.take().expect("stdout piped"))
+}
+
+/// Everything read from `from` (a child's stdout or stderr), gathered by a thread as it comes.
+pub fn collect(mut from: impl std::io::Read + Send + 'static) -> Arc<std::sync::Mutex<String>> {
     let seen = Arc::new(std::sync::Mutex::new(String::new()));
-    let mut out = child.stdout.take().expect("stdout piped");
     let sink = seen.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 1024];
-        while let Ok(n) = out.read(&mut buf) {
+        while let Ok(n) = from.read(&mut buf) {
             if n == 0 {
                 break;
             }

@@ -13,10 +13,12 @@
 //! - A kind's attempt is stopped through its cancellation token for one of four reasons
 //!   ([`StopReason`]); the reason, not the kind, decides the job's next state.
 //!
-//! Layout: `job` (types), `kind` (the extension point), `output` (output batching), `lease`
+//! Layout: `job` (types), `kind` (the extension point), `feed` (every process's job changes,
+//! for front ends), `output` (output batching), `lease`
 //! (identity, liveness, leftover processes), `ops/` (every write, one file each), `query`
 //! (reads).
 
+pub mod feed;
 pub mod job;
 pub mod kind;
 pub(crate) mod lease;

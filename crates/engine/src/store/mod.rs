@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0008_remote_sessions.sql"),
     include_str!("../../migrations/0009_gateway_token_keyring.sql"),
     include_str!("../../migrations/0010_exec_identity.sql"),
+    include_str!("../../migrations/0011_job_feed.sql"),
 ];
 
 #[derive(Clone)]
@@ -102,6 +103,12 @@ impl Store {
         drop(read);
         writer.close().await;
     }
+}
+
+/// A read-only connection of its own, for a reader that must keep one connection (the job
+/// feed's `PRAGMA data_version` counts commits by *other* connections than the one asking).
+pub(crate) fn reader(path: &Path) -> Result<Connection> {
+    connect(path, true)
 }
 
 /// Open a connection with the settings every connection must have, and check that SQLite took

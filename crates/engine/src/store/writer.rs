@@ -169,6 +169,10 @@ fn next(rx: &mut mpsc::Receiver<Box<dyn Queued>>) -> Option<Box<dyn Queued>> {
 
 fn apply_all(conn: &Connection, batch: &mut [Box<dyn Queued>], now: Millis) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+    // This transaction's number in the job feed (migration 0011): the job rows it writes are
+    // stamped with it. Taken under the write lock, so numbers follow commit order across
+    // processes.
+    conn.prepare_cached("UPDATE job_feed_counter SET n = n + 1").and_then(|mut st| st.execute([])).map_err(db)?;
     for entry in batch.iter_mut() {
         entry.apply(conn, now)?;
     }

@@ -42,7 +42,7 @@ impl WriteOp for AppendOutput {
                 .map_err(db)?;
         }
         conn.prepare_cached(
-            "UPDATE jobs SET output_lines = output_lines + ?2, output_bytes = output_bytes + ?3,
+            "UPDATE jobs SET feed_seq = (SELECT n FROM job_feed_counter), output_lines = output_lines + ?2, output_bytes = output_bytes + ?3,
                     progress = coalesce(?4, progress)
              WHERE id = ?1",
         )
@@ -81,7 +81,7 @@ fn trim(conn: &Connection, id: i64, excess: i64) -> Result<()> {
         .and_then(|mut st| st.execute(params![id, upto]))
         .map_err(db)?;
     conn.prepare_cached(
-        "UPDATE jobs SET output_bytes = output_bytes - ?2,
+        "UPDATE jobs SET feed_seq = (SELECT n FROM job_feed_counter), output_bytes = output_bytes - ?2,
                 output_dropped_lines = output_dropped_lines + ?3,
                 output_dropped_bytes = output_dropped_bytes + ?2
          WHERE id = ?1",

@@ -34,7 +34,7 @@ impl WriteOp for Cancel {
         match state_of(conn, id)? {
             JobState::Queued => {
                 conn.execute(
-                    "UPDATE jobs SET state = 'canceled', finished_at = ?2,
+                    "UPDATE jobs SET feed_seq = (SELECT n FROM job_feed_counter), state = 'canceled', finished_at = ?2,
                             error_code = 'job.canceled', error_message = 'canceled by request'
                      WHERE id = ?1",
                     params![id, now],
@@ -43,7 +43,7 @@ impl WriteOp for Cancel {
                 Ok(Canceled::Done)
             }
             JobState::Running => {
-                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id]).map_err(db)?;
+                conn.execute("UPDATE jobs SET feed_seq = (SELECT n FROM job_feed_counter), cancel_requested = 1 WHERE id = ?1", [id]).map_err(db)?;
                 Ok(Canceled::Requested)
             }
             finished => Err(Error::JobInvalidState { id, state: finished.as_str(), hint: "it has already finished" }),

@@ -65,7 +65,7 @@ pub(crate) fn finish(conn: &Connection, f: &Finish, now: Millis) -> Result<Optio
     };
     let n = conn
         .prepare_cached(
-            "UPDATE jobs SET state = ?4, exit_code = ?5, error_code = ?6, error_message = ?7,
+            "UPDATE jobs SET feed_seq = (SELECT n FROM job_feed_counter), state = ?4, exit_code = ?5, error_code = ?6, error_message = ?7,
                     run_after = coalesce(?8, run_after), finished_at = ?9, attempts = attempts + ?10,
                     lease_owner = NULL, pgid = NULL, cancel_requested = 0
              WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",

@@ -81,7 +81,7 @@ impl WriteOp for Rescue {
                 (JobState::Failed, "job.interrupted", "the pool running this job stopped (killed or crashed) and no attempts were left")
             };
             conn.execute(
-                "UPDATE jobs SET state = ?2, lease_owner = NULL, pgid = NULL, run_after = ?3,
+                "UPDATE jobs SET feed_seq = (SELECT n FROM job_feed_counter), state = ?2, lease_owner = NULL, pgid = NULL, run_after = ?3,
                         finished_at = CASE WHEN ?2 = 'queued' THEN NULL ELSE ?3 END,
                         error_code = ?4, error_message = ?5, cancel_requested = 0
                  WHERE id = ?1 AND state = 'running'",

@@ -26,7 +26,7 @@ impl WriteOp for Retry {
             return Err(Error::JobInvalidState { id, state: state.as_str(), hint });
         }
         conn.execute(
-            "UPDATE jobs SET state = 'queued', run_after = ?2, finished_at = NULL, exit_code = NULL,
+            "UPDATE jobs SET feed_seq = (SELECT n FROM job_feed_counter), state = 'queued', run_after = ?2, finished_at = NULL, exit_code = NULL,
                     error_code = NULL, error_message = NULL, cancel_requested = 0,
                     max_attempts = max(max_attempts, attempts + 1),
                     spec = CASE WHEN kind = 'exec' THEN json_remove(spec, '$.approved') ELSE spec END

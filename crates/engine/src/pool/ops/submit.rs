@@ -17,8 +17,8 @@ impl WriteOp for Submit {
     fn apply(&mut self, conn: &Connection, now: Millis) -> Result<i64> {
         let job = &self.job;
         conn.prepare_cached(
-            "INSERT INTO jobs (kind, spec, priority, max_attempts, timeout_ms, created_at, run_after)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
+            "INSERT INTO jobs (kind, spec, priority, max_attempts, timeout_ms, created_at, run_after, feed_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, (SELECT n FROM job_feed_counter)) RETURNING id",
         )
         .and_then(|mut st| {
             st.query_row(

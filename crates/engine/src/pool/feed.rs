@@ -1,0 +1,358 @@
+//! The job feed: what happens to jobs, in every process that writes the database.
+//!
+//! The pool of this process, a `gatehouse worker` in another terminal and the CLI submitting
+//! from a script all write the same SQLite file. A trigger moves every job a write touches to
+//! the end of the feed (`jobs.feed_seq`, migration 0011). One follower thread per engine asks SQLite every
+//! [`TICK`] whether any other connection committed (`PRAGMA data_version`, a counter read, no
+//! I/O); only then does it read the feed after the last seq it saw — one range query on an
+//! index — and the changed jobs' new output lines, and turns the difference from what it knew
+//! into [`JobFeed`] events.
+//!
+//! Events go out on a bounded broadcast channel: the follower never waits for a subscriber,
+//! and a subscriber that falls [`BUFFER`] events behind gets [`JobFeed::Resync`] (reload what
+//! you show) instead of an unbounded queue. Output lines carry their `seq`, so a front end
+//! that reads a stored page ([`crate::Engine::output`]) after subscribing merges it with the
+//! live lines without gaps or repeats: keep lines with `seq` above the page's last.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::job::{Job, JobState, OutputLine, Stream, JOB_COLUMNS};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// How often the follower asks whether anything changed. Events reach subscribers within a
+/// tick plus a query (the budget is 250 ms); an idle tick costs one pragma read.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Events held per subscriber before it is told to resync: a few seconds of a busy pool.
+const BUFFER: usize = 4096;
+
+/// Output lines read per job per tick; the rest come on the next tick, so one chatty job
+/// cannot make a tick (and every subscriber's buffer) arbitrarily large.
+const LINES_PER_TICK: i64 = 500;
+
+/// What happened to a job, from any process on the database.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobFeed {
+    /// A new job is queued.
+    Submitted { job: Job },
+    /// A worker (in any process) started an attempt.
+    Claimed { job: Job },
+    /// Back in the queue: retried by a person, rescued from a dead pool, or waiting out a
+    /// retry's backoff.
+    Requeued { job: Job },
+    /// Succeeded, failed or canceled.
+    Finished { job: Job },
+    /// Anything else about the job changed (a cancel was requested, say).
+    Changed { job: Job },
+    /// The job reported progress, in percent.
+    Progress { id: i64, percent: f64 },
+    /// A stored line of output.
+    Output { id: i64, line: OutputLine },
+    /// These jobs were deleted (finished jobs past the retention period).
+    Pruned { ids: Vec<i64> },
+    /// Events were missed (this subscriber fell behind): reload what you show.
+    Resync,
+}
+
+impl JobFeed {
+    /// The job the event is about, if it is about one.
+    pub fn job_id(&self) -> Option<i64> {
+        match self {
+            JobFeed::Submitted { job }
+            | JobFeed::Claimed { job }
+            | JobFeed::Requeued { job }
+            | JobFeed::Finished { job }
+            | JobFeed::Changed { job } => Some(job.id),
+            JobFeed::Progress { id, .. } | JobFeed::Output { id, .. } => Some(*id),
+            JobFeed::Pruned { .. } | JobFeed::Resync => None,
+        }
+    }
+}
+
+/// A subscription to the job feed ([`crate::Engine::watch_jobs`]).
+pub struct JobWatch {
+    rx: broadcast::Receiver<JobFeed>,
+}
+
+impl JobWatch {
+    /// The next event; `None` once the engine is closed.
+    pub async fn next(&mut self) -> Option<JobFeed> {
+        match self.rx.recv().await {
+            Ok(event) => Some(event),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(JobFeed::Resync),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+/// The follower of one engine: started by the first subscriber, stopped when the engine goes.
+pub(crate) struct Follower {
+    tx: broadcast::Sender<JobFeed>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Follower {
+    /// Start following `store`. Returns once what is there now is known, so a change made
+    /// after this returns is an event.
+    pub(crate) async fn start(store: &Store) -> Result<Follower> {
+        let path = store.path().to_owned();
+        let (state, conn) = tokio::task::spawn_blocking(move || -> Result<(Seen, Connection)> {
+            let conn = crate::store::reader(&path)?;
+            let state = Seen::load(&conn).map_err(|e| Error::from_sqlite(e, &path))?;
+            Ok((state, conn))
+        })
+        .await
+        .map_err(|e| Error::Store(e.to_string()))??;
+        let (tx, _) = broadcast::channel(BUFFER);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sender, flag) = (tx.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("gatehouse-feed".into())
+            .spawn(move || follow(conn, state, sender, flag))
+            .map_err(|e| Error::Store(format!("cannot start the job feed: {e}")))?;
+        Ok(Follower { tx, stop, thread: Some(thread) })
+    }
+
+    pub(crate) fn subscribe(&self) -> JobWatch {
+        JobWatch { rx: self.tx.subscribe() }
+    }
+
+    /// Stop the thread and wait for it (it holds a database connection).
+    pub(crate) fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What the follower knows of a job, to tell what changed.
+#[derive(Clone, Copy)]
+struct Known {
+    state: JobState,
+    attempts: i64,
+    progress: Option<f64>,
+    /// Output lines read so far (the next line's seq is this + 1).
+    lines: i64,
+}
+
+impl Known {
+    fn of(job: &Job) -> Known {
+        Known { state: job.state, attempts: job.attempts, progress: job.progress, lines: job.output_lines }
+    }
+}
+
+/// The follower's memory: the last feed seq read and every job's last known shape. Bounded by
+/// the jobs table (retention prunes it; pruned jobs are forgotten here too).
+struct Seen {
+    cursor: i64,
+    version: i64,
+    jobs: HashMap<i64, Known>,
+}
+
+impl Seen {
+    /// Everything as it is now, in one read transaction.
+    fn load(conn: &Connection) -> rusqlite::Result<Seen> {
+        conn.execute_batch("BEGIN")?;
+        let seen = data_version(conn).and_then(|version| Seen::load_in(conn, version));
+        conn.execute_batch("COMMIT")?;
+        seen
+    }
+
+    /// What the follower knows, read inside a transaction already open.
+    fn load_in(conn: &Connection, version: i64) -> rusqlite::Result<Seen> {
+        let cursor = conn.query_row("SELECT n FROM job_feed_counter", [], |r| r.get(0))?;
+        let mut jobs = HashMap::new();
+        let mut st = conn.prepare_cached("SELECT id, state, attempts, progress, output_lines FROM jobs")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let state: String = r.get(1)?;
+            let known = Known {
+                state: JobState::parse(&state).unwrap_or(JobState::Queued),
+                attempts: r.get(2)?,
+                progress: r.get(3)?,
+                lines: r.get(4)?,
+            };
+            jobs.insert(r.get(0)?, known);
+        }
+        Ok(Seen { cursor, version, jobs })
+    }
+}
+
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+}
+
+fn follow(conn: Connection, mut seen: Seen, tx: broadcast::Sender<JobFeed>, stop: Arc<AtomicBool>) {
+    // Jobs with output left to read from an earlier tick (more than LINES_PER_TICK came).
+    let mut behind: Vec<i64> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(TICK);
+        match data_version(&conn) {
+            Ok(v) if v == seen.version && behind.is_empty() => continue,
+            Ok(v) => seen.version = v,
+            Err(e) => {
+                tracing::warn!(error = %e, "job feed: cannot read the database's version");
+                continue;
+            }
+        }
+        match step(&conn, &mut seen, std::mem::take(&mut behind)) {
+            Ok((events, left)) => {
+                behind = left;
+                for event in events {
+                    // No subscriber is fine.
+                    let _ = tx.send(event);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "job feed: cannot read what changed"),
+        }
+    }
+}
+
+/// One look at the feed: the events since `seen`, and the jobs whose output is still behind.
+fn step(conn: &Connection, seen: &mut Seen, behind: Vec<i64>) -> rusqlite::Result<(Vec<JobFeed>, Vec<i64>)> {
+    conn.execute_batch("BEGIN")?;
+    let result = read_changes(conn, seen, behind);
+    conn.execute_batch("COMMIT")?;
+    result
+}
+
+fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>) -> rusqlite::Result<(Vec<JobFeed>, Vec<i64>)> {
+    let mut events = Vec::new();
+    // Tombstones this far back were forgotten: deletions before it may have been missed.
+    let horizon: Option<String> = conn
+        .prepare_cached("SELECT value FROM settings WHERE key = 'job_feed.horizon'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    if horizon.and_then(|h| h.parse::<i64>().ok()).is_some_and(|h| h > seen.cursor) {
+        *seen = Seen::load_in(conn, seen.version)?;
+        return Ok((vec![JobFeed::Resync], Vec::new()));
+    }
+    // Deleted jobs first: a deleted id never comes back (ids are never reused).
+    let gone: Vec<(i64, i64)> = conn
+        .prepare_cached("SELECT job_id, seq FROM job_feed_gone WHERE seq > ?1 ORDER BY seq")?
+        .query_map([seen.cursor], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let changed: Vec<(i64, Job)> = conn
+        .prepare_cached(&format!(
+            "SELECT feed_seq, {JOB_COLUMNS} FROM jobs INDEXED BY jobs_feed WHERE feed_seq > ?1 ORDER BY feed_seq"
+        ))?
+        .query_map([seen.cursor], |r| Ok((r.get(0)?, Job::from_row(r)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut pruned = Vec::new();
+    for (id, seq) in gone {
+        seen.cursor = seen.cursor.max(seq);
+        // Told even if it came and went between two looks: "job N is gone" is never wrong.
+        seen.jobs.remove(&id);
+        pruned.push(id);
+    }
+    let mut output_of: Vec<i64> = behind;
+    for (seq, job) in changed {
+        seen.cursor = seen.cursor.max(seq);
+        let id = job.id;
+        let before = seen.jobs.get(&id).copied();
+        let now = Known::of(&job);
+        let read_from = before.map_or(0, |b| b.lines);
+        seen.jobs.insert(id, Known { lines: read_from, ..now });
+        // The row is read as it is now; what happened since the last look is told in the order
+        // it must have happened in, so a follower always sees submitted → claimed → output →
+        // finished, however quick the job was.
+        let was = before.map_or((JobState::Queued, 0), |b| (b.state, b.attempts));
+        let mut told = false;
+        if before.is_none() {
+            events.push(JobFeed::Submitted { job: job.clone() });
+            told = true;
+        }
+        // A finished job changes only by being retried: back in the queue first.
+        let retried = before.is_some() && was.0.is_finished() && (now.attempts > was.1 || now.state != was.0);
+        if retried {
+            events.push(JobFeed::Requeued { job: job.clone() });
+            told = true;
+        }
+        if now.attempts > was.1 {
+            events.push(JobFeed::Claimed { job: job.clone() });
+            told = true;
+        }
+        let moved = told || now.state != was.0;
+        if job.state.is_finished() {
+            // A job's last lines come before the news that it finished.
+            while read_output(conn, seen, id, &mut events)? {}
+            output_of.retain(|&j| j != id);
+            if moved {
+                events.push(JobFeed::Finished { job: job.clone() });
+                continue;
+            }
+        } else if now.lines > read_from && !output_of.contains(&id) {
+            output_of.push(id);
+        }
+        if job.state == JobState::Queued && before.is_some() && moved && !retried {
+            events.push(JobFeed::Requeued { job: job.clone() });
+        } else if before.is_some_and(|b| b.progress != now.progress) {
+            events.push(match now.progress {
+                Some(percent) => JobFeed::Progress { id, percent },
+                None => JobFeed::Changed { job: job.clone() },
+            });
+        } else if !told && before.is_some_and(|b| b.lines == now.lines) {
+            events.push(JobFeed::Changed { job: job.clone() });
+        }
+    }
+    let mut left = Vec::new();
+    for id in output_of {
+        if read_output(conn, seen, id, &mut events)? {
+            left.push(id);
+        }
+    }
+    if !pruned.is_empty() {
+        events.push(JobFeed::Pruned { ids: pruned });
+    }
+    Ok((events, left))
+}
+
+/// Read up to [`LINES_PER_TICK`] new lines of job `id`; true if more are left.
+fn read_output(conn: &Connection, seen: &mut Seen, id: i64, events: &mut Vec<JobFeed>) -> rusqlite::Result<bool> {
+    let Some(known) = seen.jobs.get_mut(&id) else { return Ok(false) };
+    let total: i64 = conn
+        .prepare_cached("SELECT output_lines FROM jobs WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(known.lines);
+    let mut st = conn.prepare_cached(
+        "SELECT seq, attempt, stream, at, text FROM job_output WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let mut rows = st.query(params![id, known.lines, LINES_PER_TICK])?;
+    let mut read = 0;
+    while let Some(r) = rows.next()? {
+        let stream: String = r.get(2)?;
+        let line = OutputLine {
+            seq: r.get(0)?,
+            attempt: r.get(1)?,
+            stream: if stream == "stderr" { Stream::Stderr } else { Stream::Stdout },
+            at: r.get(3)?,
+            text: r.get(4)?,
+        };
+        known.lines = line.seq;
+        read += 1;
+        events.push(JobFeed::Output { id, line });
+    }
+    if read < LINES_PER_TICK {
+        // Lines the output cap dropped before they were read are skipped, not waited for.
+        known.lines = total;
+    }
+    Ok(known.lines < total)
+}
