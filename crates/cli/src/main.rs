@@ -2,12 +2,13 @@
 //!
 //! Layout: `main.rs` parses arguments (clap), opens the engine and turns errors into one
 //! sentence on stderr and an exit code (0 ok, 1 the thing failed, 2 usage or input error);
-//! `jobs.rs` and `worker.rs` hold the subcommands; `show.rs` formats for people.
+//! `jobs.rs`, `pool.rs` and `worker.rs` hold the subcommands; `show.rs` formats for people.
 
 mod chat;
 mod exec;
 mod jobs;
 mod models;
+mod pool;
 mod show;
 mod worker;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Submit, list, inspect and control jobs
     #[command(subcommand)]
     Jobs(jobs::Command),
+    /// Pause or resume every worker pool on this database; see where they stand
+    #[command(subcommand)]
+    Pool(pool::Command),
     /// Chat with a gateway: one message, or --interactive
     Chat(chat::ChatArgs),
     /// Stored conversations
@@ -122,6 +126,7 @@ async fn run(cli: Cli) -> Outcome {
     let result = match cli.command {
         Command::Worker(args) => worker::run(&engine, args, cli.json).await,
         Command::Jobs(cmd) => jobs::run(&engine, cmd, cli.json).await,
+        Command::Pool(cmd) => pool::run(&engine, cmd, cli.json).await,
         Command::Chat(args) => chat::chat(&engine, args, cli.json).await,
         Command::Chats(cmd) => chat::chats(&engine, cmd, cli.json).await,
         Command::Gateways(cmd) => chat::gateways(&engine, cmd, cli.json).await,

@@ -463,3 +463,27 @@ fn jobs_watch_shows_what_two_other_processes_do_as_json_lines() {
     assert_eq!(events.last().unwrap()["job"]["state"], "succeeded");
     drop(worker);
 }
+
+#[test]
+fn pool_pause_holds_new_jobs_in_a_worker_process_and_resume_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    allow_scripts(dir.path(), None);
+    let _worker = Worker::start(dir.path(), 1);
+    // Runs (in the default workspace) until the test lets it end.
+    let first = submit(dir.path(), &[], &["sh", "-c", "while [ ! -e release ]; do sleep 0.01; done"]);
+    wait_state(dir.path(), first, "running");
+    let paused = json(dir.path(), &["pool", "pause"]);
+    assert_eq!(paused["paused"], true);
+    let second = submit(dir.path(), &[], &["true"]);
+    std::fs::write(dir.path().join("workspace/release"), "").unwrap();
+    let out = run(dir.path(), &["jobs", "wait", &first.to_string(), "--timeout", "30"]);
+    assert!(out.status.success(), "a running job goes on: {}", String::from_utf8_lossy(&out.stdout));
+    // With one worker, the claim that finished `first` would have taken `second` at once.
+    assert_eq!(job(dir.path(), second)["state"], "queued", "nothing new starts");
+    let status = json(dir.path(), &["pool", "status"]);
+    assert_eq!((status["paused"].as_bool(), status["live_pools"].as_i64()), (Some(true), Some(1)));
+    let resumed = json(dir.path(), &["pool", "resume"]);
+    assert_eq!(resumed["paused"], false);
+    let out = run(dir.path(), &["jobs", "wait", &second.to_string(), "--timeout", "30"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -69,6 +69,17 @@ use store::Store;
 /// store; the engine never waits for it and memory stays bounded.
 const EVENT_BUFFER: usize = 1024;
 
+/// Where the pools of a database stand ([`Engine::pool_status`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PoolStatus {
+    /// Pools are held from starting jobs ([`Engine::pause_pool`]).
+    pub paused: bool,
+    /// Pools (in any process) whose lease is current.
+    pub live_pools: i64,
+    /// Jobs by state; states with none are left out.
+    pub jobs: std::collections::BTreeMap<&'static str, i64>,
+}
+
 /// How an engine is opened. `EngineOptions::new(dir)` has the production defaults.
 pub struct EngineOptions {
     pub data_dir: PathBuf,
@@ -295,6 +306,29 @@ impl Engine {
     /// are produced). Front ends use [`Engine::watch_jobs`], which sees every process.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.shared.events.subscribe()
+    }
+
+    /// Stop every pool on this database — in any process — from starting jobs. Running jobs
+    /// go on; a stored flag, so it holds across restarts until [`Engine::resume_pool`].
+    pub async fn pause_pool(&self) -> Result<()> {
+        let paused = settings::Set { key: pool::ops::claim::PAUSED, value: Some("1".into()) };
+        self.shared.store.writer.apply(paused).await
+    }
+
+    /// Let pools start jobs again. Idle workers of this process look at once, others within
+    /// their poll.
+    pub async fn resume_pool(&self) -> Result<()> {
+        self.shared.store.writer.apply(settings::Set { key: pool::ops::claim::PAUSED, value: None }).await?;
+        self.shared.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Whether pools may start jobs, how many pools are alive, and jobs by state.
+    pub async fn pool_status(&self) -> Result<PoolStatus> {
+        let paused = settings::get(&self.shared.store, pool::ops::claim::PAUSED).await?.is_some();
+        let live_pools = self.live_pools(PoolConfig::default().lease_ttl).await?;
+        let counts = self.job_counts().await?.into_iter().map(|(s, n)| (s.as_str(), n)).collect();
+        Ok(PoolStatus { paused, live_pools, jobs: counts })
     }
 
     /// Pools (in any process) whose lease is current: is anything going to run queued jobs?

@@ -502,3 +502,31 @@ async fn a_retried_exec_job_does_not_keep_the_approval_of_its_first_run() {
     assert_eq!(job.error.unwrap().code, "exec.needs_approval");
     pool.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_pause_from_another_process_holds_new_jobs_and_lets_running_ones_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, worker) = (open(dir.path(), vec![]).await, open(dir.path(), vec![]).await);
+    let mut events = worker.subscribe();
+    // One worker: without the pause, the claim that finishes `first` would take `second`
+    // in the same transaction.
+    let pool = worker.start_pool(PoolConfig { workers: 1, ..PoolConfig::default() }).await.unwrap();
+    // The job waits for a file in its workspace, which the test writes once the pause is on.
+    let release = dir.path().join("workspace/release");
+    std::fs::create_dir_all(release.parent().unwrap()).unwrap();
+    let script = format!("while [ ! -e {} ]; do sleep 0.01; done", release.display());
+    let first = worker.submit(exec("sh", &["-c", &script])).await.unwrap();
+    wait_for(&worker, &mut events, first, JobState::Running).await;
+    app.pause_pool().await.unwrap();
+    assert!(app.pool_status().await.unwrap().paused);
+    let second = app.submit(exec("true", &[])).await.unwrap();
+    std::fs::write(&release, "").unwrap();
+    let deadline = Some(tokio::time::Instant::now() + Duration::from_secs(30));
+    assert_eq!(app.wait(first, deadline).await.unwrap().state, JobState::Succeeded, "running jobs go on");
+    assert_eq!(app.job(second).await.unwrap().state, JobState::Queued, "nothing new starts");
+    app.resume_pool().await.unwrap();
+    assert_eq!(app.wait(second, deadline).await.unwrap().state, JobState::Succeeded);
+    let status = app.pool_status().await.unwrap();
+    assert_eq!((status.paused, status.live_pools, status.jobs.get("succeeded").copied()), (false, 1, Some(2)));
+    pool.shutdown(Duration::from_secs(5)).await;
+}

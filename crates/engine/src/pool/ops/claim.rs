@@ -12,6 +12,10 @@ use crate::error::Result;
 use crate::pool::job::JobState;
 use crate::store::writer::{db, WriteOp};
 
+/// The setting that, while present, stops every pool on the database from claiming
+/// (`Engine::pause_pool`).
+pub(crate) const PAUSED: &str = "pool.paused";
+
 pub(crate) struct Claim {
     pub owner: Arc<str>,
     /// Jobs allowed to run at once on this database, all pools together.
@@ -45,18 +49,20 @@ impl WriteOp for Claim {
         if let Some(f) = &self.finished {
             out.finished = finish(conn, f, now)?;
         }
-        let (running, registered): (i64, bool) = conn
+        let (running, registered, paused): (i64, bool, bool) = conn
             .prepare_cached(
                 "SELECT (SELECT count(*) FROM jobs INDEXED BY jobs_running WHERE state = 'running'),
-                        EXISTS (SELECT 1 FROM pools WHERE owner = ?1)",
+                        EXISTS (SELECT 1 FROM pools WHERE owner = ?1),
+                        EXISTS (SELECT 1 FROM settings WHERE key = ?2)",
             )
-            .and_then(|mut st| st.query_row([&*self.owner], |r| Ok((r.get(0)?, r.get(1)?))))
+            .and_then(|mut st| st.query_row(params![&*self.owner, PAUSED], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
             .map_err(db)?;
         if !registered {
             out.evicted = true;
             return Ok(out);
         }
-        if running >= self.cap {
+        // Paused: the previous job is finished above, nothing new starts.
+        if paused || running >= self.cap {
             return Ok(out);
         }
         out.job = conn
