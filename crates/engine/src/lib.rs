@@ -680,10 +680,15 @@ impl Engine {
     pub async fn close(self) {
         match Arc::try_unwrap(self.shared) {
             Ok(shared) => {
-                if let Some(mut follower) = shared.feed.into_inner() {
+                let Shared { store, kinds, gateways, feed, .. } = shared;
+                if let Some(mut follower) = feed.into_inner() {
                     let _ = tokio::task::spawn_blocking(move || follower.stop()).await;
                 }
-                shared.store.close().await
+                // The job kinds and gateways hold handles on the store: with them gone, this
+                // is the last handle, so closing it waits for the writer to checkpoint and
+                // close — a process that exits right after leaves no `-wal` file behind.
+                drop((kinds, gateways));
+                store.close().await
             }
             Err(_) => tracing::debug!("engine still shared at close; the store closes with the last handle"),
         }

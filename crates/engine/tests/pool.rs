@@ -530,3 +530,21 @@ async fn a_pause_from_another_process_holds_new_jobs_and_lets_running_ones_finis
     assert_eq!((status.paused, status.live_pools, status.jobs.get("succeeded").copied()), (false, 1, Some(2)));
     pool.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn close_returns_once_the_database_is_checkpointed_and_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), vec![]).await;
+    let _feed = engine.watch_jobs().await.unwrap();
+    let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
+    let id = engine.submit(exec("true", &[])).await.unwrap();
+    assert_eq!(engine.wait(id, None).await.unwrap().state, JobState::Succeeded);
+    pool.shutdown(Duration::from_secs(5)).await;
+    drop(_feed);
+    assert!(dir.path().join("gatehouse.db-wal").exists(), "written through the WAL");
+    engine.close().await;
+    // A process that exits right now leaves a complete database and no WAL behind.
+    assert!(!dir.path().join("gatehouse.db-wal").exists(), "the WAL was checkpointed and removed");
+    let engine = open(dir.path(), vec![]).await;
+    assert_eq!(engine.job(id).await.unwrap().state, JobState::Succeeded);
+}
