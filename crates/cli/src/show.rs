@@ -36,22 +36,7 @@ pub fn safe_text(text: &str) -> Cow<'_, str> {
 }
 
 use gatehouse_engine::clock::rfc3339;
-use gatehouse_engine::{ExecSpec, Job};
-
-/// What the job runs, in one line.
-pub fn command(job: &Job) -> String {
-    match job.kind.as_str() {
-        "exec" => serde_json::from_value::<ExecSpec>(job.spec.clone())
-            .map(|spec| spec.display())
-            .unwrap_or_else(|_| job.spec.to_string()),
-        "prompt" => {
-            let text = job.spec.get("text").and_then(|t| t.as_str()).unwrap_or("");
-            let gateway = job.spec.get("gateway").and_then(|g| g.as_str()).unwrap_or("default gateway");
-            format!("[{gateway}] {}", text.replace('\n', " "))
-        }
-        _ => job.spec.to_string(),
-    }
-}
+use gatehouse_engine::Job;
 
 pub fn short_time(ms: i64) -> String {
     // 2026-11-29T17:40:01.123Z -> 2026-11-29 17:40:01
@@ -66,7 +51,7 @@ pub fn table(jobs: &[Job]) {
     }
     println!("{:>6}  {:<9}  {:<6}  {:>4}  {:>5}  {:<19}  COMMAND", "ID", "STATE", "KIND", "PRI", "TRIES", "CREATED (UTC)");
     for job in jobs {
-        let mut what = command(job);
+        let mut what = job.title.clone();
         if what.chars().count() > 60 {
             what = what.chars().take(59).collect::<String>() + "…";
         }
@@ -87,7 +72,7 @@ pub fn details(job: &Job) {
     let row = |k: &str, v: String| println!("{k:<12} {v}");
     row("id", job.id.to_string());
     row("kind", job.kind.clone());
-    row("command", command(job));
+    row("command", job.title.clone());
     if let Some(cwd) = job.spec.get("cwd").and_then(|c| c.as_str()) {
         row("cwd", cwd.to_owned());
     }

@@ -76,7 +76,7 @@ async fn log_state(engine: &Engine, id: i64, state: JobState, json: bool) {
     }
     let line = match engine.job(id).await {
         Ok(job) => {
-            let what = crate::show::command(&job);
+            let what = job.title.clone();
             match (state, &job.error) {
                 (JobState::Failed, Some(e)) | (JobState::Queued, Some(e)) if job.attempts > 0 => {
                     format!("job {id} {state}: {what} — {}", e.message)

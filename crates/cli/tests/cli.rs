@@ -129,8 +129,9 @@ fn json_output_follows_the_contract() {
     keys.sort();
     assert_eq!(
         keys,
-        ["attempts", "created_at", "error", "exit_code", "finished_at", "id", "kind", "max_attempts", "priority", "started_at", "state"]
+        ["attempts", "created_at", "error", "exit_code", "finished_at", "id", "kind", "max_attempts", "priority", "started_at", "state", "title"]
     );
+    assert_eq!(job["title"], "true", "the title is what the job runs");
     assert_eq!((job["kind"].as_str(), job["priority"].as_i64(), job["max_attempts"].as_i64()), (Some("exec"), Some(4), Some(2)));
     let created = job["created_at"].as_str().unwrap();
     assert!(chrono::DateTime::parse_from_rfc3339(created).is_ok() && created.ends_with('Z'), "{created}");

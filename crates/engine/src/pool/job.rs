@@ -69,7 +69,7 @@ impl NewJob {
 }
 
 /// A job as the store has it. Serializes to the CLI/IPC contract: `id, kind, state, priority,
-/// attempts, max_attempts, created_at, started_at, finished_at, exit_code, error`, times in
+/// attempts, max_attempts, created_at, started_at, finished_at, exit_code, error, title`, times in
 /// RFC 3339 UTC. The other fields are for people (the human views) and are not serialized.
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
@@ -87,6 +87,10 @@ pub struct Job {
     pub finished_at: Option<Millis>,
     pub exit_code: Option<i64>,
     pub error: Option<JobError>,
+    /// What the job runs, in one line, for lists, the tray and notifications: an exec job's
+    /// command line, a prompt's gateway and text — control characters escaped, at most
+    /// [`TITLE_CHARS`] characters.
+    pub title: String,
     #[serde(skip)]
     pub spec: serde_json::Value,
     #[serde(skip)]
@@ -107,6 +111,29 @@ pub struct Job {
 
 
 
+/// The longest [`Job::title`], in characters.
+pub const TITLE_CHARS: usize = 200;
+
+/// The title of a job of `kind` with `spec` (see [`Job::title`]).
+fn title(kind: &str, spec: &serde_json::Value) -> String {
+    let text = match kind {
+        "exec" => serde_json::from_value::<crate::exec::ExecSpec>(spec.clone())
+            .map(|spec| spec.display())
+            .unwrap_or_else(|_| spec.to_string()),
+        "prompt" => {
+            let text = spec.get("text").and_then(|t| t.as_str()).unwrap_or("");
+            let gateway = spec.get("gateway").and_then(|g| g.as_str()).unwrap_or("default gateway");
+            format!("[{gateway}] {}", text.replace('\n', " "))
+        }
+        _ => spec.to_string(),
+    };
+    let text = crate::exec::shown(&text);
+    match text.char_indices().nth(TITLE_CHARS - 1) {
+        Some((at, _)) if text.chars().count() > TITLE_CHARS => format!("{}…", &text[..at]),
+        _ => text.into_owned(),
+    }
+}
+
 /// The columns [`Job`] is read from; every query that returns jobs selects these.
 pub(crate) const JOB_COLUMNS: &str = "id, kind, spec, state, priority, attempts, max_attempts, \
      timeout_ms, created_at, run_after, started_at, finished_at, exit_code, error_code, \
@@ -117,11 +144,13 @@ impl Job {
     pub(crate) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         let state: String = row.get("state")?;
         let spec: String = row.get("spec")?;
+        let spec = serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null);
+        let kind: String = row.get("kind")?;
         let error_code: Option<String> = row.get("error_code")?;
         let error_message: Option<String> = row.get("error_message")?;
         Ok(Job {
             id: row.get("id")?,
-            kind: row.get("kind")?,
+            kind: kind.clone(),
             state: JobState::parse(&state).ok_or_else(|| {
                 rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("unknown job state {state:?}").into())
             })?,
@@ -133,7 +162,8 @@ impl Job {
             finished_at: row.get("finished_at")?,
             exit_code: row.get("exit_code")?,
             error: error_code.map(|code| JobError { code, message: error_message.unwrap_or_default() }),
-            spec: serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null),
+            title: title(&kind, &spec),
+            spec,
             timeout_ms: row.get("timeout_ms")?,
             run_after: row.get("run_after")?,
             progress: row.get("progress")?,
@@ -185,4 +215,21 @@ pub enum JobEvent {
     Progress { id: i64, percent: f64 },
     /// Finished jobs past the retention period were deleted.
     Pruned { count: u64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_title_is_one_safe_line_of_bounded_length() {
+        let exec = serde_json::json!({ "program": "sh", "args": ["-c", "echo hi\n\u{1b}]52;c;x\u{7}"] });
+        let t = title("exec", &exec);
+        assert!(t.starts_with("sh -c ") && !t.chars().any(|c| c.is_control()), "{t}");
+        let prompt = serde_json::json!({ "gateway": "claw", "text": "line one\nline two" });
+        assert_eq!(title("prompt", &prompt), "[claw] line one line two");
+        let long = serde_json::json!({ "text": "x".repeat(500) });
+        let t = title("prompt", &long);
+        assert_eq!((t.chars().count(), t.ends_with('…')), (TITLE_CHARS, true));
+    }
 }
