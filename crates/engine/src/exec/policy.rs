@@ -504,4 +504,37 @@ mod tests {
         assert_eq!(decide(&["--version", "-c", "x"]), Action::Ask);
         assert_eq!(decide(&[]), Action::Ask);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Whatever the rules, program and arguments, deciding never panics and never allows
+        /// a command that a deny rule covers.
+        #[test]
+        fn no_rule_set_allows_what_a_deny_rule_covers(
+            specs in proptest::collection::vec(
+                (0u8..3, proptest::sample::select(vec!["/usr/bin/git", "/usr/bin/rm", "/sbin/reboot", "/usr/bin/systemctl", "/w/tool", "/nowhere"]),
+                 proptest::collection::vec("(/[a-z|.*(]{0,6}/?|[a-z-]{0,4})", 0..3), proptest::bool::ANY, proptest::bool::ANY),
+                0..8,
+            ),
+            ino in 1u64..7,
+            name in proptest::sample::select(vec!["git", "rm", "reboot", "systemctl", "tool", "x"]),
+            args in proptest::collection::vec("[a-z./|-]{0,5}", 0..4),
+        ) {
+            let mut rules = Vec::new();
+            for (i, (action, program, patterns, any_args, builtin)) in specs.into_iter().enumerate() {
+                let action = [Action::Allow, Action::Deny, Action::Ask][action as usize];
+                let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+                let mut r = rule(i as i64 + 1, action, program, &patterns, any_args);
+                r.builtin = builtin;
+                rules.push(r);
+            }
+            let candidate = program(ino, name);
+            let decision = decide(&rules, &candidate, &args, anywhere(), target);
+            let denied = rules.iter().any(|r| r.spec.action == Action::Deny && r.matches(&target(&r.spec.program), &candidate, &args, anywhere()));
+            if denied {
+                proptest::prop_assert_eq!(decision.action, Action::Deny);
+            }
+        }
+    }
 }

@@ -150,4 +150,41 @@ mod tests {
         assert!(d.feed(b"data: partial").is_empty());
         assert_eq!(d.pending(), "data: partial".len());
     }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        // Bounded so CI stays quick; `PROPTEST_CASES=100000 cargo test sse` for a long run.
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Any stream — SSE lines with every kind of line end, mixed with arbitrary bytes —
+        /// cut into any pieces, decodes as the whole does, and nothing panics.
+        #[test]
+        fn any_split_of_any_stream_decodes_as_the_whole(
+            parts in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        proptest::sample::select(vec!["data: a", "data:b", "data: \u{20ac}\u{1f600}", "event: e", ": c", "id: 1", "retry: 5", ""])
+                            .prop_map(|t| t.as_bytes().to_vec()),
+                        proptest::collection::vec(proptest::num::u8::ANY, 0..6),
+                    ],
+                    proptest::sample::select(vec!["\n", "\r", "\r\n"]),
+                ),
+                0..40,
+            ),
+            cuts in proptest::collection::vec(0usize..400, 0..12),
+        ) {
+            let bytes: Vec<u8> = parts.iter().flat_map(|(t, end)| t.iter().chain(end.as_bytes()).copied()).collect();
+            let whole = all_at_once(&bytes);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort();
+            let mut d = Decoder::new();
+            let (mut events, mut from) = (Vec::new(), 0);
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                events.extend(d.feed(&bytes[from..cut]));
+                from = cut;
+            }
+            proptest::prop_assert_eq!(events, whole);
+        }
+    }
 }
