@@ -5,10 +5,19 @@
 //! touch SQL or spawn processes themselves.
 //!
 //! Layout:
-//! - [`store`]: the SQLite database (one writer task that batches writes, a read pool).
-//! - [`pool`]: jobs, the worker pool, leases and rescue; `pool::ops` holds every write.
-//! - [`exec`]: running commands (the `exec` job kind).
-//! - [`clock`], [`paths`], [`error`]: injected time, the data directory, the error type.
+//! - [`store`]: the SQLite database (one writer thread that batches writes, a read pool).
+//! - [`pool`]: jobs, the worker pool, leases and rescue; `pool::ops` holds every write;
+//!   [`pool::feed`] is the job feed every process can follow ([`Engine::watch_jobs`]).
+//! - [`exec`]: running commands — policy, approval, the bubblewrap sandbox, audit (the `exec`
+//!   job kind, the model's tool, [`Engine::exec`]); its module doc maps the sandbox.
+//! - [`chat`]: conversations and streamed replies; `chat::ops` holds every write; the
+//!   `prompt` job kind and the model's tools live here too.
+//! - [`gateway`]: where replies come from — the [`Gateway`] trait and its transports
+//!   (OpenAI-compatible HTTP + SSE, OpenClaw's WebSocket protocol, the built-in `local`
+//!   model), gateway profiles and their tokens (environment, file or OS keyring).
+//! - [`models`]: GGUF files for the `local` gateway, and fetching the built-in one.
+//! - [`clock`], [`paths`], [`error`]: injected time, the data directory, the error type
+//!   (every variant has a stable code).
 //!
 //! Time and randomness are injected through [`EngineOptions`], so leases, backoff and retention
 //! are tested by moving a [`ManualClock`], not by waiting.

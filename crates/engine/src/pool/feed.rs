@@ -9,7 +9,7 @@
 //! into [`JobFeed`] events.
 //!
 //! Events go out on a bounded broadcast channel: the follower never waits for a subscriber,
-//! and a subscriber that falls [`BUFFER`] events behind gets [`JobFeed::Resync`] (reload what
+//! and a subscriber that falls `BUFFER` events behind gets [`JobFeed::Resync`] (reload what
 //! you show) instead of an unbounded queue. Output lines carry their `seq`, so a front end
 //! that reads a stored page ([`crate::Engine::output`]) after subscribing merges it with the
 //! live lines without gaps or repeats: keep lines with `seq` above the page's last.
