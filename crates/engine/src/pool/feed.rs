@@ -1,9 +1,10 @@
 //! The job feed: what happens to jobs, in every process that writes the database.
 //!
 //! The pool of this process, a `gatehouse worker` in another terminal and the CLI submitting
-//! from a script all write the same SQLite file. A trigger moves every job a write touches to
-//! the end of the feed (`jobs.feed_seq`, migration 0011). One follower thread per engine asks SQLite every
-//! [`TICK`] whether any other connection committed (`PRAGMA data_version`, a counter read, no
+//! from a script all write the same SQLite file. Every write transaction takes the next number
+//! of a counter and stamps the job rows it writes with it (`jobs.feed_seq`, migration 0011;
+//! deleted jobs leave a tombstone). One follower thread per engine asks SQLite every `TICK`
+//! (50 ms) whether any other connection committed (`PRAGMA data_version`, a counter read, no
 //! I/O); only then does it read the feed after the last seq it saw — one range query on an
 //! index — and the changed jobs' new output lines, and turns the difference from what it knew
 //! into [`JobFeed`] events.
