@@ -20,11 +20,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::job::{Job, JobState, OutputLine, Stream, JOB_COLUMNS};
+use super::job::{Job, JobState, OutputLine, JOB_COLUMNS};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -333,22 +333,10 @@ fn read_output(conn: &Connection, seen: &mut Seen, id: i64, events: &mut Vec<Job
         .query_row([id], |r| r.get(0))
         .optional()?
         .unwrap_or(known.lines);
-    let mut st = conn.prepare_cached(
-        "SELECT seq, attempt, stream, at, text FROM job_output WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )?;
-    let mut rows = st.query(params![id, known.lines, LINES_PER_TICK])?;
-    let mut read = 0;
-    while let Some(r) = rows.next()? {
-        let stream: String = r.get(2)?;
-        let line = OutputLine {
-            seq: r.get(0)?,
-            attempt: r.get(1)?,
-            stream: if stream == "stderr" { Stream::Stderr } else { Stream::Stdout },
-            at: r.get(3)?,
-            text: r.get(4)?,
-        };
+    let lines = super::query::output_page(conn, id, known.lines, LINES_PER_TICK)?;
+    let read = lines.len() as i64;
+    for line in lines {
         known.lines = line.seq;
-        read += 1;
         events.push(JobFeed::Output { id, line });
     }
     if read < LINES_PER_TICK {

@@ -41,25 +41,26 @@ pub(crate) async fn jobs(store: &Store, filter: &JobFilter) -> Result<Vec<Job>> 
 
 /// Stored output lines with `seq > after`, oldest first, at most `limit`.
 pub(crate) async fn output(store: &Store, id: i64, after: i64, limit: i64) -> Result<Vec<OutputLine>> {
-    store
-        .read(move |c| {
-            c.prepare_cached(
-                "SELECT seq, attempt, stream, at, text FROM job_output
-                 WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )?
-            .query_map(params![id, after, limit], |r| {
-                let stream: String = r.get(2)?;
-                Ok(OutputLine {
-                    seq: r.get(0)?,
-                    attempt: r.get(1)?,
-                    stream: if stream == "stderr" { Stream::Stderr } else { Stream::Stdout },
-                    at: r.get(3)?,
-                    text: r.get(4)?,
-                })
-            })?
-            .collect()
+    store.read(move |c| output_page(c, id, after, limit)).await
+}
+
+/// [`output`] on a connection the caller holds (the job feed's own).
+pub(crate) fn output_page(c: &rusqlite::Connection, id: i64, after: i64, limit: i64) -> rusqlite::Result<Vec<OutputLine>> {
+    c.prepare_cached(
+        "SELECT seq, attempt, stream, at, text FROM job_output
+         WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?
+    .query_map(params![id, after, limit], |r| {
+        let stream: String = r.get(2)?;
+        Ok(OutputLine {
+            seq: r.get(0)?,
+            attempt: r.get(1)?,
+            stream: if stream == "stderr" { Stream::Stderr } else { Stream::Stdout },
+            at: r.get(3)?,
+            text: r.get(4)?,
         })
-        .await
+    })?
+    .collect()
 }
 
 /// Running jobs of `owner` that someone asked to cancel.
