@@ -129,27 +129,10 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
             let mut spec = ExecSpec::new(&command[0], &command[1..]);
             spec.cwd = cwd;
             spec.env = env;
-            // The job will run where nobody can approve it: ask now, while a person is here.
-            let check = engine.check_exec(&spec).await?;
-            let decision = check.decision;
-            if decision.action == gatehouse_engine::exec::policy::Action::Ask {
-                use gatehouse_engine::Approval;
-                match crate::exec::ask_on_terminal(&check.prompt, &decision.reason, false).await {
-                    Approval::Once | Approval::For(_) => {
-                        spec.approved = true;
-                        spec.approved_program = Some(check.program);
-                    }
-                    Approval::Denied => {
-                        return Err(gatehouse_engine::Error::ExecDenied(format!("you declined it ({})", decision.reason)).into())
-                    }
-                    Approval::Unavailable | Approval::Expired => {
-                        return Err(gatehouse_engine::Error::ExecNeedsApproval(decision.reason).into())
-                    }
-                }
-            }
             let spec = serde_json::to_value(spec).map_err(|e| Failure::new("job.invalid", e.to_string(), 2))?;
             let job = NewJob { kind: "exec".into(), spec, priority, max_attempts, timeout };
-            let id = engine.submit(job).await?;
+            // Asked now, while a person is here; else the job asks when it runs.
+            let id = engine.submit_exec(job, &crate::exec::AtSubmit).await?;
             submitted(engine, id, json).await
         }
         Command::Submit(Submit::Prompt { gateway, model, priority, timeout, text }) => {

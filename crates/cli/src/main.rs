@@ -2,8 +2,9 @@
 //!
 //! Layout: `main.rs` parses arguments (clap), opens the engine and turns errors into one
 //! sentence on stderr and an exit code (0 ok, 1 the thing failed, 2 usage or input error);
-//! `jobs.rs`, `pool.rs` and `worker.rs` hold the subcommands; `show.rs` formats for people.
+//! `jobs.rs`, `pool.rs`, `approvals.rs` and `worker.rs` hold the subcommands; `show.rs` formats for people.
 
+mod approvals;
 mod chat;
 mod exec;
 mod jobs;
@@ -55,6 +56,9 @@ enum Command {
     Gateways(chat::Gateways),
     /// Run a command in the sandbox, through policy and approval; manage the policy
     Exec(exec::ExecArgs),
+    /// Answer commands that wait for a person's approval, from any terminal
+    #[command(subcommand)]
+    Approvals(approvals::Command),
     /// GGUF models for the built-in `local` gateway
     #[command(subcommand)]
     Models(models::Command),
@@ -86,6 +90,11 @@ impl From<gatehouse_engine::Error> for Failure {
             "store.busy" => Some("another gatehouse process may be stuck; check `ps aux | grep gatehouse`"),
             "store.data_dir" => Some("pass --data-dir DIR or set GATEHOUSE_DATA_DIR to a writable directory"),
             "gateway.unreachable" => Some("check the URL with `gatehouse gateways list` and that the server is running"),
+            "exec.needs_approval" => Some(
+                "run it from a terminal, answer it from another one with `gatehouse approvals allow ID` \
+                 (see `gatehouse approvals list`), or allow it with `gatehouse exec policy add allow …`",
+            ),
+            "approval.not_found" | "approval.closed" => Some("see the open ones with `gatehouse approvals list`"),
             "model.fetch_failed" => Some("the model can also be added from a file you have: `gatehouse models add FILE.gguf`"),
             _ => None,
         };
@@ -127,6 +136,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Worker(args) => worker::run(&engine, args, cli.json).await,
         Command::Jobs(cmd) => jobs::run(&engine, cmd, cli.json).await,
         Command::Pool(cmd) => pool::run(&engine, cmd, cli.json).await,
+        Command::Approvals(cmd) => approvals::run(&engine, cmd, cli.json).await,
         Command::Chat(args) => chat::chat(&engine, args, cli.json).await,
         Command::Chats(cmd) => chat::chats(&engine, cmd, cli.json).await,
         Command::Gateways(cmd) => chat::gateways(&engine, cmd, cli.json).await,

@@ -58,7 +58,7 @@ pub fn table(jobs: &[Job]) {
         println!(
             "{:>6}  {:<9}  {:<6}  {:>4}  {:>5}  {:<19}  {}",
             job.id,
-            job.state.as_str(),
+            if job.waiting_approval.is_some() { "waiting" } else { job.state.as_str() },
             job.kind,
             job.priority,
             format!("{}/{}", job.attempts, job.max_attempts),
@@ -76,7 +76,13 @@ pub fn details(job: &Job) {
     if let Some(cwd) = job.spec.get("cwd").and_then(|c| c.as_str()) {
         row("cwd", cwd.to_owned());
     }
-    row("state", job.state.to_string());
+    match job.waiting_approval {
+        Some(request) => row(
+            "state",
+            format!("running, waiting for approval (request {request}: `gatehouse approvals allow {request}` or `deny {request}`)"),
+        ),
+        None => row("state", job.state.to_string()),
+    }
     row("priority", job.priority.to_string());
     row("attempts", format!("{} of {}", job.attempts, job.max_attempts));
     if let Some(ms) = job.timeout_ms {

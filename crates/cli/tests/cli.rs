@@ -129,7 +129,7 @@ fn json_output_follows_the_contract() {
     keys.sort();
     assert_eq!(
         keys,
-        ["attempts", "created_at", "error", "exit_code", "finished_at", "id", "kind", "max_attempts", "priority", "started_at", "state", "title"]
+        ["attempts", "created_at", "error", "exit_code", "finished_at", "id", "kind", "max_attempts", "priority", "started_at", "state", "title", "waiting_approval"]
     );
     assert_eq!(job["title"], "true", "the title is what the job runs");
     assert_eq!((job["kind"].as_str(), job["priority"].as_i64(), job["max_attempts"].as_i64()), (Some("exec"), Some(4), Some(2)));
@@ -144,11 +144,12 @@ fn json_output_follows_the_contract() {
 #[test]
 fn failures_are_one_sentence_with_the_right_exit_code() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], i32, &str); 5] = [
+    let cases: [(&[&str], i32, &str); 6] = [
         (&["jobs", "show", "99"], 2, "there is no job 99"),
         (&["jobs", "cancel", "99"], 2, "there is no job 99"),
         (&["jobs", "submit", "exec", "--", "no-such-program-gh"], 2, "was not found"),
-        (&["jobs", "submit", "exec", "--cwd", "/no/such/dir", "--", "true"], 2, "cannot be used"),
+        (&["jobs", "submit", "exec", "--cwd", "/no/such/dir", "--", "true"], 2, "does not exist"),
+        (&["jobs", "submit", "exec", "--cwd", "/usr", "--", "true"], 2, "outside every workspace root"),
         (&["jobs", "list", "--state", "done"], 2, "unknown state"),
     ];
     for (args, code, says) in cases {
@@ -487,4 +488,70 @@ fn pool_pause_holds_new_jobs_in_a_worker_process_and_resume_runs_them() {
     assert_eq!(resumed["paused"], false);
     let out = run(dir.path(), &["jobs", "wait", &second.to_string(), "--timeout", "30"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn an_exec_job_submitted_with_no_terminal_waits_until_another_terminal_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let _worker = Worker::start(dir.path(), 1);
+    // The default policy asks about sh; nobody is at this "terminal" (stdin is not one).
+    let out = gatehouse(dir.path()).args(["--json", "jobs", "submit", "exec", "--", "sh", "-c", "echo allowed"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the job will wait for it"), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"].as_i64().unwrap();
+    // It runs, and waits for a person.
+    let request = eventually("the job to ask", || {
+        let open = json(dir.path(), &["approvals", "list"]);
+        open.as_array().unwrap().iter().find(|r| r["job_id"] == id).cloned()
+    });
+    assert_eq!(request["requester"], "job");
+    assert!(request["prompt"].as_str().unwrap().starts_with("sh -c 'echo allowed'"), "{request}");
+    let shown = job(dir.path(), id);
+    assert_eq!((&shown["state"], &shown["waiting_approval"]), (&Value::from("running"), &request["id"]));
+    let list = String::from_utf8_lossy(&run(dir.path(), &["jobs", "list"]).stdout).into_owned();
+    let row = list.lines().find(|l| l.split_whitespace().next() == Some(&id.to_string())).unwrap_or_default();
+    assert_eq!(row.split_whitespace().nth(1), Some("waiting"), "{list}");
+
+    let rid = request["id"].as_i64().unwrap().to_string();
+    let out = run(dir.path(), &["approvals", "allow", &rid]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(dir.path(), &["jobs", "wait", &id.to_string(), "--timeout", "30"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let logs = run(dir.path(), &["jobs", "logs", &id.to_string()]);
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("allowed"));
+    // Answered once: a second answer says so.
+    let out = run(dir.path(), &["approvals", "deny", &rid]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no longer open"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A denied one fails, saying so.
+    let id = submit(dir.path(), &[], &["sh", "-c", "echo never"]);
+    let request = eventually("the second job to ask", || {
+        json(dir.path(), &["approvals", "list"]).as_array().unwrap().iter().find(|r| r["job_id"] == id).cloned()
+    });
+    let out = run(dir.path(), &["approvals", "deny", &request["id"].as_i64().unwrap().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let failed = wait_state(dir.path(), id, "failed");
+    assert_eq!(failed["error"]["code"], "exec.denied");
+}
+
+#[test]
+fn exec_with_no_terminal_can_wait_for_an_answer_from_another_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let asker = gatehouse(dir.path())
+        .args(["exec", "--approval-wait", "60", "--", "sh", "-c", "echo ran"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request = eventually("the command to ask", || {
+        json(dir.path(), &["approvals", "list"]).as_array().unwrap().first().cloned()
+    });
+    assert_eq!(request["requester"], "person");
+    let out = run(dir.path(), &["approvals", "allow", &request["id"].as_i64().unwrap().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = asker.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gatehouse approvals allow"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -28,7 +28,8 @@ fn python_version_runs_and_refusals_say_why() {
 
     let out = run(dir.path(), &["exec", "--", "sh", "-c", "echo hi"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("needs approval"), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("needs a person's approval") && stderr.contains("gatehouse approvals allow"), "{stderr}");
 
     let deny = run(dir.path(), &["exec", "policy", "add", "deny", "uname"]);
     let id = text(&deny.stdout).trim().to_owned();

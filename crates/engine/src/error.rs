@@ -100,8 +100,14 @@ pub enum Error {
     #[error("blocked by policy: {0}")]
     ExecDenied(String),
 
-    #[error("this command needs approval ({0}) and no one is here to give it; run it from a terminal, or allow it with `gatehouse exec policy add allow …`")]
+    #[error("this command needs a person's approval ({0}) and nobody gave it")]
     ExecNeedsApproval(String),
+
+    #[error("there is no approval request {0}")]
+    ApprovalNotFound(i64),
+
+    #[error("approval request {id} is no longer open: {state}")]
+    ApprovalClosed { id: i64, state: String },
 
     #[error("{0}")]
     ExecWorkspace(String),
@@ -180,6 +186,8 @@ impl Error {
             Error::ExecInvalid(_) => "exec.invalid",
             Error::ExecDenied(_) => "exec.denied",
             Error::ExecNeedsApproval(_) => "exec.needs_approval",
+            Error::ApprovalNotFound(_) => "approval.not_found",
+            Error::ApprovalClosed { .. } => "approval.closed",
             Error::ExecWorkspace(_) => "exec.workspace",
             Error::SandboxUnavailable(_) => "exec.sandbox_unavailable",
             Error::ModelMissing { .. } => "model.missing",
@@ -212,6 +220,8 @@ impl Error {
                 | Error::ConversationNotFound(_)
                 | Error::SearchEmpty
                 | Error::ExecInvalid(_)
+                | Error::ApprovalNotFound(_)
+                | Error::ApprovalClosed { .. }
                 | Error::ExecWorkspace(_)
                 | Error::ModelMissing { .. }
                 | Error::ModelInvalid(_)

@@ -49,6 +49,7 @@ pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent, SearchHit
 pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use error::{Error, JobError, Result};
+pub use exec::approval::{ApprovalEvent, ApprovalRequest, ApprovalState, ApprovalWatch};
 pub use exec::{Approval, Approver, ExecRequest, ExecResult, ExecSpec, NoApprover, Requester};
 
 /// A policy rule to add ([`Engine::add_rule`]).
@@ -78,6 +79,10 @@ use store::Store;
 /// store; the engine never waits for it and memory stays bounded.
 const EVENT_BUFFER: usize = 1024;
 
+/// The default [`EngineOptions::approval_wait`]: long enough to notice a notification and
+/// read the command, short enough that a forgotten question does not hold a turn for ever.
+pub const DEFAULT_APPROVAL_WAIT: Duration = Duration::from_secs(600);
+
 /// Where the pools of a database stand ([`Engine::pool_status`]).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PoolStatus {
@@ -99,6 +104,10 @@ pub struct EngineOptions {
     pub kill_grace: Duration,
     /// Job kinds beyond the built-in ones (tests and benchmarks add their own).
     pub extra_kinds: Vec<Arc<dyn JobKind>>,
+    /// How long a question to a person (a command an `ask` rule covers, asked for by a person
+    /// or a model) stays open before it counts as a no. An exec job's question lasts as long
+    /// as its timeout.
+    pub approval_wait: Duration,
 }
 
 impl EngineOptions {
@@ -109,6 +118,7 @@ impl EngineOptions {
             seed: None,
             kill_grace: Duration::from_secs(1),
             extra_kinds: Vec::new(),
+            approval_wait: DEFAULT_APPROVAL_WAIT,
         }
     }
 }
@@ -138,10 +148,11 @@ pub(crate) struct Shared {
     pub(crate) running: pool::Running,
     pub(crate) rng: Mutex<fastrand::Rng>,
     pub(crate) kill_grace: Duration,
-    pub(crate) approvals: Arc<exec::approval::Pending>,
+    /// How long a question to a person stays open ([`EngineOptions::approval_wait`]).
+    pub(crate) approval_wait: Duration,
     pub(crate) gateways: Arc<gateway::Gateways>,
-    /// The job feed's follower, started by the first [`Engine::watch_jobs`].
-    pub(crate) feed: tokio::sync::Mutex<Option<pool::feed::Follower>>,
+    /// Jobs and approvals from every process on the database.
+    pub(crate) feed: pool::feed::Feed,
 }
 
 impl Shared {
@@ -182,10 +193,12 @@ impl Engine {
         }
         store.writer.apply(exec::policy::SeedDefaults).await?;
         let gateways = Arc::new(gateway::Gateways::new(store.clone(), options.data_dir.clone()));
+        let feed = pool::feed::Feed::new(store.clone(), options.clock.clone());
         let mut kinds: HashMap<&'static str, Arc<dyn JobKind>> = HashMap::new();
         let built_in: [Arc<dyn JobKind>; 2] = [
             Arc::new(exec::ExecJob {
                 store: store.clone(),
+                feed: feed.clone(),
                 data_dir: options.data_dir.clone(),
                 kill_grace: options.kill_grace,
                 clock: options.clock.clone(),
@@ -206,9 +219,9 @@ impl Engine {
                 running: Default::default(),
                 rng: Mutex::new(rng),
                 kill_grace: options.kill_grace,
-                approvals: exec::approval::Pending::new(options.clock.clone()),
+                approval_wait: options.approval_wait,
                 gateways,
-                feed: tokio::sync::Mutex::new(None),
+                feed,
             }),
         })
     }
@@ -218,7 +231,15 @@ impl Engine {
     }
 
     /// Queue a job. Returns once it is committed, without waiting for a worker.
-    pub async fn submit(&self, mut job: NewJob) -> Result<i64> {
+    pub async fn submit(&self, job: NewJob) -> Result<i64> {
+        let submit = self.prepare_submit(job)?;
+        let id = self.shared.store.writer.apply(submit).await?;
+        self.submitted(id);
+        Ok(id)
+    }
+
+    /// The insert of a valid job, with its kind's defaults.
+    fn prepare_submit(&self, mut job: NewJob) -> Result<ops::submit::Submit> {
         let kind = self.shared.kinds.get(job.kind.as_str()).ok_or_else(|| Error::JobKindUnavailable(job.kind.clone()))?;
         kind.validate(&job.spec)?;
         job.timeout = job.timeout.or(kind.default_timeout());
@@ -229,10 +250,13 @@ impl Engine {
             return Err(Error::JobInvalid("a timeout must be at least a millisecond".into()));
         }
         let spec = job.spec.to_string();
-        let id = self.shared.store.writer.apply(ops::submit::Submit { job, spec }).await?;
+        Ok(ops::submit::Submit { job, spec })
+    }
+
+    /// Tell this process's subscribers and idle workers about job `id`.
+    fn submitted(&self, id: i64) {
         self.shared.emit(JobEvent::State { id, state: JobState::Queued });
         self.shared.wake.notify_one();
-        Ok(id)
     }
 
     pub async fn job(&self, id: i64) -> Result<Job> {
@@ -276,11 +300,7 @@ impl Engine {
     /// `gatehouse worker` elsewhere, the CLI — as it is stored (within about 100 ms). What a
     /// front end shows jobs with; see [`pool::feed`] for merging live output with a stored page.
     pub async fn watch_jobs(&self) -> Result<JobWatch> {
-        let mut feed = self.shared.feed.lock().await;
-        if feed.is_none() {
-            *feed = Some(pool::feed::Follower::start(&self.shared.store).await?);
-        }
-        Ok(feed.as_ref().expect("started above").subscribe())
+        self.shared.feed.jobs().await
     }
 
     /// Job `id` once it has finished (whichever process ran it), or as it is at `deadline`.
@@ -469,8 +489,9 @@ impl Engine {
         };
         let (tx, rx) = chat::channel();
         let writer = self.shared.store.writer.clone();
+        let conversation = turn.conversation_id;
         let tools = options.exec_tool.map(|approver| {
-            Arc::new(chat::tools::ExecTool { engine: self.clone(), approver }) as Arc<dyn chat::tools::ToolRunner>
+            Arc::new(chat::tools::ExecTool { engine: self.clone(), approver, conversation }) as Arc<dyn chat::tools::ToolRunner>
         });
         tokio::spawn(chat::run_turn(writer, gateway, request, turn.message_id, cancel, tx, tools));
         Ok(Reply { conversation_id: turn.conversation_id, message_id: turn.message_id, events: rx })
@@ -530,14 +551,11 @@ impl Engine {
         exec::run_now(self.exec_context(), request, approver, exec::Output::Lines(on_line, stop.clone())).await
     }
 
-    /// The rules in force now.
-    /// What the policy says about `spec` (a refusal is an error naming the rule or limit),
-    /// without running it — so `jobs submit exec` can ask a person while one is there — and
-    /// what to ask them: the command, what its program resolves to, where it runs and with
-    /// which variables, control characters escaped.
+    /// What the policy says about `spec` for a job (a refusal is an error naming the rule or
+    /// limit), without running it, and what a person would be asked: the command, what its
+    /// program resolves to, where it runs and with which variables, control characters escaped.
     pub async fn check_exec(&self, spec: &ExecSpec) -> Result<exec::ExecCheck> {
         let ctx = self.exec_context();
-        // Asked at submit for a job: the person answers for the job that will run it.
         let checked = exec::check(&ctx, spec, exec::Requester::Job(0)).await?;
         let prompt = exec::prompt(spec, &checked.program, &checked.place);
         let program = exec::fingerprint(&checked.program);
@@ -547,33 +565,79 @@ impl Engine {
         }
     }
 
+    /// Queue an exec job for a person who is here now: when its command needs approval,
+    /// `approver` asks them at once, and a yes is stored with the job (its first attempt runs
+    /// without asking again, if its program is still the file approved). A no refuses the
+    /// submit; no answer (nobody at the terminal) queues it anyway, and the job asks when it
+    /// runs. [`Engine::submit`] queues an exec job that always asks when it runs.
+    pub async fn submit_exec(&self, job: NewJob, approver: &dyn Approver) -> Result<i64> {
+        let ctx = self.exec_context();
+        let kind = self.shared.kinds.get("exec").ok_or_else(|| Error::JobKindUnavailable("exec".into()))?;
+        if job.kind != "exec" {
+            return Err(Error::JobInvalid(format!("a `{}` job is not an exec job", job.kind)));
+        }
+        kind.validate(&job.spec)?;
+        let spec: ExecSpec = serde_json::from_value(job.spec.clone()).map_err(|e| Error::JobInvalid(e.to_string()))?;
+        let checked = exec::check(&ctx, &spec, exec::Requester::Job(0)).await?;
+        if checked.decision.action != exec::policy::Action::Ask {
+            return self.submit(job).await;
+        }
+        let question = exec::question(&spec, &checked, exec::Requester::Job(0), None);
+        let grant_ms = match approver.approve(&question.preview(ctx.now)).await {
+            Approval::Once => None,
+            Approval::For(d) => Some(d.as_millis() as i64),
+            Approval::Denied => return Err(Error::ExecDenied(format!("a person declined it ({})", checked.decision.reason))),
+            Approval::Unavailable | Approval::Expired => return self.submit(job).await,
+        };
+        let submit = self.prepare_submit(job)?;
+        let id = self.shared.store.writer.apply(exec::approval::SubmitApproved { submit, question, grant_ms }).await?;
+        self.submitted(id);
+        Ok(id)
+    }
+
     fn exec_context(&self) -> exec::Context<'_> {
         exec::Context {
             store: &self.shared.store,
+            feed: &self.shared.feed,
             data_dir: self.data_dir(),
             kill_grace: self.shared.kill_grace,
             now: self.shared.clock.now(),
+            approval_wait: self.shared.approval_wait,
         }
     }
 
-    /// An approver that asks through [`Engine::approval_requests`] and waits up to `wait` for
-    /// [`Engine::answer_approval`] (the desktop's approval dialog, say).
-    pub fn approver(&self, wait: Duration) -> impl Approver {
-        exec::approval::EventApprover { pending: self.shared.approvals.clone(), wait }
+    /// Commands waiting for a person now (in any process), oldest first.
+    pub async fn approvals(&self) -> Result<Vec<ApprovalRequest>> {
+        let now = self.shared.clock.now();
+        self.shared.store.read(move |c| exec::approval::pending(c, now)).await
     }
 
-    /// Commands waiting for a person, as they come.
-    pub fn approval_requests(&self) -> broadcast::Receiver<exec::approval::ApprovalRequest> {
-        self.shared.approvals.subscribe()
+    /// Approval request `id`, open or not.
+    pub async fn approval(&self, id: i64) -> Result<ApprovalRequest> {
+        self.shared.store.read(move |c| exec::approval::get(c, id)).await?.ok_or(Error::ApprovalNotFound(id))
     }
 
-    /// Commands waiting for a person now.
-    pub fn pending_approvals(&self) -> Vec<exec::approval::ApprovalRequest> {
-        self.shared.approvals.list()
+    /// Questions asked and answered, in every process, as they happen: what an approval
+    /// dialog shows and closes.
+    pub async fn watch_approvals(&self) -> Result<ApprovalWatch> {
+        self.shared.feed.approvals().await
     }
 
-    pub fn answer_approval(&self, id: u64, answer: Approval) -> Result<()> {
-        self.shared.approvals.answer(id, answer)
+    /// Answer request `id` — whichever process asked: [`Approval::Once`], [`Approval::For`] (a
+    /// timed grant for the same command, where and for whom it was asked) or
+    /// [`Approval::Denied`]. Returns the request as answered; an answer to a request that is
+    /// no longer open is an error.
+    pub async fn answer_approval(&self, id: i64, answer: Approval) -> Result<ApprovalRequest> {
+        use exec::approval::Close;
+        let how = match answer {
+            Approval::Once => Close::Answer { allow: true, grant_ms: None },
+            Approval::For(d) => Close::Answer { allow: true, grant_ms: Some(d.min(exec::MAX_GRANT).as_millis() as i64) },
+            Approval::Denied => Close::Answer { allow: false, grant_ms: None },
+            Approval::Unavailable | Approval::Expired => {
+                return Err(Error::ExecInvalid("an answer is allow once, allow for a time, or deny".into()))
+            }
+        };
+        self.shared.store.writer.apply(exec::approval::Settle { id, how }).await
     }
 
     pub async fn exec_rules(&self) -> Result<Vec<exec::policy::Rule>> {
@@ -690,13 +754,11 @@ impl Engine {
         match Arc::try_unwrap(self.shared) {
             Ok(shared) => {
                 let Shared { store, kinds, gateways, feed, .. } = shared;
-                if let Some(mut follower) = feed.into_inner() {
-                    let _ = tokio::task::spawn_blocking(move || follower.stop()).await;
-                }
-                // The job kinds and gateways hold handles on the store: with them gone, this
+                feed.stop().await;
+                // The job kinds, gateways and feed hold handles on the store: with them gone, this
                 // is the last handle, so closing it waits for the writer to checkpoint and
                 // close — a process that exits right after leaves no `-wal` file behind.
-                drop((kinds, gateways));
+                drop((kinds, gateways, feed));
                 store.close().await
             }
             Err(_) => tracing::debug!("engine still shared at close; the store closes with the last handle"),

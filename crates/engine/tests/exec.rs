@@ -161,7 +161,8 @@ async fn asking_with_no_one_to_answer_refuses_and_default_rules_allow_read_only_
     let err = ran.result.unwrap_err();
     assert_eq!(err.code(), "exec.needs_approval");
     let entry = &engine.exec_audit(1).await.unwrap()[0];
-    assert_eq!((entry.decision.as_str(), entry.approval.as_deref()), ("ask", Some("unavailable")));
+    assert_eq!(entry.decision, "ask");
+    assert!(entry.approval.as_deref().is_some_and(|a| a.starts_with("unavailable (request ")), "{:?}", entry.approval);
     // And a default allow rule runs at once.
     let ran = run(&engine, None, T, "python3", &["--version"]).await;
     assert_eq!(ran.result.unwrap().exit_code, Some(0));
@@ -169,42 +170,61 @@ async fn asking_with_no_one_to_answer_refuses_and_default_rules_allow_read_only_
 }
 
 #[tokio::test]
-async fn a_pending_approval_is_answered_for_a_while_and_the_grant_expires() {
-    use gatehouse_engine::{Approval, ManualClock};
+async fn a_stored_request_is_answered_from_another_engine_for_a_while_and_the_grant_expires() {
+    use gatehouse_engine::exec::approval::Elsewhere;
+    use gatehouse_engine::{Approval, ApprovalEvent, ApprovalState, ManualClock};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new());
-    let mut options = EngineOptions::new(dir.path());
-    options.clock = clock.clone();
-    let engine = Engine::open(options).await.unwrap();
-    let mut requests = engine.approval_requests();
+    let options = |clock: &Arc<ManualClock>| {
+        let mut options = EngineOptions::new(dir.path());
+        options.clock = clock.clone();
+        options.approval_wait = Duration::from_secs(60);
+        options
+    };
+    let engine = Engine::open(options(&clock)).await.unwrap();
+    // Another front end on the same database (its own connections and feed): the app's dialog.
+    let other = Engine::open(options(&clock)).await.unwrap();
+    let mut watch = other.watch_approvals().await.unwrap();
 
-    // Someone elsewhere (the desktop's dialog) answers: this command, for ten minutes.
-    let asker = engine.clone();
-    let waiting = tokio::spawn(async move {
-        let mut out = String::new();
-        let mut on_line = |_: Stream, t: &str| out.push_str(t);
-        let spec = ExecSpec::new("sh", ["-c", "echo approved"]);
-        let request = ExecRequest { spec, timeout: Some(T), requester: Requester::Model };
-        let result = asker.exec(request, &asker.approver(Duration::from_secs(30)), &mut on_line, &CancellationToken::new()).await;
-        (result, out)
-    });
-    let request = requests.recv().await.unwrap();
-    // The prompt says which file a bare name resolves to, and where it runs.
+    let ask = |engine: &Engine, script: &'static str| {
+        let asker = engine.clone();
+        tokio::spawn(async move {
+            let mut out = String::new();
+            let mut on_line = |_: Stream, t: &str| out.push_str(t);
+            let spec = ExecSpec::new("sh", ["-c", script]);
+            let request = ExecRequest { spec, timeout: Some(T), requester: Requester::Model(Some(7)) };
+            let result = asker.exec(request, &Elsewhere, &mut on_line, &CancellationToken::new()).await;
+            (result, out)
+        })
+    };
+    let waiting = ask(&engine, "echo approved");
+    let Some(ApprovalEvent::Requested { approval: request }) = watch.next().await else { panic!("no request") };
+    // The request says what runs, which file a bare name resolves to, where, and who asks.
     let real = std::fs::canonicalize("/usr/bin/sh").unwrap();
     let expected = format!("sh -c 'echo approved' [runs {}] (in /", real.display());
-    assert!(request.command.starts_with(&expected), "{}", request.command);
-    assert_eq!(engine.pending_approvals().len(), 1);
-    engine.answer_approval(request.id, Approval::For(Duration::from_secs(600))).unwrap();
+    assert!(request.prompt.starts_with(&expected), "{}", request.prompt);
+    assert_eq!((request.requester.as_str(), request.conversation_id), ("model", Some(7)));
+    assert_eq!((request.program_file.as_str(), request.args.as_slice()), (real.to_str().unwrap(), &["-c".to_owned(), "echo approved".into()][..]));
+    assert!(request.reason.contains("rule"), "{}", request.reason);
+    assert_eq!(other.approvals().await.unwrap(), vec![request.clone()]);
+
+    let answered = other.answer_approval(request.id, Approval::For(Duration::from_secs(600))).await.unwrap();
+    assert_eq!((answered.state, answered.grant_secs), (ApprovalState::Allowed, Some(600)));
     let (result, out) = waiting.await.unwrap();
     assert_eq!((result.unwrap().exit_code, out.as_str()), (Some(0), "approved"));
-    assert!(engine.answer_approval(request.id, Approval::Once).is_err(), "answered only once");
+    let Some(ApprovalEvent::Resolved { approval }) = watch.next().await else { panic!("no resolution") };
+    assert_eq!((approval.id, approval.state), (request.id, ApprovalState::Allowed));
+    let again = other.answer_approval(request.id, Approval::Once).await.unwrap_err();
+    assert_eq!(again.code(), "approval.closed", "answered only once: {again}");
+    assert_eq!(other.answer_approval(request.id + 100, Approval::Once).await.unwrap_err().code(), "approval.not_found");
+    assert!(engine.approvals().await.unwrap().is_empty());
 
     // The same command now runs with nobody asked; another one still needs a person.
     let again = run(&engine, None, T, "sh", &sh("echo approved")).await;
     assert_eq!(again.result.unwrap().exit_code, Some(0));
-    let other = run(&engine, None, T, "sh", &sh("echo something else")).await;
-    assert_eq!(other.result.unwrap_err().code(), "exec.needs_approval");
+    let other_command = run(&engine, None, T, "sh", &sh("echo something else")).await;
+    assert_eq!(other_command.result.unwrap_err().code(), "exec.needs_approval");
     // Only where it was given: the same command in another directory still needs a person.
     let elsewhere = dir.path().join("workspace/elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
@@ -215,11 +235,30 @@ async fn a_pending_approval_is_answered_for_a_while_and_the_grant_expires() {
     let later = run(&engine, None, T, "sh", &sh("echo approved")).await;
     assert_eq!(later.result.unwrap_err().code(), "exec.needs_approval");
 
-    // Nobody answers: the request expires, and that is a no.
-    let mut on_line = |_: Stream, _: &str| {};
-    let request = ExecRequest { spec: ExecSpec::new("sh", ["-c", "true"]), timeout: Some(T), requester: Requester::Model };
-    let err = engine.exec(request, &engine.approver(Duration::from_millis(100)), &mut on_line, &CancellationToken::new()).await.unwrap_err();
+    // Nobody answers: the request's time runs out (told by the feed, whoever asked), and that
+    // is a no.
+    let mut watch = other.watch_approvals().await.unwrap();
+    let waiting = ask(&engine, "true");
+    let request = loop {
+        if let Some(ApprovalEvent::Requested { approval }) = watch.next().await {
+            break approval;
+        }
+    };
+    clock.advance(Duration::from_secs(61));
+    let (result, _) = waiting.await.unwrap();
+    let err = result.unwrap_err();
     assert!(err.to_string().contains("nobody answered in time"), "{err}");
-    assert!(engine.pending_approvals().is_empty());
-    assert_eq!(engine.exec_audit(1).await.unwrap()[0].approval.as_deref(), Some("expired"));
+    let expired = loop {
+        match watch.next().await {
+            Some(ApprovalEvent::Expired { approval }) => break approval,
+            Some(_) => {}
+            None => panic!("the feed ended"),
+        }
+    };
+    assert_eq!(expired.id, request.id);
+    assert!(engine.approvals().await.unwrap().is_empty());
+    assert_eq!(engine.approval(request.id).await.unwrap().state, ApprovalState::Expired);
+    let audit = engine.exec_audit(1).await.unwrap()[0].approval.clone().unwrap();
+    assert_eq!(audit, format!("expired (request {})", request.id));
+    assert_eq!(other.answer_approval(request.id, Approval::Once).await.unwrap_err().code(), "approval.closed");
 }

@@ -14,11 +14,11 @@ use tokio::time::Instant;
 use gatehouse_engine::exec::policy::Action;
 use gatehouse_engine::pool::kind::BoxFuture;
 use gatehouse_engine::{
-    Approval, Approver, Engine, EngineOptions, ExecSpec, NewJob, NewRule, NoApprover, PoolConfig,
+    Approval, ApprovalEvent, ApprovalRequest, Approver, Engine, EngineOptions, ExecSpec, NewJob, NewRule, NoApprover, PoolConfig,
 };
 
 mod common;
-use common::{engine, Ran};
+use common::{engine, Ran, Yes};
 
 async fn run_with(engine: &Engine, spec: ExecSpec, approver: &dyn Approver) -> Ran {
     common::run(engine, spec, approver, Duration::from_secs(30)).await
@@ -254,8 +254,8 @@ async fn a_deny_rule_holds_for_the_file_under_every_name() {
 struct Grants(std::sync::Mutex<Vec<String>>);
 
 impl Approver for Grants {
-    fn approve(&self, command: &str, _: &str) -> BoxFuture<Approval> {
-        self.0.lock().unwrap().push(command.to_owned());
+    fn approve(&self, request: &ApprovalRequest) -> BoxFuture<Approval> {
+        self.0.lock().unwrap().push(request.prompt.clone());
         Box::pin(async { Approval::For(Duration::from_secs(600)) })
     }
 }
@@ -342,17 +342,27 @@ async fn a_job_approved_at_submit_does_not_run_a_program_swapped_before_it_start
     let tool = ws.join("tool");
     std::fs::write(&tool, "#!/bin/sh\necho approved\n").unwrap();
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut spec = ExecSpec::new("./tool", Vec::<String>::new());
-    let check = engine.check_exec(&spec).await.unwrap();
-    assert_eq!(check.decision.action, Action::Ask);
-    (spec.approved, spec.approved_program) = (true, Some(check.program));
-    let id = engine.submit(NewJob::new("exec", serde_json::to_value(&spec).unwrap())).await.unwrap();
+    let spec = ExecSpec::new("./tool", Vec::<String>::new());
+    assert_eq!(engine.check_exec(&spec).await.unwrap().decision.action, Action::Ask);
+    let id = engine.submit_exec(NewJob::new("exec", serde_json::to_value(&spec).unwrap()), &Yes).await.unwrap();
     // Queued, not yet run: the script is rewritten.
     std::fs::write(&tool, "#!/bin/sh\necho swapped\n").unwrap();
+    let mut approvals = engine.watch_approvals().await.unwrap();
     let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
+    // The yes was for the other file: the job asks again, about the file it would run now.
+    let request = loop {
+        match approvals.next().await {
+            Some(ApprovalEvent::Requested { approval }) if approval.job_id == Some(id) => break approval,
+            Some(_) => {}
+            None => panic!("the feed ended"),
+        }
+    };
+    assert_eq!(engine.job(id).await.unwrap().waiting_approval, Some(request.id));
+    engine.answer_approval(request.id, Approval::Denied).await.unwrap();
     let job = engine.wait(id, Some(Instant::now() + Duration::from_secs(60))).await.unwrap();
     pool.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(job.error.as_ref().map(|e| e.code.as_str()), Some("exec.needs_approval"), "{job:?}");
+    assert_eq!(job.error.as_ref().map(|e| e.code.as_str()), Some("exec.denied"), "{job:?}");
+    assert_eq!(job.waiting_approval, None);
     let output = engine.output(id, 0, 100).await.unwrap();
     assert!(output.iter().all(|l| !l.text.contains("swapped")), "{output:?}");
 }

@@ -485,25 +485,6 @@ async fn processes_a_finished_job_leaves_behind_are_killed_even_in_their_own_ses
 }
 
 #[tokio::test]
-async fn a_retried_exec_job_does_not_keep_the_approval_of_its_first_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
-    let mut spec = ExecSpec::new("sh", ["-c", "exit 3"]);
-    // A person said yes at submit (the default policy asks about sh), for the file checked then.
-    spec.approved = true;
-    spec.approved_program = Some(engine.check_exec(&spec).await.unwrap().program);
-    let id = engine.submit(NewJob::new("exec", serde_json::to_value(spec).unwrap())).await.unwrap();
-    let mut events = engine.subscribe();
-    let pool = engine.start_pool(PoolConfig::default()).await.unwrap();
-    let job = wait_for(&engine, &mut events, id, JobState::Failed).await;
-    assert_eq!(job.exit_code, Some(3), "the approved first run ran");
-    engine.retry(id).await.unwrap();
-    let job = wait_until(&engine, &mut events, id, |j| j.state == JobState::Failed && j.attempts == 2).await;
-    assert_eq!(job.error.unwrap().code, "exec.needs_approval");
-    pool.shutdown(Duration::from_secs(5)).await;
-}
-
-#[tokio::test]
 async fn a_pause_from_another_process_holds_new_jobs_and_lets_running_ones_finish() {
     let dir = tempfile::tempdir().unwrap();
     let (app, worker) = (open(dir.path(), vec![]).await, open(dir.path(), vec![]).await);

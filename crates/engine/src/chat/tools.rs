@@ -40,6 +40,8 @@ pub(crate) trait ToolRunner: Send + Sync {
 pub(crate) struct ExecTool {
     pub engine: Engine,
     pub approver: Arc<dyn Approver>,
+    /// The conversation whose model calls the tool (said in approval requests).
+    pub conversation: i64,
 }
 
 #[derive(Deserialize)]
@@ -74,7 +76,7 @@ impl ToolRunner for ExecTool {
     }
 
     fn run(&self, call: ToolCall, stop: CancellationToken) -> BoxFuture<ToolOutcome> {
-        let (engine, approver) = (self.engine.clone(), self.approver.clone());
+        let (engine, approver, conversation) = (self.engine.clone(), self.approver.clone(), self.conversation);
         Box::pin(async move {
             if call.function.name != "exec" {
                 let result = format!("there is no tool named `{}`; the only tool is `exec`", call.function.name);
@@ -101,7 +103,7 @@ impl ToolRunner for ExecTool {
                     output.push('\n');
                 }
             };
-            let request = ExecRequest { spec, timeout: Some(TIMEOUT), requester: Requester::Model };
+            let request = ExecRequest { spec, timeout: Some(TIMEOUT), requester: Requester::Model(Some(conversation)) };
             match engine.exec(request, approver.as_ref(), &mut on_line, &stop).await {
                 Ok(r) => {
                     let ended = match (&r.error, r.exit_code) {

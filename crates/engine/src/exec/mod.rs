@@ -43,13 +43,6 @@ pub struct ExecSpec {
     pub cwd: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<(String, String)>,
-    /// A person approved this command when it was submitted (an `exec` job whose rule says
-    /// ask): it runs once without asking again — if its program is still the file that was
-    /// approved ([`ExecCheck::program`]; an older approval without it no longer counts).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub approved: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approved_program: Option<String>,
 }
 
 impl ExecSpec {
@@ -59,8 +52,6 @@ impl ExecSpec {
             args: args.into_iter().map(Into::into).collect(),
             cwd: None,
             env: Vec::new(),
-            approved: false,
-            approved_program: None,
         }
     }
 
@@ -131,7 +122,7 @@ pub struct ExecCheck {
     /// with which variables, control characters escaped.
     pub prompt: String,
     /// The program file as it was checked (device, inode and, outside the system directories,
-    /// content): an approval given now holds for this file only (`ExecSpec::approved_program`).
+    /// content): an approval holds for this file only.
     pub program: String,
 }
 
@@ -141,10 +132,12 @@ pub(crate) fn fingerprint(program: &program::Program) -> String {
 }
 
 /// The `exec` job kind: the command goes through the same policy, sandbox, limits and audit
-/// as `gatehouse exec`, on behalf of the job. Nobody is there to approve when it runs: an `ask`
-/// rule refuses it unless a person approved it at submit time (`ExecSpec::approved`).
+/// as `gatehouse exec`, on behalf of the job. When a rule says ask, the job waits for an
+/// answer from any process (its timeout still running), unless a person allowed it when it
+/// was submitted ([`approval`]).
 pub(crate) struct ExecJob {
     pub store: crate::store::Store,
+    pub feed: crate::pool::feed::Feed,
     pub data_dir: PathBuf,
     pub kill_grace: Duration,
     pub clock: crate::clock::SharedClock,
@@ -187,7 +180,8 @@ impl JobKind for ExecJob {
     }
 
     fn run(&self, run: JobRun) -> BoxFuture<Outcome> {
-        let (store, data_dir, grace, now) = (self.store.clone(), self.data_dir.clone(), self.kill_grace, self.clock.now());
+        let (store, feed, data_dir, grace) = (self.store.clone(), self.feed.clone(), self.data_dir.clone(), self.kill_grace);
+        let now = self.clock.now();
         Box::pin(async move {
             let spec = match serde_json::from_value::<ExecSpec>(run.spec.clone()) {
                 Ok(spec) => spec,
@@ -196,23 +190,17 @@ impl JobKind for ExecJob {
                     return Outcome::Failed { exit_code: None, error };
                 }
             };
-            let approver: &dyn Approver = if spec.approved { &Approved } else { &NoApprover };
             let request = ExecRequest { spec, timeout: None, requester: Requester::Job(run.id) };
-            let ctx = Context { store: &store, data_dir: &data_dir, kill_grace: grace, now };
-            match run_now(ctx, request, approver, Output::Job(&run)).await {
+            // The question lasts as long as the job may: its timeout stops the wait.
+            let approval_wait = run.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT);
+            let ctx = Context { store: &store, feed: &feed, data_dir: &data_dir, kill_grace: grace, now, approval_wait };
+            match run_now(ctx, request, &approval::Elsewhere, Output::Job(&run)).await {
                 Ok(result) => result.outcome,
+                // Stopped while it waited for an answer (canceled, timed out, the pool stopping).
+                Err(_) if run.cancel.is_cancelled() => Outcome::Stopped { exit_code: None },
                 Err(e) => Outcome::Failed { exit_code: None, error: crate::error::JobError::new(e.code(), e.to_string()) },
             }
         })
-    }
-}
-
-/// A person said yes before (when the job was submitted).
-struct Approved;
-
-impl Approver for Approved {
-    fn approve(&self, _: &str, _: &str) -> BoxFuture<Approval> {
-        Box::pin(async { Approval::Once })
     }
 }
 
@@ -229,7 +217,8 @@ pub(crate) enum Output<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requester {
     Person,
-    Model,
+    /// The model, in this conversation (when known).
+    Model(Option<i64>),
     Job(i64),
 }
 
@@ -237,7 +226,7 @@ impl Requester {
     fn label(self) -> String {
         match self {
             Requester::Person => "person".into(),
-            Requester::Model => "model".into(),
+            Requester::Model(_) => "model".into(),
             Requester::Job(id) => format!("job:{id}"),
         }
     }
@@ -246,8 +235,17 @@ impl Requester {
     pub(crate) fn kind(self) -> &'static str {
         match self {
             Requester::Person => "person",
-            Requester::Model => "model",
+            Requester::Model(_) => "model",
             Requester::Job(_) => "job",
+        }
+    }
+
+    /// The conversation and the job this requester stands for.
+    pub(crate) fn ids(self) -> (Option<i64>, Option<i64>) {
+        match self {
+            Requester::Person => (None, None),
+            Requester::Model(conversation) => (conversation, None),
+            Requester::Job(id) => (None, Some(id)),
         }
     }
 }
@@ -266,12 +264,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The timeout of an `exec` job submitted without one: jobs are the long tasks, but none runs
 /// forever unasked.
 pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest timed grant a person can give.
+pub const MAX_GRANT: Duration = Duration::from_secs(24 * 3600);
 /// Output kept (passed on) per command; the rest is counted and reported as truncated.
 pub const OUTPUT_CAP: u64 = 1024 * 1024;
 
-/// Someone who can answer when a rule says `ask`.
+/// Someone who can answer, where a command was asked for, when a rule says `ask`. The request
+/// is already stored: an answer from another process may come first, and then this one's
+/// future is dropped. A future that never ends leaves the answer to others.
 pub trait Approver: Send + Sync {
-    fn approve(&self, command: &str, reason: &str) -> BoxFuture<Approval>;
+    fn approve(&self, request: &approval::ApprovalRequest) -> BoxFuture<Approval>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,7 +294,7 @@ pub enum Approval {
 pub struct NoApprover;
 
 impl Approver for NoApprover {
-    fn approve(&self, _: &str, _: &str) -> BoxFuture<Approval> {
+    fn approve(&self, _: &approval::ApprovalRequest) -> BoxFuture<Approval> {
         Box::pin(async { Approval::Unavailable })
     }
 }
@@ -325,9 +327,12 @@ fn sandbox_ready() -> Result<()> {
 
 pub(crate) struct Context<'a> {
     pub store: &'a crate::store::Store,
+    pub feed: &'a crate::pool::feed::Feed,
     pub data_dir: &'a Path,
     pub kill_grace: Duration,
     pub now: crate::clock::Millis,
+    /// How long a question to a person stays open.
+    pub approval_wait: Duration,
 }
 
 
@@ -398,6 +403,23 @@ pub(crate) fn prompt(spec: &ExecSpec, program: &program::Program, place: &worksp
     text
 }
 
+/// The question an `ask` decision puts to a person.
+pub(crate) fn question(spec: &ExecSpec, checked: &Checked, requester: Requester, attempt: Option<i64>) -> approval::Question {
+    approval::Question {
+        requester,
+        attempt,
+        program: spec.program.clone(),
+        program_file: shown_path(&checked.program.real),
+        args: spec.args.clone(),
+        cwd: checked.place.cwd.to_string_lossy().into_owned(),
+        env: spec.env.iter().map(|(k, _)| k.clone()).collect(),
+        prompt: prompt(spec, &checked.program, &checked.place),
+        reason: checked.decision.reason.clone(),
+        rule_id: checked.decision.rule.as_ref().map(|r| r.id),
+        fingerprint: fingerprint(&checked.program),
+    }
+}
+
 /// Run a command through policy, approval, sandbox and limits, and audit it. Lines of output
 /// go to `on_line` as they come, up to [`OUTPUT_CAP`] bytes.
 pub(crate) async fn run_now(
@@ -441,26 +463,29 @@ pub(crate) async fn run_now(
         }};
     }
 
-    let Checked { place, program, decision } = match check(&ctx, spec, request.requester).await {
+    let checked = match check(&ctx, spec, request.requester).await {
         Ok(checked) => checked,
         Err(e) => refuse!(e),
     };
+    let Checked { place, program, decision } = &checked;
     entry.cwd = Some(place.cwd.to_string_lossy().into_owned());
     entry.program = program.describe();
     entry.decision = decision.action.as_str().into();
     entry.rule_id = decision.rule.as_ref().map(|r| r.id);
     entry.reason = decision.reason.clone();
+    let (stop, attempt) = match &output {
+        Output::Job(run) => (run.cancel.clone(), Some(run.attempt)),
+        Output::Lines(_, stop) => (stop.clone(), None),
+    };
     match decision.action {
         policy::Action::Deny => refuse!(Error::ExecDenied(decision.reason.clone())),
-        policy::Action::Ask if spec.approved && spec.approved_program.as_deref() != Some(&fingerprint(&program)) => {
-            refuse!(Error::ExecNeedsApproval(format!(
-                "{}; it was approved when it was submitted, but its program is no longer the file that was approved",
-                decision.reason
-            )))
-        }
-        policy::Action::Ask => match approver.approve(&prompt(spec, &program, &place), &decision.reason).await {
-            Approval::Once => entry.approval = Some("once".into()),
-            Approval::For(lasts) => {
+        policy::Action::Ask => match approval::ask(&ctx, question(spec, &checked, request.requester, attempt), ctx.approval_wait, approver, &stop)
+            .await
+            .map(|(answer, row)| (answer, row.id))
+        {
+            Err(e) => refuse!(e),
+            Ok((Approval::Once, id)) => entry.approval = Some(format!("once (request {id})")),
+            Ok((Approval::For(lasts), id)) => {
                 // On the file that was checked (by the name that leads to it in a system
                 // directory, else by its own path and bytes), never on a name in a workspace;
                 // where and for whom it was approved, not everywhere for anyone.
@@ -482,21 +507,21 @@ pub(crate) async fn run_now(
                 let grant = policy::AddRule {
                     spec: rule,
                     builtin: false,
-                    lasts_ms: Some(lasts.min(Duration::from_secs(24 * 3600)).as_millis() as i64),
+                    lasts_ms: Some(lasts.min(MAX_GRANT).as_millis() as i64),
                 };
-                let id = writer.apply(grant).await?;
-                entry.approval = Some(format!("for {} s (rule {id})", lasts.as_secs()));
+                let rule = writer.apply(grant).await?;
+                entry.approval = Some(format!("for {} s (request {id}, rule {rule})", lasts.as_secs()));
             }
-            Approval::Denied => {
-                entry.approval = Some("denied".into());
-                refuse!(Error::ExecDenied(format!("you declined it ({})", decision.reason)));
+            Ok((Approval::Denied, id)) => {
+                entry.approval = Some(format!("denied (request {id})"));
+                refuse!(Error::ExecDenied(format!("a person declined it ({})", decision.reason)));
             }
-            Approval::Unavailable => {
-                entry.approval = Some("unavailable".into());
+            Ok((Approval::Unavailable, id)) => {
+                entry.approval = Some(format!("unavailable (request {id})"));
                 refuse!(Error::ExecNeedsApproval(decision.reason.clone()));
             }
-            Approval::Expired => {
-                entry.approval = Some("expired".into());
+            Ok((Approval::Expired, id)) => {
+                entry.approval = Some(format!("expired (request {id})"));
                 refuse!(Error::ExecNeedsApproval(format!("{}; nobody answered in time", decision.reason)));
             }
         },

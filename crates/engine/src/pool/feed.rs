@@ -25,7 +25,9 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::job::{Job, JobState, OutputLine, JOB_COLUMNS};
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
+use crate::exec::approval::{self, ApprovalEvent, ApprovalRequest, ApprovalState, ApprovalWatch};
 use crate::store::Store;
 
 /// How often the follower asks whether anything changed. Events reach subscribers within a
@@ -34,6 +36,9 @@ const TICK: Duration = Duration::from_millis(50);
 
 /// Events held per subscriber before it is told to resync: a few seconds of a busy pool.
 const BUFFER: usize = 4096;
+
+/// Approval events held per subscriber: questions come at a person's pace.
+const APPROVAL_BUFFER: usize = 256;
 
 /// Output lines read per job per tick; the rest come on the next tick, so one chatty job
 /// cannot make a tick (and every subscriber's buffer) arbitrarily large.
@@ -95,9 +100,48 @@ impl JobWatch {
     }
 }
 
+/// The engine's database feed: jobs and approvals, from every process. Its follower thread
+/// starts with the first subscriber (an engine nobody watches pays nothing).
+#[derive(Clone)]
+pub(crate) struct Feed {
+    store: Store,
+    clock: SharedClock,
+    follower: Arc<tokio::sync::Mutex<Option<Follower>>>,
+}
+
+impl Feed {
+    pub(crate) fn new(store: Store, clock: SharedClock) -> Feed {
+        Feed { store, clock, follower: Default::default() }
+    }
+
+    async fn with<T>(&self, f: impl FnOnce(&Follower) -> T) -> Result<T> {
+        let mut follower = self.follower.lock().await;
+        if follower.is_none() {
+            *follower = Some(Follower::start(&self.store, self.clock.clone()).await?);
+        }
+        Ok(f(follower.as_ref().expect("started above")))
+    }
+
+    pub(crate) async fn jobs(&self) -> Result<JobWatch> {
+        self.with(|f| JobWatch { rx: f.jobs.subscribe() }).await
+    }
+
+    pub(crate) async fn approvals(&self) -> Result<ApprovalWatch> {
+        self.with(|f| ApprovalWatch { rx: f.approvals.subscribe() }).await
+    }
+
+    /// Stop the follower and wait for its thread (it holds a database connection).
+    pub(crate) async fn stop(&self) {
+        if let Some(mut follower) = self.follower.lock().await.take() {
+            let _ = tokio::task::spawn_blocking(move || follower.stop()).await;
+        }
+    }
+}
+
 /// The follower of one engine: started by the first subscriber, stopped when the engine goes.
 pub(crate) struct Follower {
-    tx: broadcast::Sender<JobFeed>,
+    jobs: broadcast::Sender<JobFeed>,
+    approvals: broadcast::Sender<ApprovalEvent>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -105,27 +149,26 @@ pub(crate) struct Follower {
 impl Follower {
     /// Start following `store`. Returns once what is there now is known, so a change made
     /// after this returns is an event.
-    pub(crate) async fn start(store: &Store) -> Result<Follower> {
+    async fn start(store: &Store, clock: SharedClock) -> Result<Follower> {
         let path = store.path().to_owned();
+        let now = clock.now();
         let (state, conn) = tokio::task::spawn_blocking(move || -> Result<(Seen, Connection)> {
             let conn = crate::store::reader(&path)?;
-            let state = Seen::load(&conn).map_err(|e| Error::from_sqlite(e, &path))?;
+            let state = Seen::load(&conn, now).map_err(|e| Error::from_sqlite(e, &path))?;
             Ok((state, conn))
         })
         .await
         .map_err(|e| Error::Store(e.to_string()))??;
-        let (tx, _) = broadcast::channel(BUFFER);
+        let (jobs, _) = broadcast::channel(BUFFER);
+        let (approvals, _) = broadcast::channel(APPROVAL_BUFFER);
         let stop = Arc::new(AtomicBool::new(false));
-        let (sender, flag) = (tx.clone(), stop.clone());
+        let senders = Senders { jobs: jobs.clone(), approvals: approvals.clone() };
+        let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("gatehouse-feed".into())
-            .spawn(move || follow(conn, state, sender, flag))
+            .spawn(move || follow(conn, state, senders, clock, flag))
             .map_err(|e| Error::Store(format!("cannot start the job feed: {e}")))?;
-        Ok(Follower { tx, stop, thread: Some(thread) })
-    }
-
-    pub(crate) fn subscribe(&self) -> JobWatch {
-        JobWatch { rx: self.tx.subscribe() }
+        Ok(Follower { jobs, approvals, stop, thread: Some(thread) })
     }
 
     /// Stop the thread and wait for it (it holds a database connection).
@@ -159,25 +202,28 @@ impl Known {
     }
 }
 
-/// The follower's memory: the last feed seq read and every job's last known shape. Bounded by
-/// the jobs table (retention prunes it; pruned jobs are forgotten here too).
+/// The follower's memory: the last feed seq read, every job's last known shape, and the
+/// approval requests still open (to tell when one expires). Bounded by the jobs table
+/// (retention prunes it; pruned jobs are forgotten here too).
 struct Seen {
     cursor: i64,
     version: i64,
     jobs: HashMap<i64, Known>,
+    open: HashMap<i64, ApprovalRequest>,
 }
 
 impl Seen {
     /// Everything as it is now, in one read transaction.
-    fn load(conn: &Connection) -> rusqlite::Result<Seen> {
+    fn load(conn: &Connection, now: crate::clock::Millis) -> rusqlite::Result<Seen> {
         conn.execute_batch("BEGIN")?;
-        let seen = data_version(conn).and_then(|version| Seen::load_in(conn, version));
+        let seen = data_version(conn).and_then(|version| Seen::load_in(conn, version, now));
         conn.execute_batch("COMMIT")?;
         seen
     }
 
     /// What the follower knows, read inside a transaction already open.
-    fn load_in(conn: &Connection, version: i64) -> rusqlite::Result<Seen> {
+    fn load_in(conn: &Connection, version: i64, now: crate::clock::Millis) -> rusqlite::Result<Seen> {
+        let open = approval::pending(conn, now)?.into_iter().map(|r| (r.id, r)).collect();
         let cursor = conn.query_row("SELECT n FROM job_feed_counter", [], |r| r.get(0))?;
         let mut jobs = HashMap::new();
         let mut st = conn.prepare_cached("SELECT id, state, attempts, progress, output_lines FROM jobs")?;
@@ -192,7 +238,7 @@ impl Seen {
             };
             jobs.insert(r.get(0)?, known);
         }
-        Ok(Seen { cursor, version, jobs })
+        Ok(Seen { cursor, version, jobs, open })
     }
 }
 
@@ -200,11 +246,34 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }
 
-fn follow(conn: Connection, mut seen: Seen, tx: broadcast::Sender<JobFeed>, stop: Arc<AtomicBool>) {
+struct Senders {
+    jobs: broadcast::Sender<JobFeed>,
+    approvals: broadcast::Sender<ApprovalEvent>,
+}
+
+/// What one look found.
+#[derive(Default)]
+struct Changes {
+    jobs: Vec<JobFeed>,
+    approvals: Vec<ApprovalEvent>,
+    /// Jobs whose output is still behind.
+    behind: Vec<i64>,
+}
+
+fn follow(conn: Connection, mut seen: Seen, tx: Senders, clock: SharedClock, stop: Arc<AtomicBool>) {
     // Jobs with output left to read from an earlier tick (more than LINES_PER_TICK came).
     let mut behind: Vec<i64> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(TICK);
+        // Questions whose time ran out, whether or not their asker is alive to say so.
+        let now = clock.now();
+        let expired: Vec<i64> = seen.open.values().filter(|r| r.expires_at <= now).map(|r| r.id).collect();
+        for id in expired {
+            if let Some(mut approval) = seen.open.remove(&id) {
+                approval.state = ApprovalState::Expired;
+                let _ = tx.approvals.send(ApprovalEvent::Expired { approval });
+            }
+        }
         match data_version(&conn) {
             Ok(v) if v == seen.version && behind.is_empty() => continue,
             Ok(v) => seen.version = v,
@@ -213,12 +282,15 @@ fn follow(conn: Connection, mut seen: Seen, tx: broadcast::Sender<JobFeed>, stop
                 continue;
             }
         }
-        match step(&conn, &mut seen, std::mem::take(&mut behind)) {
-            Ok((events, left)) => {
-                behind = left;
-                for event in events {
-                    // No subscriber is fine.
-                    let _ = tx.send(event);
+        match step(&conn, &mut seen, std::mem::take(&mut behind), now) {
+            Ok(changes) => {
+                behind = changes.behind;
+                // No subscriber is fine.
+                for event in changes.jobs {
+                    let _ = tx.jobs.send(event);
+                }
+                for event in changes.approvals {
+                    let _ = tx.approvals.send(event);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "job feed: cannot read what changed"),
@@ -226,35 +298,66 @@ fn follow(conn: Connection, mut seen: Seen, tx: broadcast::Sender<JobFeed>, stop
     }
 }
 
-/// One look at the feed: the events since `seen`, and the jobs whose output is still behind.
-fn step(conn: &Connection, seen: &mut Seen, behind: Vec<i64>) -> rusqlite::Result<(Vec<JobFeed>, Vec<i64>)> {
+/// One look at the feed: the events since `seen`.
+fn step(conn: &Connection, seen: &mut Seen, behind: Vec<i64>, now: crate::clock::Millis) -> rusqlite::Result<Changes> {
     conn.execute_batch("BEGIN")?;
-    let result = read_changes(conn, seen, behind);
+    let result = read_changes(conn, seen, behind, now);
     conn.execute_batch("COMMIT")?;
     result
 }
 
-fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>) -> rusqlite::Result<(Vec<JobFeed>, Vec<i64>)> {
+/// Questions asked and answered since `from`.
+fn read_approvals(conn: &Connection, seen: &mut Seen, from: i64) -> rusqlite::Result<Vec<ApprovalEvent>> {
+    let rows: Vec<(i64, ApprovalRequest)> = conn
+        .prepare_cached(&format!(
+            "SELECT feed_seq, {} FROM exec_approvals INDEXED BY exec_approvals_feed WHERE feed_seq > ?1 ORDER BY feed_seq",
+            approval::COLUMNS
+        ))?
+        .query_map([from], |r| Ok((r.get(0)?, approval::from_row_at(r, 1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
     let mut events = Vec::new();
+    for (seq, approval) in rows {
+        seen.cursor = seen.cursor.max(seq);
+        let was_open = seen.open.remove(&approval.id).is_some();
+        match approval.state {
+            ApprovalState::Pending => {
+                if !was_open {
+                    events.push(ApprovalEvent::Requested { approval: approval.clone() });
+                }
+                seen.open.insert(approval.id, approval);
+            }
+            // Told already when its time ran out (or it never was open here).
+            ApprovalState::Expired if !was_open => {}
+            ApprovalState::Expired => events.push(ApprovalEvent::Expired { approval }),
+            _ => events.push(ApprovalEvent::Resolved { approval }),
+        }
+    }
+    Ok(events)
+}
+
+fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>, now: crate::clock::Millis) -> rusqlite::Result<Changes> {
+    let mut events = Vec::new();
+    let from = seen.cursor;
     // Tombstones this far back were forgotten: deletions before it may have been missed.
     let horizon: Option<String> = conn
         .prepare_cached("SELECT value FROM settings WHERE key = 'job_feed.horizon'")?
         .query_row([], |r| r.get(0))
         .optional()?;
     if horizon.and_then(|h| h.parse::<i64>().ok()).is_some_and(|h| h > seen.cursor) {
-        *seen = Seen::load_in(conn, seen.version)?;
-        return Ok((vec![JobFeed::Resync], Vec::new()));
+        *seen = Seen::load_in(conn, seen.version, now)?;
+        return Ok(Changes { jobs: vec![JobFeed::Resync], approvals: vec![ApprovalEvent::Resync], behind: Vec::new() });
     }
+    let approvals = read_approvals(conn, seen, from)?;
     // Deleted jobs first: a deleted id never comes back (ids are never reused).
     let gone: Vec<(i64, i64)> = conn
         .prepare_cached("SELECT job_id, seq FROM job_feed_gone WHERE seq > ?1 ORDER BY seq")?
-        .query_map([seen.cursor], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([from], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let changed: Vec<(i64, Job)> = conn
         .prepare_cached(&format!(
             "SELECT feed_seq, {JOB_COLUMNS} FROM jobs INDEXED BY jobs_feed WHERE feed_seq > ?1 ORDER BY feed_seq"
         ))?
-        .query_map([seen.cursor], |r| Ok((r.get(0)?, Job::from_row(r)?)))?
+        .query_map([from], |r| Ok((r.get(0)?, Job::from_row(r)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut pruned = Vec::new();
     for (id, seq) in gone {
@@ -322,7 +425,7 @@ fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>) -> rusqlit
     if !pruned.is_empty() {
         events.push(JobFeed::Pruned { ids: pruned });
     }
-    Ok((events, left))
+    Ok(Changes { jobs: events, approvals, behind: left })
 }
 
 /// Read up to [`LINES_PER_TICK`] new lines of job `id`; true if more are left.

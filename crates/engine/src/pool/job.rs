@@ -69,7 +69,8 @@ impl NewJob {
 }
 
 /// A job as the store has it. Serializes to the CLI/IPC contract: `id, kind, state, priority,
-/// attempts, max_attempts, created_at, started_at, finished_at, exit_code, error, title`, times in
+/// attempts, max_attempts, created_at, started_at, finished_at, exit_code, error, title,
+/// waiting_approval`, times in
 /// RFC 3339 UTC. The other fields are for people (the human views) and are not serialized.
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
@@ -91,6 +92,9 @@ pub struct Job {
     /// command line, a prompt's gateway and text — control characters escaped, at most
     /// [`TITLE_CHARS`] characters.
     pub title: String,
+    /// A running exec job waiting for a person's answer: the approval request it waits on
+    /// ([`crate::Engine::approvals`]). Its timeout still runs.
+    pub waiting_approval: Option<i64>,
     #[serde(skip)]
     pub spec: serde_json::Value,
     #[serde(skip)]
@@ -137,7 +141,7 @@ fn title(kind: &str, spec: &serde_json::Value) -> String {
 /// The columns [`Job`] is read from; every query that returns jobs selects these.
 pub(crate) const JOB_COLUMNS: &str = "id, kind, spec, state, priority, attempts, max_attempts, \
      timeout_ms, created_at, run_after, started_at, finished_at, exit_code, error_code, \
-     error_message, lease_owner, progress, output_lines, output_dropped_lines, output_dropped_bytes";
+     error_message, lease_owner, progress, output_lines, output_dropped_lines, output_dropped_bytes, waiting_approval";
 
 impl Job {
     /// Read a row selected with [`JOB_COLUMNS`].
@@ -163,6 +167,8 @@ impl Job {
             exit_code: row.get("exit_code")?,
             error: error_code.map(|code| JobError { code, message: error_message.unwrap_or_default() }),
             title: title(&kind, &spec),
+            // Only a running attempt waits; a question left by a pool that died is not news.
+            waiting_approval: if state == "running" { row.get("waiting_approval")? } else { None },
             spec,
             timeout_ms: row.get("timeout_ms")?,
             run_after: row.get("run_after")?,

@@ -40,6 +40,8 @@ pub struct JobRun {
     pub attempt: i64,
     pub spec: serde_json::Value,
     pub cancel: CancellationToken,
+    /// The attempt's time limit (the pool stops it then, through `cancel`).
+    pub timeout: Option<std::time::Duration>,
     /// Identifies this attempt's processes (set in their environment) so the engine can find
     /// them again without trusting a pid that may have been reused.
     pub marker: String,

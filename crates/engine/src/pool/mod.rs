@@ -278,6 +278,7 @@ async fn run_one(ctx: &Ctx, job: Claimed) -> Finish {
                 attempt: job.attempt,
                 spec: serde_json::from_str(&job.spec).unwrap_or(serde_json::Value::Null),
                 cancel: slot.cancel.clone(),
+                timeout: job.timeout_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
                 marker: lease::marker(&ctx.me.owner, job.id, job.attempt),
                 output: sink,
                 writer: shared.store.writer.clone(),

@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0009_gateway_token_keyring.sql"),
     include_str!("../../migrations/0010_exec_identity.sql"),
     include_str!("../../migrations/0011_job_feed.sql"),
+    include_str!("../../migrations/0012_exec_approvals.sql"),
 ];
 
 #[derive(Clone)]

@@ -67,7 +67,7 @@ impl WriteOp for Claim {
         }
         out.job = conn
             .prepare_cached(
-                "UPDATE jobs SET feed_seq = (SELECT n FROM job_feed_counter), state = 'running', attempts = attempts + 1, lease_owner = ?1,
+                "UPDATE jobs SET feed_seq = (SELECT n FROM job_feed_counter), state = 'running', attempts = attempts + 1, waiting_approval = NULL, lease_owner = ?1,
                         started_at = ?2, finished_at = NULL, exit_code = NULL, pgid = NULL,
                         cancel_requested = 0, progress = NULL
                  WHERE id = (SELECT id FROM jobs INDEXED BY jobs_queue

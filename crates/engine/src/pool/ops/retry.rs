@@ -1,6 +1,7 @@
 //! Retry a failed or canceled job by hand: back to the queue, now, with one more attempt
 //! allowed. Its output so far is kept; new lines carry the new attempt number. An approval given
-//! at submit time is not carried over: it was for that run.
+//! at submit time is not carried over: the first attempt took it (`exec::approval`), so an
+//! exec job asks again.
 
 use rusqlite::{params, Connection};
 
@@ -28,8 +29,7 @@ impl WriteOp for Retry {
         conn.execute(
             "UPDATE jobs SET feed_seq = (SELECT n FROM job_feed_counter), state = 'queued', run_after = ?2, finished_at = NULL, exit_code = NULL,
                     error_code = NULL, error_message = NULL, cancel_requested = 0,
-                    max_attempts = max(max_attempts, attempts + 1),
-                    spec = CASE WHEN kind = 'exec' THEN json_remove(spec, '$.approved') ELSE spec END
+                    max_attempts = max(max_attempts, attempts + 1)
              WHERE id = ?1",
             params![id, now],
         )
