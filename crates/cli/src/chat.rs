@@ -162,7 +162,7 @@ async fn turn(
                     ends_in_newline = true;
                 }
             }
-            ReplyEvent::Delta(text) => {
+            ReplyEvent::Delta { text, .. } => {
                 if !quiet {
                     let _ = out.write_all(crate::show::safe_text(&text).as_bytes());
                     let _ = out.flush();

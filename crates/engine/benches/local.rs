@@ -163,7 +163,7 @@ async fn main() {
         let started = Instant::now();
         let mut reply = engine.send(PROMPT.into(), SendOptions::default(), cancel.clone()).await.unwrap();
         while let Some(event) = reply.events.recv().await {
-            if let ReplyEvent::Delta(_) = event {
+            if let ReplyEvent::Delta { .. } = event {
                 firsts.push(started.elapsed().as_secs_f64() * 1e3);
                 cancel.cancel();
                 break;

@@ -53,7 +53,7 @@ async fn one(engine: &Engine, conversation: &mut Option<i64>, words: usize, dela
     let (mut first, mut text) = (None, String::new());
     while let Some(event) = reply.events.recv().await {
         match event {
-            ReplyEvent::Delta(t) => {
+            ReplyEvent::Delta { text: t, .. } => {
                 first.get_or_insert_with(|| started.elapsed());
                 text.push_str(&t);
             }
@@ -119,7 +119,7 @@ async fn main() {
         let (mut text, mut cut_at, mut done) = (String::new(), None, false);
         while let Some(event) = reply.events.recv().await {
             match event {
-                ReplyEvent::Delta(t) => {
+                ReplyEvent::Delta { text: t, .. } => {
                     if let Some(at) = cut_at.take() {
                         gaps.push(ms(Instant::now().duration_since(at)));
                     }

@@ -91,6 +91,9 @@ pub enum Error {
     #[error("there is no conversation {0}; see `gatehouse chats list`")]
     ConversationNotFound(i64),
 
+    #[error("there is no message {0}")]
+    MessageNotFound(i64),
+
     #[error("a search needs at least one word")]
     SearchEmpty,
 
@@ -183,6 +186,7 @@ impl Error {
             Error::KeyringUnavailable { .. } => "keyring.unavailable",
             Error::ConversationNotFound(_) => "chat.not_found",
             Error::SearchEmpty => "chat.bad_search",
+            Error::MessageNotFound(_) => "chat.message_not_found",
             Error::ExecInvalid(_) => "exec.invalid",
             Error::ExecDenied(_) => "exec.denied",
             Error::ExecNeedsApproval(_) => "exec.needs_approval",
@@ -218,6 +222,7 @@ impl Error {
                 | Error::GatewayUnknown(_)
                 | Error::GatewayInvalid(_)
                 | Error::ConversationNotFound(_)
+                | Error::MessageNotFound(_)
                 | Error::SearchEmpty
                 | Error::ExecInvalid(_)
                 | Error::ApprovalNotFound(_)

@@ -45,6 +45,8 @@ use gateway::{ChatRequest, Gateway};
 
 pub use chat::prompt_job::PromptSpec;
 pub use chat::ops::import_session::{ImportFailure, Imported};
+pub use chat::feed::{ConversationEvent, ConversationWatch};
+pub use chat::live::{ReplyFeed, ReplyWatch};
 pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent, SearchHit};
 pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
@@ -151,8 +153,10 @@ pub(crate) struct Shared {
     /// How long a question to a person stays open ([`EngineOptions::approval_wait`]).
     pub(crate) approval_wait: Duration,
     pub(crate) gateways: Arc<gateway::Gateways>,
-    /// Jobs and approvals from every process on the database.
+    /// Jobs, approvals and conversations from every process on the database.
     pub(crate) feed: pool::feed::Feed,
+    /// Replies streaming in this process.
+    pub(crate) replies: chat::live::Replies,
 }
 
 impl Shared {
@@ -222,6 +226,7 @@ impl Engine {
                 approval_wait: options.approval_wait,
                 gateways,
                 feed,
+                replies: Default::default(),
             }),
         })
     }
@@ -487,14 +492,77 @@ impl Engine {
             tools: Vec::new(),
             session: Some(turn.session),
         };
-        let (tx, rx) = chat::channel();
-        let writer = self.shared.store.writer.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let conversation = turn.conversation_id;
         let tools = options.exec_tool.map(|approver| {
             Arc::new(chat::tools::ExecTool { engine: self.clone(), approver, conversation }) as Arc<dyn chat::tools::ToolRunner>
         });
-        tokio::spawn(chat::run_turn(writer, gateway, request, turn.message_id, cancel, tx, tools));
-        Ok(Reply { conversation_id: turn.conversation_id, message_id: turn.message_id, events: rx })
+        let message_id = turn.message_id;
+        let live = self.shared.replies.start(message_id, cancel.clone());
+        // A stop asked for from another process reaches the turn through the feed.
+        match self.shared.feed.stops().await {
+            Ok(mut stops) => {
+                let (stop, ended) = (cancel.clone(), live.ended.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            id = stops.recv() => match id {
+                                Ok(id) if id == message_id => break stop.cancel(),
+                                Err(broadcast::error::RecvError::Closed) => break,
+                                _ => {}
+                            },
+                            _ = ended.cancelled() => break,
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "the reply cannot be stopped from another process"),
+        }
+        let run = chat::TurnRun {
+            writer: self.shared.store.writer.clone(),
+            gateway,
+            request,
+            message_id,
+            cancel,
+            tx,
+            tools,
+            live,
+            replies: self.shared.replies.clone(),
+        };
+        tokio::spawn(chat::run_turn(run));
+        Ok(Reply { conversation_id: turn.conversation_id, message_id, events: rx })
+    }
+
+    /// One message, with the tools that ran during it.
+    pub async fn message(&self, id: i64) -> Result<Message> {
+        chat::message(&self.shared.store, id).await
+    }
+
+    /// Follow reply `message_id`: its text so far, then every delta as it comes, with its
+    /// byte offset, then how it settled — whichever process writes it. A settled reply gives
+    /// its text and its end at once.
+    pub async fn watch_reply(&self, message_id: i64) -> Result<ReplyWatch> {
+        if let Some(live) = self.shared.replies.get(message_id) {
+            return Ok(ReplyWatch::live(live));
+        }
+        let changes = self.shared.feed.changes().await?;
+        ReplyWatch::stored(self.shared.store.clone(), message_id, changes).await
+    }
+
+    /// Stop reply `message_id`, whichever process streams it (what arrived is kept, as
+    /// `interrupted`). Returns false if it was not streaming (it had settled already).
+    pub async fn stop_reply(&self, message_id: i64) -> Result<bool> {
+        if let Some(live) = self.shared.replies.get(message_id) {
+            live.cancel.cancel();
+            return Ok(true);
+        }
+        self.shared.store.writer.apply(chat::ops::request_stop::RequestStop { message_id }).await
+    }
+
+    /// Conversations created, changed and deleted, new messages and settled replies — from
+    /// every process on the database.
+    pub async fn watch_conversations(&self) -> Result<ConversationWatch> {
+        self.shared.feed.conversations().await
     }
 
     /// Conversations, most recently active first.

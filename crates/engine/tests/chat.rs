@@ -41,7 +41,7 @@ async fn finish(mut reply: gatehouse_engine::Reply) -> (String, MessageState, Op
     let mut text = String::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(20), reply.events.recv()).await.expect("reply hung") {
-            Some(ReplyEvent::Delta(t)) => text.push_str(&t),
+            Some(ReplyEvent::Delta { text: t, .. }) => text.push_str(&t),
             Some(ReplyEvent::Finished { state, error }) => return (text, state, error.map(|e| e.code().to_owned())),
             Some(ReplyEvent::Tool(outcome)) => text.push_str(&format!("[{}]", outcome.summary)),
             None => panic!("reply ended without Finished"),
@@ -108,7 +108,7 @@ async fn stopping_a_reply_keeps_what_arrived() {
     let cancel = CancellationToken::new();
     let mut r = engine.send("tell me".into(), SendOptions::default(), cancel.clone()).await.unwrap();
     match r.events.recv().await {
-        Some(ReplyEvent::Delta(t)) => assert_eq!(t, "so far"),
+        Some(ReplyEvent::Delta { text: t, .. }) => assert_eq!(t, "so far"),
         other => panic!("{other:?}"),
     }
     cancel.cancel();

@@ -58,7 +58,7 @@ async fn finish(mut reply: gatehouse_engine::Reply) -> (String, MessageState) {
     let mut text = String::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(60), reply.events.recv()).await.expect("reply hung") {
-            Some(ReplyEvent::Delta(t)) => text.push_str(&t),
+            Some(ReplyEvent::Delta { text: t, .. }) => text.push_str(&t),
             Some(ReplyEvent::Finished { state, .. }) => return (text, state),
             Some(ReplyEvent::Tool(_)) => {}
             None => panic!("reply ended without Finished"),
@@ -111,7 +111,7 @@ async fn a_chat_is_stored_and_cancel_keeps_the_partial_reply() {
     let mut got = String::new();
     while got.len() < 20 {
         match reply.events.recv().await {
-            Some(ReplyEvent::Delta(t)) => got.push_str(&t),
+            Some(ReplyEvent::Delta { text: t, .. }) => got.push_str(&t),
             other => panic!("expected text, got {other:?}"),
         }
     }

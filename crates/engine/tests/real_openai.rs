@@ -41,7 +41,7 @@ async fn read(mut reply: gatehouse_engine::Reply) -> (Vec<String>, MessageState)
     let mut deltas = Vec::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(120), reply.events.recv()).await.expect("reply hung") {
-            Some(ReplyEvent::Delta(d)) => deltas.push(d),
+            Some(ReplyEvent::Delta { text: d, .. }) => deltas.push(d),
             Some(ReplyEvent::Tool(outcome)) => panic!("no tools were offered, yet: {outcome:?}"),
             Some(ReplyEvent::Finished { state, error }) => {
                 assert!(error.is_none() || state != MessageState::Complete, "{error:?}");
@@ -84,7 +84,7 @@ async fn stopping_a_real_reply_keeps_its_beginning() {
     let mut seen = String::new();
     for _ in 0..3 {
         match reply.events.recv().await {
-            Some(ReplyEvent::Delta(d)) => seen.push_str(&d),
+            Some(ReplyEvent::Delta { text: d, .. }) => seen.push_str(&d),
             other => panic!("{other:?}"),
         }
     }

@@ -69,7 +69,7 @@ async fn read(reply: &mut gatehouse_engine::Reply) -> (Vec<String>, MessageState
     let mut deltas = Vec::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(90), reply.events.recv()).await.expect("reply hung") {
-            Some(ReplyEvent::Delta(t)) => deltas.push(t),
+            Some(ReplyEvent::Delta { text: t, .. }) => deltas.push(t),
             Some(ReplyEvent::Finished { state, error }) => return (deltas, state, error.map(|e| e.code().to_owned())),
             Some(ReplyEvent::Tool(_)) => {}
             None => panic!("reply ended without Finished"),
@@ -82,7 +82,7 @@ async fn first_text(reply: &mut gatehouse_engine::Reply) -> String {
     let mut got = String::new();
     while !got.contains(" w3") {
         match tokio::time::timeout(Duration::from_secs(90), reply.events.recv()).await.expect("no text") {
-            Some(ReplyEvent::Delta(t)) => got.push_str(&t),
+            Some(ReplyEvent::Delta { text: t, .. }) => got.push_str(&t),
             other => panic!("expected text, got {other:?}"),
         }
     }
@@ -167,7 +167,7 @@ async fn tools_the_gateway_runs_are_shown_and_kept_with_the_reply() {
     let mut deltas = Vec::new();
     let state = loop {
         match tokio::time::timeout(Duration::from_secs(90), reply.events.recv()).await.expect("reply hung") {
-            Some(ReplyEvent::Delta(t)) => deltas.push(t),
+            Some(ReplyEvent::Delta { text: t, .. }) => deltas.push(t),
             Some(ReplyEvent::Tool(outcome)) => shown.push(outcome.summary),
             Some(ReplyEvent::Finished { state, .. }) => break state,
             None => panic!("no end"),

@@ -9,6 +9,8 @@
 //!
 //! Layout: this file (types, the turn, reads); `ops/` (every write, one file each).
 
+pub mod feed;
+pub mod live;
 pub(crate) mod ops;
 pub mod prompt_job;
 pub mod tools;
@@ -30,9 +32,6 @@ use ops::settle::Settle;
 
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 const FLUSH_BYTES: usize = 1024;
-/// Deltas in flight to the caller. A caller that stops reading only loses its live view; the
-/// reply is still stored.
-const CHANNEL: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,7 +52,7 @@ impl MessageState {
         }
     }
 
-    fn parse(s: &str) -> MessageState {
+    pub(crate) fn parse(s: &str) -> MessageState {
         match s {
             "complete" => MessageState::Complete,
             "streaming" => MessageState::Streaming,
@@ -117,10 +116,11 @@ pub struct SearchHit {
     pub snippet: String,
 }
 
-/// What a caller of [`crate::Engine::send`] sees.
+/// What a caller of [`crate::Engine::send`] sees. Every delta arrives (the channel is not
+/// bounded: a reply is held in memory anyway), with its byte offset in the reply.
 #[derive(Debug)]
 pub enum ReplyEvent {
-    Delta(String),
+    Delta { offset: usize, text: String },
     /// The model called a tool; this is what happened (the reply goes on after it).
     Tool(tools::ToolOutcome),
     /// The reply is stored in its final state; `error` says why it is not complete.
@@ -130,23 +130,32 @@ pub enum ReplyEvent {
 pub struct Reply {
     pub conversation_id: i64,
     pub message_id: i64,
-    pub events: mpsc::Receiver<ReplyEvent>,
+    pub events: mpsc::UnboundedReceiver<ReplyEvent>,
 }
 
 /// Tool-call rounds in one turn before the model must answer in words.
 const MAX_TOOL_ROUNDS: usize = 8;
 
-/// Stream `gateway`'s reply to `request` into message `message_id`, and to `tx`. With `tools`,
-/// each round of tool calls is run and answered, and the model asked again, until it answers.
-pub(crate) async fn run_turn(
-    writer: Writer,
-    gateway: std::sync::Arc<dyn Gateway>,
-    mut request: ChatRequest,
-    message_id: i64,
-    cancel: CancellationToken,
-    tx: mpsc::Sender<ReplyEvent>,
-    tools: Option<std::sync::Arc<dyn tools::ToolRunner>>,
-) {
+/// A turn to run: where its reply goes and who follows it.
+pub(crate) struct TurnRun {
+    pub writer: Writer,
+    pub gateway: std::sync::Arc<dyn Gateway>,
+    pub request: ChatRequest,
+    pub message_id: i64,
+    pub cancel: CancellationToken,
+    /// The caller of `send`.
+    pub tx: mpsc::UnboundedSender<ReplyEvent>,
+    pub tools: Option<std::sync::Arc<dyn tools::ToolRunner>>,
+    /// Every other follower ([`live`]).
+    pub live: std::sync::Arc<live::LiveReply>,
+    pub replies: live::Replies,
+}
+
+/// Stream the gateway's reply into the stored message, to the caller and to every follower.
+/// With tools, each round of tool calls is run and answered, and the model asked again, until
+/// it answers.
+pub(crate) async fn run_turn(turn: TurnRun) {
+    let TurnRun { writer, gateway, mut request, message_id, cancel, tx, tools, live, replies } = turn;
     if let Some(tools) = &tools {
         request.tools = tools.definitions();
     }
@@ -192,7 +201,8 @@ pub(crate) async fn run_turn(
                 received = true;
                 round_text.push_str(&text);
                 pending.push_str(&text);
-                let _ = tx.try_send(ReplyEvent::Delta(text));
+                let offset = live.push(&text);
+                let _ = tx.send(ReplyEvent::Delta { offset, text });
                 if pending.len() >= FLUSH_BYTES {
                     flush(&mut pending).await;
                     deadline = None;
@@ -205,8 +215,10 @@ pub(crate) async fn run_turn(
             Some(Ok(ChatEvent::ToolActivity { call_id, name, title, status })) => {
                 let summary = format!("{title} — {status}, run by {}", gateway.name());
                 let shown = tools::ToolOutcome { summary: summary.clone(), result: String::new(), status: status.clone() };
-                record(ToolActivity { call_id, name, summary, status, ran_by: "gateway".into() }).await;
-                let _ = tx.try_send(ReplyEvent::Tool(shown));
+                let activity = ToolActivity { call_id, name, summary, status, ran_by: "gateway".into() };
+                live.tool(activity.clone());
+                record(activity).await;
+                let _ = tx.send(ReplyEvent::Tool(shown));
             }
             Some(Ok(ChatEvent::Done { .. })) => {
                 let Some(runner) = tools.as_ref().filter(|_| !calls.is_empty()) else {
@@ -239,16 +251,17 @@ pub(crate) async fn run_turn(
                     };
                     let mut answer = crate::gateway::ChatMessage::new(crate::gateway::Role::Tool, outcome.result.clone());
                     answer.tool_call_id = Some(id.clone());
-                    record(ToolActivity {
+                    let activity = ToolActivity {
                         call_id: id,
                         name: "exec".into(),
                         summary: outcome.summary.clone(),
                         status: outcome.status.clone(),
                         ran_by: "gatehouse".into(),
-                    })
-                    .await;
+                    };
+                    live.tool(activity.clone());
+                    record(activity).await;
                     request.messages.push(answer);
-                    let _ = tx.try_send(ReplyEvent::Tool(outcome));
+                    let _ = tx.send(ReplyEvent::Tool(outcome));
                 }
                 if cancel.is_cancelled() {
                     break Err(None);
@@ -273,11 +286,14 @@ pub(crate) async fn run_turn(
             (state, Some(e), Some(job_error))
         }
     };
-    let settle = Settle { message_id, tail: std::mem::take(&mut pending), state, error: job_error, usage };
+    let settle = Settle { message_id, tail: std::mem::take(&mut pending), state, error: job_error.clone(), usage };
     if let Err(e) = writer.apply(settle).await {
         tracing::warn!(message = message_id, error = %e, "could not store the end of a reply");
     }
-    let _ = tx.send(ReplyEvent::Finished { state, error }).await;
+    // Stored first: a follower that comes after this reads the settled reply from the store.
+    live.settle(state, job_error);
+    replies.end(message_id);
+    let _ = tx.send(ReplyEvent::Finished { state, error });
 }
 
 /// The session name a conversation has on gateways that keep conversations themselves.
@@ -299,26 +315,28 @@ pub(crate) fn session_for(id: i64, remote_gateway: Option<&str>, remote_session:
     }
 }
 
-pub(crate) fn channel() -> (mpsc::Sender<ReplyEvent>, mpsc::Receiver<ReplyEvent>) {
-    mpsc::channel(CHANNEL)
-}
 
 /// Selects a [`Conversation`] from `conversations c`, for [`conversation_row`].
-const CONVERSATION_COLUMNS: &str = "c.id, c.title, c.gateway, c.model,
+pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.title, c.gateway, c.model,
      (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), c.created_at, c.updated_at,
      c.remote_gateway, c.remote_session";
 
 fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conversation> {
+    conversation_row_at(r, 0)
+}
+
+/// A [`Conversation`] from [`CONVERSATION_COLUMNS`] starting at column `at`.
+pub(crate) fn conversation_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Conversation> {
     Ok(Conversation {
-        id: r.get(0)?,
-        title: r.get(1)?,
-        gateway: r.get(2)?,
-        model: r.get(3)?,
-        messages: r.get(4)?,
-        created_at: r.get(5)?,
-        updated_at: r.get(6)?,
-        remote_gateway: r.get(7)?,
-        remote_session: r.get(8)?,
+        id: r.get(at)?,
+        title: r.get(at + 1)?,
+        gateway: r.get(at + 2)?,
+        model: r.get(at + 3)?,
+        messages: r.get(at + 4)?,
+        created_at: r.get(at + 5)?,
+        updated_at: r.get(at + 6)?,
+        remote_gateway: r.get(at + 7)?,
+        remote_session: r.get(at + 8)?,
     })
 }
 
@@ -334,6 +352,47 @@ pub(crate) async fn conversations(store: &Store, limit: i64) -> Result<Vec<Conve
         .await
 }
 
+const MESSAGE_COLUMNS: &str = "id, role, text, state, error_code, error_message, created_at";
+
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    let state: String = r.get(3)?;
+    let code: Option<String> = r.get(4)?;
+    let message: Option<String> = r.get(5)?;
+    Ok(Message {
+        id: r.get(0)?,
+        role: r.get(1)?,
+        text: r.get(2)?,
+        state: MessageState::parse(&state),
+        error: code.map(|code| JobError { code, message: message.unwrap_or_default() }),
+        created_at: r.get(6)?,
+        tools: Vec::new(),
+    })
+}
+
+pub(crate) async fn message(store: &Store, id: i64) -> Result<Message> {
+    let found = store
+        .read(move |c| {
+            let Some(mut message) = c
+                .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"))?
+                .query_row([id], message_row)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            message.tools = c
+                .prepare_cached(
+                    "SELECT call_id, name, summary, status, ran_by FROM message_tools WHERE message_id = ?1 ORDER BY seq",
+                )?
+                .query_map([id], |r| {
+                    Ok(ToolActivity { call_id: r.get(0)?, name: r.get(1)?, summary: r.get(2)?, status: r.get(3)?, ran_by: r.get(4)? })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(message))
+        })
+        .await?;
+    found.ok_or(Error::MessageNotFound(id))
+}
+
 pub(crate) async fn conversation(store: &Store, id: i64) -> Result<(Conversation, Vec<Message>)> {
     let found = store
         .read(move |c| {
@@ -346,24 +405,8 @@ pub(crate) async fn conversation(store: &Store, id: i64) -> Result<(Conversation
                 .optional()?;
             let Some(conv) = conv else { return Ok(None) };
             let messages: Vec<Message> = c
-                .prepare_cached(
-                    "SELECT id, role, text, state, error_code, error_message, created_at
-                     FROM messages WHERE conversation_id = ?1 ORDER BY id",
-                )?
-                .query_map([id], |r| {
-                    let state: String = r.get(3)?;
-                    let code: Option<String> = r.get(4)?;
-                    let message: Option<String> = r.get(5)?;
-                    Ok(Message {
-                        id: r.get(0)?,
-                        role: r.get(1)?,
-                        text: r.get(2)?,
-                        state: MessageState::parse(&state),
-                        error: code.map(|code| JobError { code, message: message.unwrap_or_default() }),
-                        created_at: r.get(6)?,
-                        tools: Vec::new(),
-                    })
-                })?
+                .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 ORDER BY id"))?
+                .query_map([id], message_row)?
                 .collect::<rusqlite::Result<_>>()?;
             let mut messages = messages;
             let mut tools = c.prepare_cached(

@@ -25,6 +25,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::job::{Job, JobState, OutputLine, JOB_COLUMNS};
+use crate::chat::feed::{self as chat_feed, ConversationEvent, ConversationWatch};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::exec::approval::{self, ApprovalEvent, ApprovalRequest, ApprovalState, ApprovalWatch};
@@ -130,6 +131,21 @@ impl Feed {
         self.with(|f| ApprovalWatch { rx: f.approvals.subscribe() }).await
     }
 
+    pub(crate) async fn conversations(&self) -> Result<ConversationWatch> {
+        self.with(|f| ConversationWatch { rx: f.conversations.subscribe() }).await
+    }
+
+    /// Replies some process asked to stop (message ids).
+    pub(crate) async fn stops(&self) -> Result<broadcast::Receiver<i64>> {
+        self.with(|f| f.stops.subscribe()).await
+    }
+
+    /// Bumped after every look that found the database changed: followers of a reply another
+    /// process writes read its new text then.
+    pub(crate) async fn changes(&self) -> Result<tokio::sync::watch::Receiver<u64>> {
+        self.with(|f| f.changes.subscribe()).await
+    }
+
     /// Stop the follower and wait for its thread (it holds a database connection).
     pub(crate) async fn stop(&self) {
         if let Some(mut follower) = self.follower.lock().await.take() {
@@ -142,6 +158,9 @@ impl Feed {
 pub(crate) struct Follower {
     jobs: broadcast::Sender<JobFeed>,
     approvals: broadcast::Sender<ApprovalEvent>,
+    conversations: broadcast::Sender<ConversationEvent>,
+    stops: broadcast::Sender<i64>,
+    changes: tokio::sync::watch::Sender<u64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -161,14 +180,23 @@ impl Follower {
         .map_err(|e| Error::Store(e.to_string()))??;
         let (jobs, _) = broadcast::channel(BUFFER);
         let (approvals, _) = broadcast::channel(APPROVAL_BUFFER);
+        let (conversations, _) = broadcast::channel(BUFFER);
+        let (stops, _) = broadcast::channel(APPROVAL_BUFFER);
+        let changes = tokio::sync::watch::Sender::new(0);
         let stop = Arc::new(AtomicBool::new(false));
-        let senders = Senders { jobs: jobs.clone(), approvals: approvals.clone() };
+        let senders = Senders {
+            jobs: jobs.clone(),
+            approvals: approvals.clone(),
+            conversations: conversations.clone(),
+            stops: stops.clone(),
+            changes: changes.clone(),
+        };
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("gatehouse-feed".into())
             .spawn(move || follow(conn, state, senders, clock, flag))
             .map_err(|e| Error::Store(format!("cannot start the job feed: {e}")))?;
-        Ok(Follower { jobs, approvals, stop, thread: Some(thread) })
+        Ok(Follower { jobs, approvals, conversations, stops, changes, stop, thread: Some(thread) })
     }
 
     /// Stop the thread and wait for it (it holds a database connection).
@@ -210,6 +238,7 @@ struct Seen {
     version: i64,
     jobs: HashMap<i64, Known>,
     open: HashMap<i64, ApprovalRequest>,
+    chat: chat_feed::Seen,
 }
 
 impl Seen {
@@ -238,7 +267,7 @@ impl Seen {
             };
             jobs.insert(r.get(0)?, known);
         }
-        Ok(Seen { cursor, version, jobs, open })
+        Ok(Seen { cursor, version, jobs, open, chat: chat_feed::Seen::load(conn)? })
     }
 }
 
@@ -249,6 +278,9 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
 struct Senders {
     jobs: broadcast::Sender<JobFeed>,
     approvals: broadcast::Sender<ApprovalEvent>,
+    conversations: broadcast::Sender<ConversationEvent>,
+    stops: broadcast::Sender<i64>,
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// What one look found.
@@ -256,6 +288,8 @@ struct Senders {
 struct Changes {
     jobs: Vec<JobFeed>,
     approvals: Vec<ApprovalEvent>,
+    conversations: Vec<ConversationEvent>,
+    stops: Vec<i64>,
     /// Jobs whose output is still behind.
     behind: Vec<i64>,
 }
@@ -292,6 +326,13 @@ fn follow(conn: Connection, mut seen: Seen, tx: Senders, clock: SharedClock, sto
                 for event in changes.approvals {
                     let _ = tx.approvals.send(event);
                 }
+                for event in changes.conversations {
+                    let _ = tx.conversations.send(event);
+                }
+                for id in changes.stops {
+                    let _ = tx.stops.send(id);
+                }
+                tx.changes.send_modify(|n| *n += 1);
             }
             Err(e) => tracing::warn!(error = %e, "job feed: cannot read what changed"),
         }
@@ -345,9 +386,16 @@ fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>, now: crate
         .optional()?;
     if horizon.and_then(|h| h.parse::<i64>().ok()).is_some_and(|h| h > seen.cursor) {
         *seen = Seen::load_in(conn, seen.version, now)?;
-        return Ok(Changes { jobs: vec![JobFeed::Resync], approvals: vec![ApprovalEvent::Resync], behind: Vec::new() });
+        return Ok(Changes {
+            jobs: vec![JobFeed::Resync],
+            approvals: vec![ApprovalEvent::Resync],
+            conversations: vec![ConversationEvent::Resync],
+            ..Default::default()
+        });
     }
     let approvals = read_approvals(conn, seen, from)?;
+    let chat = chat_feed::read_changes(conn, &mut seen.chat, from)?;
+    seen.cursor = seen.cursor.max(chat.cursor);
     // Deleted jobs first: a deleted id never comes back (ids are never reused).
     let gone: Vec<(i64, i64)> = conn
         .prepare_cached("SELECT job_id, seq FROM job_feed_gone WHERE seq > ?1 ORDER BY seq")?
@@ -425,7 +473,7 @@ fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>, now: crate
     if !pruned.is_empty() {
         events.push(JobFeed::Pruned { ids: pruned });
     }
-    Ok(Changes { jobs: events, approvals, behind: left })
+    Ok(Changes { jobs: events, approvals, conversations: chat.events, stops: chat.stops, behind: left })
 }
 
 /// Read up to [`LINES_PER_TICK`] new lines of job `id`; true if more are left.

@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0010_exec_identity.sql"),
     include_str!("../../migrations/0011_job_feed.sql"),
     include_str!("../../migrations/0012_exec_approvals.sql"),
+    include_str!("../../migrations/0013_chat_feed.sql"),
 ];
 
 #[derive(Clone)]

@@ -102,8 +102,8 @@ impl WriteOp for ImportSession {
                 });
                 let id = conn
                     .query_row(
-                        "INSERT INTO conversations (title, gateway, created_at, updated_at, remote_gateway, remote_session)
-                         VALUES (?1, ?2, ?3, ?3, ?2, ?4) RETURNING id",
+                        "INSERT INTO conversations (title, gateway, created_at, updated_at, remote_gateway, remote_session, feed_seq)
+                         VALUES (?1, ?2, ?3, ?3, ?2, ?4, (SELECT n FROM job_feed_counter)) RETURNING id",
                         params![title, self.gateway, now, key],
                         |r| r.get(0),
                     )
@@ -113,15 +113,15 @@ impl WriteOp for ImportSession {
         };
         let mut insert = conn
             .prepare_cached(
-                "INSERT INTO messages (conversation_id, role, text, state, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, 'complete', ?4, ?4)",
+                "INSERT INTO messages (conversation_id, role, text, state, created_at, updated_at, feed_seq)
+                 VALUES (?1, ?2, ?3, 'complete', ?4, ?4, (SELECT n FROM job_feed_counter))",
             )
             .map_err(db)?;
         for m in new {
             insert.execute(params![conversation_id, m.role.as_str(), m.content, now]).map_err(db)?;
         }
         if !new.is_empty() {
-            conn.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![conversation_id, now])
+            conn.execute("UPDATE conversations SET updated_at = ?2, feed_seq = (SELECT n FROM job_feed_counter) WHERE id = ?1", params![conversation_id, now])
                 .map_err(db)?;
         }
         Ok(Imported { conversation_id, session: key.clone(), title, created, added: new.len(), diverged })

@@ -26,7 +26,7 @@ impl WriteOp for InterruptOrphans {
             conn.execute(
                 "UPDATE messages SET state = 'interrupted', error_code = 'chat.interrupted',
                         error_message = 'Gatehouse stopped before the reply finished', writer = NULL,
-                        updated_at = ?2
+                        updated_at = ?2, feed_seq = (SELECT n FROM job_feed_counter)
                  WHERE id = ?1 AND state = 'streaming'",
                 params![id, now],
             )

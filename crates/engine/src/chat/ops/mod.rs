@@ -4,5 +4,6 @@ pub(crate) mod append_text;
 pub(crate) mod import_session;
 pub(crate) mod interrupt_orphans;
 pub(crate) mod record_tool;
+pub(crate) mod request_stop;
 pub(crate) mod settle;
 pub(crate) mod start_turn;

@@ -22,7 +22,8 @@ impl WriteOp for Settle {
     fn apply(&mut self, conn: &Connection, now: Millis) -> Result<()> {
         conn.execute(
             "UPDATE messages SET text = text || ?2, state = ?3, error_code = ?4, error_message = ?5,
-                    prompt_tokens = ?6, completion_tokens = ?7, updated_at = ?8, writer = NULL
+                    prompt_tokens = ?6, completion_tokens = ?7, updated_at = ?8, writer = NULL,
+                    feed_seq = (SELECT n FROM job_feed_counter)
              WHERE id = ?1 AND state = 'streaming'",
             params![
                 self.message_id,
@@ -37,7 +38,7 @@ impl WriteOp for Settle {
         )
         .map_err(db)?;
         conn.execute(
-            "UPDATE conversations SET updated_at = ?2
+            "UPDATE conversations SET updated_at = ?2, feed_seq = (SELECT n FROM job_feed_counter)
              WHERE id = (SELECT conversation_id FROM messages WHERE id = ?1)",
             params![self.message_id, now],
         )

@@ -50,7 +50,7 @@ impl WriteOp for StartTurn {
                     return Err(Error::ConversationNotFound(id));
                 }
                 conn.execute(
-                    "UPDATE conversations SET updated_at = ?2, gateway = ?3, model = ?4 WHERE id = ?1",
+                    "UPDATE conversations SET updated_at = ?2, gateway = ?3, model = ?4, feed_seq = (SELECT n FROM job_feed_counter) WHERE id = ?1",
                     params![id, now, self.gateway, self.model],
                 )
                 .map_err(db)?;
@@ -58,16 +58,16 @@ impl WriteOp for StartTurn {
             }
             None => conn
                 .query_row(
-                    "INSERT INTO conversations (title, gateway, model, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id",
+                    "INSERT INTO conversations (title, gateway, model, created_at, updated_at, feed_seq)
+                     VALUES (?1, ?2, ?3, ?4, ?4, (SELECT n FROM job_feed_counter)) RETURNING id",
                     params![title(&self.text), self.gateway, self.model, now],
                     |r| r.get(0),
                 )
                 .map_err(db)?,
         };
         conn.execute(
-            "INSERT INTO messages (conversation_id, role, text, state, created_at, updated_at)
-             VALUES (?1, 'user', ?2, 'complete', ?3, ?3)",
+            "INSERT INTO messages (conversation_id, role, text, state, created_at, updated_at, feed_seq)
+             VALUES (?1, 'user', ?2, 'complete', ?3, ?3, (SELECT n FROM job_feed_counter))",
             params![conversation_id, self.text, now],
         )
         .map_err(db)?;
@@ -88,8 +88,8 @@ impl WriteOp for StartTurn {
             .map_err(db)?;
         let message_id = conn
             .query_row(
-                "INSERT INTO messages (conversation_id, role, text, state, writer, created_at, updated_at)
-                 VALUES (?1, 'assistant', '', ?2, ?3, ?4, ?4) RETURNING id",
+                "INSERT INTO messages (conversation_id, role, text, state, writer, created_at, updated_at, feed_seq)
+                 VALUES (?1, 'assistant', '', ?2, ?3, ?4, ?4, (SELECT n FROM job_feed_counter)) RETURNING id",
                 params![conversation_id, MessageState::Streaming.as_str(), self.writer, now],
                 |r| r.get(0),
             )
