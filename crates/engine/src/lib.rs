@@ -72,7 +72,7 @@ pub use pool::job::{Job, JobEvent, JobState, NewJob, OutputLine, Stream};
 pub use pool::kind::{JobKind, JobRun, Outcome};
 pub use pool::ops::cancel::Canceled;
 pub use pool::query::JobFilter;
-pub use pool::feed::{JobFeed, JobWatch};
+pub use pool::feed::{FeedEvent, JobFeed, JobWatch, Watch};
 pub use pool::{Pool, PoolConfig};
 use pool::ops;
 use store::Store;

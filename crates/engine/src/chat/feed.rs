@@ -35,21 +35,7 @@ pub enum ConversationEvent {
 }
 
 /// A subscription to [`ConversationEvent`]s.
-pub struct ConversationWatch {
-    pub(crate) rx: tokio::sync::broadcast::Receiver<ConversationEvent>,
-}
-
-impl ConversationWatch {
-    /// The next event; `None` once the engine is closed.
-    pub async fn next(&mut self) -> Option<ConversationEvent> {
-        use tokio::sync::broadcast::error::RecvError;
-        match self.rx.recv().await {
-            Ok(event) => Some(event),
-            Err(RecvError::Lagged(_)) => Some(ConversationEvent::Resync),
-            Err(RecvError::Closed) => None,
-        }
-    }
-}
+pub type ConversationWatch = crate::pool::feed::Watch<ConversationEvent>;
 
 /// What the follower knows of conversations.
 pub(crate) struct Seen {

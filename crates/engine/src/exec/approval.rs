@@ -133,21 +133,7 @@ pub enum ApprovalEvent {
 }
 
 /// A subscription to [`ApprovalEvent`]s.
-pub struct ApprovalWatch {
-    pub(crate) rx: tokio::sync::broadcast::Receiver<ApprovalEvent>,
-}
-
-impl ApprovalWatch {
-    /// The next event; `None` once the engine is closed.
-    pub async fn next(&mut self) -> Option<ApprovalEvent> {
-        use tokio::sync::broadcast::error::RecvError;
-        match self.rx.recv().await {
-            Ok(event) => Some(event),
-            Err(RecvError::Lagged(_)) => Some(ApprovalEvent::Resync),
-            Err(RecvError::Closed) => None,
-        }
-    }
-}
+pub type ApprovalWatch = crate::pool::feed::Watch<ApprovalEvent>;
 
 /// Waits for an answer from any process until the request expires: for front ends that show
 /// requests from the feed rather than at the place that asked (the desktop app).

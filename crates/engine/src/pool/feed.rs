@@ -85,21 +85,48 @@ impl JobFeed {
     }
 }
 
-/// A subscription to the job feed ([`crate::Engine::watch_jobs`]).
-pub struct JobWatch {
-    rx: broadcast::Receiver<JobFeed>,
+/// An event of a feed a subscriber can fall behind on.
+pub trait FeedEvent: Clone + Send + 'static {
+    /// The event that says "events were missed: reload what you show".
+    fn resync() -> Self;
 }
 
-impl JobWatch {
+impl FeedEvent for JobFeed {
+    fn resync() -> Self {
+        JobFeed::Resync
+    }
+}
+
+impl FeedEvent for ApprovalEvent {
+    fn resync() -> Self {
+        ApprovalEvent::Resync
+    }
+}
+
+impl FeedEvent for ConversationEvent {
+    fn resync() -> Self {
+        ConversationEvent::Resync
+    }
+}
+
+/// A subscription to one of the database feeds: jobs ([`crate::Engine::watch_jobs`]),
+/// approvals, conversations. Bounded: one that falls behind gets the feed's `Resync` event.
+pub struct Watch<E> {
+    rx: broadcast::Receiver<E>,
+}
+
+impl<E: FeedEvent> Watch<E> {
     /// The next event; `None` once the engine is closed.
-    pub async fn next(&mut self) -> Option<JobFeed> {
+    pub async fn next(&mut self) -> Option<E> {
         match self.rx.recv().await {
             Ok(event) => Some(event),
-            Err(broadcast::error::RecvError::Lagged(_)) => Some(JobFeed::Resync),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(E::resync()),
             Err(broadcast::error::RecvError::Closed) => None,
         }
     }
 }
+
+pub type JobWatch = Watch<JobFeed>;
 
 /// The engine's database feed: jobs and approvals, from every process. Its follower thread
 /// starts with the first subscriber (an engine nobody watches pays nothing).
@@ -124,15 +151,15 @@ impl Feed {
     }
 
     pub(crate) async fn jobs(&self) -> Result<JobWatch> {
-        self.with(|f| JobWatch { rx: f.jobs.subscribe() }).await
+        self.with(|f| Watch { rx: f.jobs.subscribe() }).await
     }
 
     pub(crate) async fn approvals(&self) -> Result<ApprovalWatch> {
-        self.with(|f| ApprovalWatch { rx: f.approvals.subscribe() }).await
+        self.with(|f| Watch { rx: f.approvals.subscribe() }).await
     }
 
     pub(crate) async fn conversations(&self) -> Result<ConversationWatch> {
-        self.with(|f| ConversationWatch { rx: f.conversations.subscribe() }).await
+        self.with(|f| Watch { rx: f.conversations.subscribe() }).await
     }
 
     /// Replies some process asked to stop (message ids).
