@@ -1,4 +1,4 @@
-//! `gatehouse chat`, `gatehouse chats …` and `gatehouse gateways …`.
+//! `gatehouse chat` and `gatehouse gateways …`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use gatehouse_engine::{Engine, GatewayKind, MessageState, Profile, ReplyEvent, S
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::{print_json, show, Failure, Outcome};
+use crate::{print_json, Failure, Outcome};
 
 #[derive(clap::Args)]
 pub struct ChatArgs {
@@ -31,36 +31,6 @@ pub struct ChatArgs {
     /// The message (`-` reads it from standard input)
     #[arg(required_unless_present = "interactive")]
     text: Option<String>,
-}
-
-#[derive(clap::Subcommand)]
-pub enum Chats {
-    /// Conversations, most recent first
-    List {
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-    },
-    /// One conversation, message by message
-    Show {
-        id: i64,
-        /// Show it as the gateway holds it (OpenClaw keeps its own copy: it has replies the
-        /// gateway finished while Gatehouse was not connected)
-        #[arg(long)]
-        from_gateway: bool,
-    },
-    /// Import the conversations a gateway keeps that were made elsewhere (OpenClaw sessions
-    /// from its Control UI or another device); run again to bring them up to date
-    Import {
-        /// The gateway profile (default: the default profile)
-        #[arg(long)]
-        gateway: Option<String>,
-    },
-    /// Find messages containing every word of QUERY
-    Search {
-        query: String,
-        #[arg(long, default_value_t = 20)]
-        limit: i64,
-    },
 }
 
 #[derive(clap::Subcommand)]
@@ -239,102 +209,6 @@ async fn interactive(engine: &Engine, mut options: SendOptions) -> Outcome {
     }
     if let Some(id) = options.conversation {
         eprintln!("saved as conversation {id}; resume with `gatehouse chat --interactive --conversation {id}`");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn chats(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
-    match cmd {
-        Chats::List { limit } => {
-            let list = engine.conversations(limit.max(0)).await?;
-            if json {
-                print_json(&list);
-            } else if list.is_empty() {
-                println!("no conversations");
-            } else {
-                println!("{:>6}  {:>4}  {:<19}  {:<12}  TITLE", "ID", "MSGS", "UPDATED (UTC)", "GATEWAY");
-                for c in list {
-                    println!(
-                        "{:>6}  {:>4}  {:<19}  {:<12}  {}",
-                        c.id,
-                        c.messages,
-                        show::short_time(c.updated_at),
-                        c.gateway.unwrap_or_default(),
-                        c.title
-                    );
-                }
-            }
-        }
-        Chats::Show { id, from_gateway: true } => {
-            let messages = engine.gateway_history(id).await?;
-            if json {
-                print_json(&messages);
-            } else {
-                for m in messages {
-                    println!("\n{}:\n{}", m.role.as_str(), m.content);
-                }
-            }
-        }
-        Chats::Show { id, from_gateway: false } => {
-            let (conv, messages) = engine.conversation(id).await?;
-            if json {
-                print_json(&serde_json::json!({ "conversation": conv, "messages": messages }));
-            } else {
-                println!("# {} (conversation {})", conv.title, conv.id);
-                for m in messages {
-                    let note = match (m.state, &m.error) {
-                        (MessageState::Complete, _) => String::new(),
-                        (state, Some(e)) => format!("  [{}: {}]", state.as_str(), e.message),
-                        (state, None) => format!("  [{}]", state.as_str()),
-                    };
-                    println!("\n{}:{note}", m.role);
-                    for t in &m.tools {
-                        println!("[tool] {}", crate::show::safe_text(&t.summary));
-                    }
-                    println!("{}", crate::show::safe_text(&m.text));
-                }
-            }
-        }
-        Chats::Import { gateway } => {
-            let (imported, failed) = engine.import_sessions(gateway.as_deref()).await?;
-            if json {
-                print_json(&serde_json::json!({ "imported": imported, "failed": failed }));
-            } else if imported.is_empty() && failed.is_empty() {
-                println!("the gateway keeps no conversations made elsewhere");
-            } else {
-                for i in imported {
-                    let what = match (i.created, i.added, i.diverged) {
-                        (true, n, _) => format!("imported, {n} messages"),
-                        (false, _, true) => format!(
-                            "its copy there no longer contains this one's latest messages; nothing added — see \
-                             `gatehouse chats show {} --from-gateway`",
-                            i.conversation_id
-                        ),
-                        (false, 0, _) => "up to date".to_owned(),
-                        (false, n, _) => format!("{n} new messages"),
-                    };
-                    println!("conversation {}  {}  ({}; {what})", i.conversation_id, i.title, i.session);
-                }
-            }
-            for f in &failed {
-                eprintln!("not imported: {}: {}", f.session, f.error);
-            }
-            if !failed.is_empty() {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-        Chats::Search { query, limit } => {
-            let hits = engine.search(&query, limit.max(0)).await?;
-            if json {
-                print_json(&hits);
-            } else if hits.is_empty() {
-                println!("nothing found");
-            } else {
-                for h in hits {
-                    println!("conversation {} ({}), {}: {}", h.conversation_id, h.title, h.role, h.snippet.replace('\n', " "));
-                }
-            }
-        }
     }
     Ok(ExitCode::SUCCESS)
 }

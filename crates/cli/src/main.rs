@@ -2,10 +2,12 @@
 //!
 //! Layout: `main.rs` parses arguments (clap), opens the engine and turns errors into one
 //! sentence on stderr and an exit code (0 ok, 1 the thing failed, 2 usage or input error);
-//! `jobs.rs`, `pool.rs`, `approvals.rs` and `worker.rs` hold the subcommands; `show.rs` formats for people.
+//! `jobs.rs`, `pool.rs`, `approvals.rs`, `chat.rs`, `chats.rs`, `exec.rs` and `worker.rs` hold the
+//! subcommands; `show.rs` formats for people.
 
 mod approvals;
 mod chat;
+mod chats;
 mod exec;
 mod jobs;
 mod models;
@@ -50,7 +52,7 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Stored conversations
     #[command(subcommand)]
-    Chats(chat::Chats),
+    Chats(chats::Chats),
     /// Gateway profiles
     #[command(subcommand)]
     Gateways(chat::Gateways),
@@ -138,7 +140,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Pool(cmd) => pool::run(&engine, cmd, cli.json).await,
         Command::Approvals(cmd) => approvals::run(&engine, cmd, cli.json).await,
         Command::Chat(args) => chat::chat(&engine, args, cli.json).await,
-        Command::Chats(cmd) => chat::chats(&engine, cmd, cli.json).await,
+        Command::Chats(cmd) => chats::run(&engine, cmd, cli.json).await,
         Command::Gateways(cmd) => chat::gateways(&engine, cmd, cli.json).await,
         Command::Exec(args) => exec::run(&engine, args, cli.json).await,
         Command::Models(cmd) => models::run(&engine, cmd, cli.json).await,

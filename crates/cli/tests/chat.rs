@@ -162,3 +162,44 @@ fn gateway_problems_are_one_sentence_and_exit_non_zero() {
     let out = run(dir.path(), &["chats", "show", "42"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn chats_are_found_as_you_type_renamed_pinned_and_deleted() {
+    let (_rt, server) = server(vec![reply(&["Hello there, [friend]."])]);
+    let dir = tempfile::tempdir().unwrap();
+    add_gateway(dir.path(), &server.url);
+    for text in ["Say hi", "Tell me about trains"] {
+        let out = run(dir.path(), &["chat", text]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A prefix finds the word; where it is comes as a byte range, and the brackets of the
+    // text stay text.
+    let hits = json(dir.path(), &["chats", "search", "hel"]);
+    let hit = hits.as_array().unwrap().iter().find(|h| h["role"] == "assistant").unwrap_or_else(|| panic!("{hits}"));
+    let snippet = hit["snippet"].as_str().unwrap();
+    let [start, end] = [hit["highlights"][0][0].as_u64().unwrap() as usize, hit["highlights"][0][1].as_u64().unwrap() as usize];
+    assert_eq!((&snippet[start..end], snippet), ("Hel", "Hello there, [friend]."));
+    let shown = String::from_utf8_lossy(&run(dir.path(), &["chats", "search", "hel"]).stdout).into_owned();
+    assert!(shown.contains("[Hel]lo there, [friend]."), "{shown}");
+    // Titles are searched too.
+    let trains = json(dir.path(), &["chats", "search", "trai"]);
+    let title_hit = trains.as_array().unwrap().iter().find(|h| h["message_id"].is_null()).unwrap_or_else(|| panic!("{trains}"));
+    let id = title_hit["conversation_id"].as_i64().unwrap();
+
+    // Renamed, pinned to the top, then deleted.
+    let out = run(dir.path(), &["chats", "rename", &id.to_string(), "Railways"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list = json(dir.path(), &["chats", "list"]);
+    assert_eq!((list[0]["id"].as_i64(), list[0]["title"].as_str()), (Some(id), Some("Railways")), "newest first");
+    let older = list[1]["id"].as_i64().unwrap();
+    assert!(run(dir.path(), &["chats", "pin", &older.to_string()]).status.success());
+    let list = json(dir.path(), &["chats", "list"]);
+    assert_eq!((list[0]["id"].as_i64(), list[0]["pinned"].as_bool()), (Some(older), Some(true)));
+    assert!(json(dir.path(), &["chats", "search", "railw"]).as_array().unwrap().iter().any(|h| h["conversation_id"] == id));
+    let out = run(dir.path(), &["chats", "rename", &id.to_string(), "  \n "]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(run(dir.path(), &["chats", "delete", &id.to_string()]).status.success());
+    let out = run(dir.path(), &["chats", "show", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(json(dir.path(), &["chats", "search", "trains"]).as_array().unwrap().is_empty(), "its messages left the index");
+}

@@ -91,6 +91,9 @@ pub enum Error {
     #[error("there is no conversation {0}; see `gatehouse chats list`")]
     ConversationNotFound(i64),
 
+    #[error("{0}")]
+    ChatInvalid(String),
+
     #[error("there is no message {0}")]
     MessageNotFound(i64),
 
@@ -187,6 +190,7 @@ impl Error {
             Error::ConversationNotFound(_) => "chat.not_found",
             Error::SearchEmpty => "chat.bad_search",
             Error::MessageNotFound(_) => "chat.message_not_found",
+            Error::ChatInvalid(_) => "chat.invalid",
             Error::ExecInvalid(_) => "exec.invalid",
             Error::ExecDenied(_) => "exec.denied",
             Error::ExecNeedsApproval(_) => "exec.needs_approval",
@@ -223,6 +227,7 @@ impl Error {
                 | Error::GatewayInvalid(_)
                 | Error::ConversationNotFound(_)
                 | Error::MessageNotFound(_)
+                | Error::ChatInvalid(_)
                 | Error::SearchEmpty
                 | Error::ExecInvalid(_)
                 | Error::ApprovalNotFound(_)

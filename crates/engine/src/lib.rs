@@ -47,7 +47,9 @@ pub use chat::prompt_job::PromptSpec;
 pub use chat::ops::import_session::{ImportFailure, Imported};
 pub use chat::feed::{ConversationEvent, ConversationWatch};
 pub use chat::live::{ReplyFeed, ReplyWatch};
-pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent, SearchHit};
+pub use chat::pages::{ConversationPage, MessagePage, MessagesAt};
+pub use chat::search::SearchHit;
+pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent};
 pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use error::{Error, JobError, Result};
@@ -602,8 +604,42 @@ impl Engine {
         Ok((imported, failed))
     }
 
+    /// Search as you type: conversations whose title, and messages whose text, hold every
+    /// word of `query` as a word or the start of one; the best of the newest matches, with
+    /// where the words are ([`chat::search`]).
     pub async fn search(&self, query: &str, limit: i64) -> Result<Vec<SearchHit>> {
-        chat::search(&self.shared.store, query, limit).await
+        chat::search::search(&self.shared.store, query, limit).await
+    }
+
+    /// A page of the conversation list, pinned first then the most recently active; `after`
+    /// is the previous page's `next`.
+    pub async fn conversations_page(&self, after: Option<&str>, limit: i64) -> Result<ConversationPage> {
+        chat::pages::conversations(&self.shared.store, after, limit).await
+    }
+
+    /// A page of conversation `id`'s messages, oldest first, with the tools that ran in them.
+    pub async fn messages(&self, id: i64, at: MessagesAt, limit: i64) -> Result<MessagePage> {
+        chat::pages::messages(&self.shared.store, id, at, limit).await
+    }
+
+    /// Give conversation `id` a title of the person's choosing.
+    pub async fn rename_conversation(&self, id: i64, title: &str) -> Result<()> {
+        let title = chat::ops::rename::clean_title(title)?;
+        self.shared.store.writer.apply(chat::ops::rename::Rename { id, title }).await
+    }
+
+    /// Keep conversation `id` at the top of the list (or not).
+    pub async fn pin_conversation(&self, id: i64, pinned: bool) -> Result<()> {
+        self.shared.store.writer.apply(chat::ops::pin::Pin { id, pinned }).await
+    }
+
+    /// Delete conversation `id` and its messages; a reply still streaming in it is stopped.
+    pub async fn delete_conversation(&self, id: i64) -> Result<()> {
+        let page = self.messages(id, MessagesAt::Latest, 20).await?;
+        for m in page.messages.iter().filter(|m| m.state == MessageState::Streaming) {
+            self.stop_reply(m.id).await?;
+        }
+        self.shared.store.writer.apply(chat::ops::delete_conversation::DeleteConversation { id }).await
     }
 
     /// Run a command now through the exec tool's policy, approval, sandbox and limits; it is

@@ -74,7 +74,10 @@ async fn a_reply_streams_is_stored_and_the_next_turn_carries_the_history() {
 
     let hits = engine.search("paris", 10).await.unwrap();
     assert_eq!(hits.len(), 2, "{hits:?}");
-    assert!(hits.iter().all(|h| h.conversation_id == conversation && h.snippet.contains("[Paris]")));
+    for h in &hits {
+        let [start, end] = h.highlights[0];
+        assert_eq!((h.conversation_id, &h.snippet[start..end]), (conversation, "Paris"), "{h:?}");
+    }
     assert_eq!(engine.search("\"-(", 10).await.unwrap_err().code(), "chat.bad_search");
 }
 

@@ -11,6 +11,8 @@
 
 pub mod feed;
 pub mod live;
+pub mod pages;
+pub mod search;
 pub(crate) mod ops;
 pub mod prompt_job;
 pub mod tools;
@@ -18,7 +20,7 @@ pub mod tools;
 use std::time::Duration;
 
 use futures::StreamExt;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +72,8 @@ pub struct Conversation {
     pub gateway: Option<String>,
     pub model: Option<String>,
     pub messages: i64,
+    /// Shown at the top of the list.
+    pub pinned: bool,
     /// Imported from a gateway that keeps conversations: the profile and the gateway's key.
     pub remote_gateway: Option<String>,
     pub remote_session: Option<String>,
@@ -106,15 +110,6 @@ pub struct Message {
     pub created_at: Millis,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchHit {
-    pub conversation_id: i64,
-    pub message_id: i64,
-    pub title: String,
-    pub role: String,
-    /// The matching passage, matches wrapped in `[` `]`.
-    pub snippet: String,
-}
 
 /// What a caller of [`crate::Engine::send`] sees. Every delta arrives (the channel is not
 /// bounded: a reply is held in memory anyway), with its byte offset in the reply.
@@ -319,7 +314,7 @@ pub(crate) fn session_for(id: i64, remote_gateway: Option<&str>, remote_session:
 /// Selects a [`Conversation`] from `conversations c`, for [`conversation_row`].
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.title, c.gateway, c.model,
      (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), c.created_at, c.updated_at,
-     c.remote_gateway, c.remote_session";
+     c.remote_gateway, c.remote_session, c.pinned";
 
 fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conversation> {
     conversation_row_at(r, 0)
@@ -337,6 +332,7 @@ pub(crate) fn conversation_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite:
         updated_at: r.get(at + 6)?,
         remote_gateway: r.get(at + 7)?,
         remote_session: r.get(at + 8)?,
+        pinned: r.get(at + 9)?,
     })
 }
 
@@ -344,7 +340,8 @@ pub(crate) async fn conversations(store: &Store, limit: i64) -> Result<Vec<Conve
     store
         .read(move |c| {
             c.prepare_cached(&format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?1"
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations c INDEXED BY conversations_list
+                 ORDER BY c.pinned DESC, c.updated_at DESC, c.id DESC LIMIT ?1"
             ))?
             .query_map([limit], conversation_row)?
             .collect()
@@ -352,9 +349,9 @@ pub(crate) async fn conversations(store: &Store, limit: i64) -> Result<Vec<Conve
         .await
 }
 
-const MESSAGE_COLUMNS: &str = "id, role, text, state, error_code, error_message, created_at";
+pub(crate) const MESSAGE_COLUMNS: &str = "id, role, text, state, error_code, error_message, created_at";
 
-fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+pub(crate) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     let state: String = r.get(3)?;
     let code: Option<String> = r.get(4)?;
     let message: Option<String> = r.get(5)?;
@@ -427,39 +424,4 @@ pub(crate) async fn conversation(store: &Store, id: i64) -> Result<(Conversation
         })
         .await?;
     found.ok_or(Error::ConversationNotFound(id))
-}
-
-/// Full-text search. Each word of `query` must appear (FTS5 syntax is not exposed: a stray
-/// quote or dash must not become a syntax error).
-pub(crate) async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec<SearchHit>> {
-    let words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{w}\""))
-        .collect();
-    if words.is_empty() {
-        return Err(Error::SearchEmpty);
-    }
-    let expr = words.join(" ");
-    store
-        .read(move |c| {
-            c.prepare_cached(
-                "SELECT m.conversation_id, m.id, c.title, m.role,
-                        snippet(messages_fts, 0, '[', ']', '…', 12)
-                 FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
-                 JOIN conversations c ON c.id = m.conversation_id
-                 WHERE messages_fts MATCH ?1 ORDER BY rank LIMIT ?2",
-            )?
-            .query_map(params![expr, limit], |r| {
-                Ok(SearchHit {
-                    conversation_id: r.get(0)?,
-                    message_id: r.get(1)?,
-                    title: r.get(2)?,
-                    role: r.get(3)?,
-                    snippet: r.get(4)?,
-                })
-            })?
-            .collect()
-        })
-        .await
 }

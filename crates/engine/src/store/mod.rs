@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0011_job_feed.sql"),
     include_str!("../../migrations/0012_exec_approvals.sql"),
     include_str!("../../migrations/0013_chat_feed.sql"),
+    include_str!("../../migrations/0014_chat_search.sql"),
 ];
 
 #[derive(Clone)]
