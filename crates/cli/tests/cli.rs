@@ -246,17 +246,21 @@ fn a_worker_killed_mid_job_loses_nothing_and_leaves_no_process_behind() {
         (alive_with_env(&once_tag) == 0 && alive_with_env(&again_tag) == 0).then_some(())
     });
 
-    // Nothing is "running" for ever: a new pool rescues both at once.
+    // Nothing is "running" for ever: a new pool rescues both at once, and runs both again —
+    // a crash is not the job's failure, so even the one with no attempts left goes back to
+    // the queue (its interrupted attempt counted).
     let worker = Worker::start(dir.path(), 3);
-    let failed = wait_state(dir.path(), once, "failed");
-    assert_eq!(failed["error"]["code"], "job.interrupted");
-    let requeued = eventually("the retried job to run again", || {
-        let j = job(dir.path(), again);
-        (j["state"] == "running" && j["attempts"] == 2).then_some(j)
+    for (id, max) in [(again, 2), (once, 2)] {
+        let requeued = eventually("the interrupted job to run again", || {
+            let j = job(dir.path(), id);
+            (j["state"] == "running" && j["attempts"] == 2).then_some(j)
+        });
+        assert_eq!(requeued["max_attempts"], max);
+        assert!(run(dir.path(), &["jobs", "cancel", &id.to_string()]).status.success());
+    }
+    eventually("the canceled jobs' processes to go", || {
+        (alive_with_env(&again_tag) == 0 && alive_with_env(&once_tag) == 0).then_some(())
     });
-    assert_eq!(requeued["max_attempts"], 2);
-    assert!(run(dir.path(), &["jobs", "cancel", &again.to_string()]).status.success());
-    eventually("the canceled job's processes to go", || (alive_with_env(&again_tag) == 0).then_some(()));
     worker.signal(libc::SIGTERM);
     assert!(worker.wait().success());
 }
@@ -554,4 +558,28 @@ fn exec_with_no_terminal_can_wait_for_an_answer_from_another_terminal() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("gatehouse approvals allow"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_job_whose_pool_dies_every_time_is_given_up_after_a_few_tries() {
+    let dir = tempfile::tempdir().unwrap();
+    allow_scripts(dir.path(), None);
+    let id = submit(dir.path(), &[], &["sh", "-c", "sleep 600 & echo started; wait"]);
+    // Its pool is killed under it: requeued three times past its one attempt, then failed.
+    for attempt in 1..=4 {
+        let worker = Worker::start(dir.path(), 1);
+        eventually("the attempt to start", || {
+            let j = job(dir.path(), id);
+            (j["state"] == "running" && j["attempts"] == attempt).then_some(())
+        });
+        eventually("its command to start", || {
+            let logs = String::from_utf8_lossy(&run(dir.path(), &["jobs", "logs", &id.to_string()]).stdout).into_owned();
+            (logs.matches("started").count() == attempt as usize).then_some(())
+        });
+        worker.signal(libc::SIGKILL);
+        worker.wait();
+    }
+    let _worker = Worker::start(dir.path(), 1);
+    let failed = wait_state(dir.path(), id, "failed");
+    assert_eq!((failed["attempts"].as_i64(), failed["error"]["code"].as_str()), (Some(4), Some("job.interrupted")));
 }

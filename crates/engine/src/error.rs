@@ -1,8 +1,11 @@
 //! The engine's one error type.
 //!
 //! Every variant has a stable [`Error::code`] that programs branch on (the CLI's `--json`, the
-//! desktop IPC's `{code, message}`), and a `Display` that is one sentence a person can act on.
-//! Front ends never parse the message.
+//! desktop IPC's `{code, message}`), and a `Display` that is one sentence a person can act on —
+//! in words, never in one front end's syntax: the CLI adds its own hints by code (naming its
+//! commands), the app its own. Front ends never parse the message; what a program may need
+//! (an id, an HTTP status, a pairing request) is in [`Error::data`]. Serialized, an error is
+//! `{code, message, data?}`.
 
 use std::path::PathBuf;
 
@@ -46,7 +49,7 @@ pub enum Error {
     #[error("this Gatehouse has no runner for `{0}` jobs")]
     JobKindUnavailable(String),
 
-    #[error("{gateway} refused the credentials ({detail}); check the token (gatehouse gateways add NAME --token-env VAR)")]
+    #[error("{gateway} refused the credentials ({detail}); check the token of its profile")]
     GatewayUnauthorized { gateway: String, detail: String },
 
     #[error("{gateway} does not allow this ({detail}); the token lacks a permission or the model is not allowed")]
@@ -58,7 +61,7 @@ pub enum Error {
     #[error("{gateway} is rate-limiting requests{}; wait and try again", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
     GatewayRateLimited { gateway: String, retry_after: Option<u64> },
 
-    #[error("{gateway} failed with HTTP {status} ({detail}); the gateway or its model provider has a problem")]
+    #[error("{gateway} failed ({detail}); the gateway or its model provider has a problem")]
     GatewayServer { gateway: String, status: u16, detail: String },
 
     #[error("cannot reach {gateway} at {url} ({reason}); is it running?")]
@@ -76,7 +79,7 @@ pub enum Error {
     #[error("{gateway} reported an error during the reply: {message}")]
     GatewayReplyError { gateway: String, message: String },
 
-    #[error("there is no gateway named `{0}`; see `gatehouse gateways list`")]
+    #[error("there is no gateway named `{0}`")]
     GatewayUnknown(String),
 
     #[error("{0}")]
@@ -84,15 +87,18 @@ pub enum Error {
 
     #[error(
         "the keyring is not available for gateway `{profile}` ({reason}); on a desktop, unlock GNOME Keyring \
-         or KWallet (Linux needs a Secret Service), or keep the token in a variable (--token-env) or an owner-only file (--token-file)"
+         or KWallet (Linux needs a Secret Service), or keep the token in an environment variable or an owner-only file"
     )]
     KeyringUnavailable { profile: String, reason: String },
 
-    #[error("there is no conversation {0}; see `gatehouse chats list`")]
+    #[error("there is no conversation {0}")]
     ConversationNotFound(i64),
 
     #[error("{0}")]
     ChatInvalid(String),
+
+    #[error("there is no exec rule {0}")]
+    RuleNotFound(i64),
 
     #[error("there is no message {0}")]
     MessageNotFound(i64),
@@ -121,7 +127,7 @@ pub enum Error {
     #[error("{0}")]
     SandboxUnavailable(String),
 
-    #[error("the local model `{name}` is not at {}; fetch the built-in one with `gatehouse models fetch`, or add your own with `gatehouse models add FILE.gguf`", path.display())]
+    #[error("the local model `{name}` is not at {}; fetch the built-in one, or add a GGUF model of your own", path.display())]
     ModelMissing { name: String, path: PathBuf },
 
     #[error("the model {} cannot be used: {reason}", path.display())]
@@ -154,7 +160,7 @@ pub enum Error {
     #[error("the message is too large for {gateway} ({}its limit is {limit} bytes); send something shorter", bytes.map(|b| format!("{b} bytes; ")).unwrap_or_default())]
     GatewayPayloadTooLarge { gateway: String, bytes: Option<usize>, limit: usize },
 
-    #[error("this build of Gatehouse has no built-in model (it was built without the `local` feature); add a gateway with `gatehouse gateways add NAME --kind openai --url URL`")]
+    #[error("this build of Gatehouse has no built-in model (it was built without the `local` feature); use a gateway: an OpenAI-compatible server or OpenClaw")]
     LocalUnavailable,
 }
 
@@ -191,6 +197,7 @@ impl Error {
             Error::SearchEmpty => "chat.bad_search",
             Error::MessageNotFound(_) => "chat.message_not_found",
             Error::ChatInvalid(_) => "chat.invalid",
+            Error::RuleNotFound(_) => "exec.rule_not_found",
             Error::ExecInvalid(_) => "exec.invalid",
             Error::ExecDenied(_) => "exec.denied",
             Error::ExecNeedsApproval(_) => "exec.needs_approval",
@@ -228,6 +235,7 @@ impl Error {
                 | Error::ConversationNotFound(_)
                 | Error::MessageNotFound(_)
                 | Error::ChatInvalid(_)
+                | Error::RuleNotFound(_)
                 | Error::SearchEmpty
                 | Error::ExecInvalid(_)
                 | Error::ApprovalNotFound(_)
@@ -256,8 +264,59 @@ impl Error {
     }
 }
 
+/// An error as a front end receives it (over IPC, in `--json`): `{code, message, hint?,
+/// data?}`. The engine leaves `hint` empty; a front end fills it in its own terms.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional, type = "Record<string, unknown>"))]
+    pub data: Option<serde_json::Value>,
+}
+
+impl From<&Error> for ErrorBody {
+    fn from(e: &Error) -> ErrorBody {
+        ErrorBody { code: e.code().to_owned(), message: e.to_string(), hint: None, data: e.data() }
+    }
+}
+
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        ErrorBody::from(self).serialize(s)
+    }
+}
+
+impl Error {
+    /// What a program may need besides the code: the id that was not found, the HTTP status,
+    /// the pairing request to approve, the sizes that did not fit.
+    pub fn data(&self) -> Option<serde_json::Value> {
+        use serde_json::json;
+        Some(match self {
+            Error::JobNotFound(id) | Error::ConversationNotFound(id) | Error::MessageNotFound(id) => json!({ "id": id }),
+            Error::ApprovalNotFound(id) | Error::RuleNotFound(id) => json!({ "id": id }),
+            Error::ApprovalClosed { id, .. } => json!({ "id": id }),
+            Error::JobInvalidState { id, state, .. } => json!({ "id": id, "state": state }),
+            Error::GatewayUnknown(name) => json!({ "gateway": name }),
+            Error::GatewayServer { gateway, status, .. } => json!({ "gateway": gateway, "status": status }),
+            Error::GatewayRateLimited { gateway, retry_after } => json!({ "gateway": gateway, "retry_after": retry_after }),
+            Error::GatewayUnreachable { gateway, url, .. } => json!({ "gateway": gateway, "url": url }),
+            Error::GatewayPairingRequired { gateway, request_id } => json!({ "gateway": gateway, "request_id": request_id }),
+            Error::ContextFull { tokens, limit, .. } => json!({ "tokens": tokens, "limit": limit }),
+            Error::ModelMissing { name, path } => json!({ "name": name, "path": path }),
+            Error::GatewayPayloadTooLarge { bytes, limit, .. } => json!({ "bytes": bytes, "limit": limit }),
+            _ => return None,
+        })
+    }
+}
+
 /// Errors that end a job attempt. Stored on the job as `{code, message}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct JobError {
     pub code: String,
     pub message: String,
@@ -266,5 +325,21 @@ pub struct JobError {
 impl JobError {
     pub fn new(code: &str, message: impl Into<String>) -> JobError {
         JobError { code: code.to_owned(), message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod shape {
+    use super::*;
+
+    #[test]
+    fn an_error_serializes_as_code_message_and_data() {
+        let e = Error::GatewayServer { gateway: "claw".into(), status: 502, detail: "HTTP 502: an HTML page".into() };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["code"], "gateway.server_error");
+        assert_eq!(v["message"], "claw failed (HTTP 502: an HTML page); the gateway or its model provider has a problem");
+        assert_eq!(v["data"], serde_json::json!({ "gateway": "claw", "status": 502 }));
+        let v = serde_json::to_value(Error::SearchEmpty).unwrap();
+        assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), ["code", "message"]);
     }
 }

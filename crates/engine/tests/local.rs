@@ -211,7 +211,7 @@ async fn models_are_listed_added_and_refused_clearly() {
     assert!(list[0].builtin && list[0].bytes.is_none() && list[0].is_default);
     let err = engine.open_gateway(None).await.err().unwrap();
     assert_eq!(err.code(), "model.missing");
-    assert!(err.to_string().contains("gatehouse models fetch"), "{err}");
+    assert!(err.to_string().contains("fetch the built-in one") && !err.to_string().contains("gatehouse "), "{err}");
 
     let not_gguf = dir.path().join("notes.gguf");
     std::fs::write(&not_gguf, "hello").unwrap();

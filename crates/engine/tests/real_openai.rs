@@ -18,16 +18,8 @@ fn url() -> String {
 
 async fn engine(dir: &std::path::Path) -> Engine {
     let engine = Engine::open(EngineOptions::new(dir)).await.unwrap();
-    let profile = Profile {
-        name: "llama".into(),
-        kind: GatewayKind::Openai,
-        url: Some(url()),
-        model: Some("smollm2".into()),
-        token_env: None,
-        token_file: None,
-        token_keyring: false,
-        is_default: true,
-    };
+    let mut profile = Profile::openai("llama", &url(), Some("smollm2"));
+    profile.is_default = true;
     engine.add_gateway(profile).await.unwrap();
     engine
 }

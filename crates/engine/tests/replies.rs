@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use gatehouse_engine::{
-    ConversationEvent, Engine, EngineOptions, GatewayKind, MessageState, Profile, ReplyEvent, ReplyFeed, ReplyWatch,
+    ConversationEvent, Engine, EngineOptions, MessageState, Profile, ReplyEvent, ReplyFeed, ReplyWatch,
     SendOptions,
 };
 use gatehouse_testkit::{delta, serve, sse_head, Step};
@@ -15,17 +15,7 @@ use tokio_util::sync::CancellationToken;
 async fn open(dir: &std::path::Path, url: Option<&str>) -> Engine {
     let engine = Engine::open(EngineOptions::new(dir)).await.unwrap();
     if let Some(url) = url {
-        let profile = Profile {
-            name: "raw".into(),
-            kind: GatewayKind::Openai,
-            url: Some(url.into()),
-            model: Some("m".into()),
-            token_env: None,
-            token_file: None,
-            token_keyring: false,
-            is_default: true,
-        };
-        engine.add_gateway(profile).await.unwrap();
+        engine.add_gateway(Profile::openai("raw", url, Some("m"))).await.unwrap();
     }
     engine
 }

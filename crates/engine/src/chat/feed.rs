@@ -20,16 +20,28 @@ use crate::error::JobError;
 /// What happened to conversations, from any process.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum ConversationEvent {
     Created { conversation: Conversation },
     /// Its title, gateway, model or last activity changed.
     Changed { conversation: Conversation },
-    Deleted { id: i64 },
+    Deleted {
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        id: i64,
+    },
     /// A new message: the person's, or a reply that started (follow its text with
     /// [`crate::Engine::watch_reply`]).
-    Message { conversation_id: i64, message: Message },
+    Message {
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        conversation_id: i64,
+        message: Message,
+    },
     /// A reply stopped streaming: complete, interrupted or failed, with its whole text.
-    Settled { conversation_id: i64, message: Message },
+    Settled {
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        conversation_id: i64,
+        message: Message,
+    },
     /// Events were missed: reload what you show.
     Resync,
 }

@@ -27,6 +27,7 @@ const BUFFER: usize = 1024;
 /// What a follower of a reply sees.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum ReplyFeed {
     /// `text` goes at byte `offset` of the reply. The first event carries the text so far
     /// (offset 0); each next one starts where the last ended.

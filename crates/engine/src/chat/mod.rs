@@ -37,6 +37,7 @@ const FLUSH_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum MessageState {
     Complete,
     Streaming,
@@ -66,11 +67,14 @@ impl MessageState {
 
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Conversation {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
     pub title: String,
     pub gateway: Option<String>,
     pub model: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub messages: i64,
     /// Shown at the top of the list.
     pub pinned: bool,
@@ -78,13 +82,16 @@ pub struct Conversation {
     pub remote_gateway: Option<String>,
     pub remote_session: Option<String>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub created_at: Millis,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub updated_at: Millis,
 }
 
 /// A tool that ran during a reply.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ToolActivity {
     pub call_id: String,
     pub name: String,
@@ -97,7 +104,9 @@ pub struct ToolActivity {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Message {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
     pub role: String,
     pub text: String,
@@ -107,6 +116,7 @@ pub struct Message {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolActivity>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub created_at: Millis,
 }
 

@@ -10,6 +10,7 @@ use crate::store::Store;
 
 /// A page of the conversation list (pinned first, then the most recently active).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ConversationPage {
     pub conversations: Vec<Conversation>,
     /// Pass to [`crate::Engine::conversations_page`] for the next page; `None` at the end.
@@ -31,6 +32,7 @@ pub enum MessagesAt {
 
 /// A page of a conversation's messages, oldest first.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct MessagePage {
     pub messages: Vec<Message>,
     /// There are older messages than these.

@@ -27,9 +27,12 @@ const BEFORE: usize = 40;
 const AFTER: usize = 120;
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct SearchHit {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub conversation_id: i64,
     /// The message that matched; `None` when the conversation's title did.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub message_id: Option<i64>,
     pub title: String,
     /// The message's role (`user`, `assistant`); `None` for a title.
@@ -39,6 +42,7 @@ pub struct SearchHit {
     /// Where the words are in `snippet`: byte ranges `[start, end)`.
     pub highlights: Vec<[usize; 2]>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub created_at: crate::clock::Millis,
 }
 

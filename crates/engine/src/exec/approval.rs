@@ -31,18 +31,24 @@ use crate::store::writer::{db, WriteOp};
 
 /// A question put to a person: run this command?
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ApprovalRequest {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub asked_at: Millis,
     /// After this the request is closed, and the command refused.
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub expires_at: Millis,
     /// Who wants it run: `person`, `model` or `job`.
     pub requester: String,
     /// The conversation whose model asked.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub conversation_id: Option<i64>,
     /// The exec job that asked.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub job_id: Option<i64>,
     /// The program as requested, and the file it resolved to (shown to the person).
     pub program: String,
@@ -56,20 +62,25 @@ pub struct ApprovalRequest {
     pub prompt: String,
     /// Why it is asked: the rule, in words.
     pub reason: String,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub rule_id: Option<i64>,
     pub state: ApprovalState,
     /// When allowed for a time (a timed grant), how long, in seconds.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub grant_secs: Option<u64>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub answered_at: Option<Millis>,
     #[serde(skip)]
     pub(crate) fingerprint: String,
     #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub(crate) grant_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum ApprovalState {
     /// Waiting for an answer.
     Pending,
@@ -121,6 +132,7 @@ impl ApprovalRequest {
 /// News about approvals, from every process on the database ([`crate::Engine::watch_approvals`]).
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum ApprovalEvent {
     /// A command waits for a person.
     Requested { approval: ApprovalRequest },

@@ -381,7 +381,7 @@ pub(crate) async fn check(ctx: &Context<'_>, spec: &ExecSpec, requester: Request
     if let Some((name, _)) = spec.env.iter().find(|(k, _)| !sandbox::settable(k) && !permitted.contains(k)) {
         return Err(Error::ExecDenied(format!(
             "the variable {} cannot be set: a command may be given LANG, LANGUAGE, LC_*, TZ, TERM, COLORTERM, NO_COLOR, \
-             COLUMNS and LINES, and the names its rule permits (`gatehouse exec policy add … --env NAME`)",
+             COLUMNS and LINES, and the names the allow rule that covers it permits",
             shown(name)
         )));
     }

@@ -331,7 +331,7 @@ impl WriteOp for RemoveRule {
     type Output = ();
     fn apply(&mut self, conn: &Connection, _now: Millis) -> Result<()> {
         match conn.execute("DELETE FROM exec_rules WHERE id = ?1", [self.0]).map_err(db)? {
-            0 => Err(Error::ExecInvalid(format!("there is no exec rule {}; see `gatehouse exec policy list`", self.0))),
+            0 => Err(Error::RuleNotFound(self.0)),
             _ => Ok(()),
         }
     }

@@ -83,7 +83,7 @@ pub(crate) fn check(cwd: &Path, roots: &[Root], secrets: &Secrets<'_>) -> Result
     let root = match containing.as_slice() {
         [] => {
             return Err(Error::ExecWorkspace(format!(
-                "blocked by policy: {} is outside every workspace root (it resolves to {}); add one with `gatehouse exec workspace add DIR`",
+                "blocked by policy: {} is outside every workspace root (it resolves to {}); add it, or a directory above it, as a workspace root",
                 super::shown_path(cwd),
                 super::shown_path(&real)
             )))
@@ -132,7 +132,7 @@ fn open_root(root: &Root, data_dir: &Path) -> Result<Held> {
 fn guard(held: &Held, id: FileId, root: &Root, secrets: &Secrets<'_>) -> Result<()> {
     let refuse = |what: String| {
         Err(Error::ExecWorkspace(format!(
-            "{what}, so commands there could read or change it; move it, or remove the root with `gatehouse exec workspace remove {}`",
+            "{what}, so commands there could read or change it; move it, or stop using {} as a workspace root",
             super::shown_path(&root.path)
         )))
     };
@@ -185,7 +185,7 @@ pub(crate) fn root_holding(file: &Path, roots: &[Root]) -> Option<PathBuf> {
 
 fn nested(a: &Path, b: &Path) -> Error {
     Error::ExecWorkspace(format!(
-        "the workspace roots {} and {} are nested (a command in the outer one could replace the inner one); remove one with `gatehouse exec workspace remove DIR`",
+        "the workspace roots {} and {} are nested (a command in the outer one could replace the inner one); remove one of them as a workspace root",
         super::shown_path(a),
         super::shown_path(b)
     ))

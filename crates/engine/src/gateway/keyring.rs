@@ -60,8 +60,8 @@ fn load_now(profile: &str, data_dir: &Path) -> Result<String> {
     match entry(profile, data_dir)?.get_password() {
         Ok(token) => Ok(token),
         Err(keyring::Error::NoEntry) => Err(Error::GatewayInvalid(format!(
-            "gateway `{profile}` takes its token from the keyring, which has none for it; add it again with \
-             `gatehouse gateways add {profile} … --token-keyring`"
+            "gateway `{profile}` takes its token from the keyring, which has none for it; add the profile again, \
+             giving its token to the keyring"
         ))),
         Err(e) => Err(unavailable(profile, e)),
     }

@@ -319,7 +319,8 @@ impl Call {
             Ok(Ok(b)) => String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned(),
             _ => String::new(),
         };
-        let detail = describe_body(&body);
+        // The status is kept in the sentence: an HTML error page says little else.
+        let detail = format!("HTTP {status}: {}", describe_body(&body));
         let gateway = self.gw();
         match status {
             401 => Error::GatewayUnauthorized { gateway, detail },
@@ -327,7 +328,7 @@ impl Call {
             404 => Error::GatewayNotFound { gateway, detail },
             429 => Error::GatewayRateLimited { gateway, retry_after },
             500..=599 => Error::GatewayServer { gateway, status, detail },
-            _ => Error::GatewayReplyError { gateway, message: format!("HTTP {status}: {detail}") },
+            _ => Error::GatewayReplyError { gateway, message: detail },
         }
     }
 }

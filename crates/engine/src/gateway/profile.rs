@@ -58,6 +58,20 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// A profile for an OpenAI-compatible server at `url` (up to `/v1`), with no token.
+    pub fn openai(name: &str, url: &str, model: Option<&str>) -> Profile {
+        Profile {
+            name: name.into(),
+            kind: GatewayKind::Openai,
+            url: Some(url.into()),
+            model: model.map(Into::into),
+            token_env: None,
+            token_file: None,
+            token_keyring: false,
+            is_default: false,
+        }
+    }
+
     /// The built-in model's profile: there even when nothing is set up, and the default until
     /// another profile is added.
     pub fn builtin_local() -> Profile {

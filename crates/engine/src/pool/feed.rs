@@ -48,6 +48,7 @@ const LINES_PER_TICK: i64 = 500;
 /// What happened to a job, from any process on the database.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum JobFeed {
     /// A new job is queued.
     Submitted { job: Job },
@@ -61,11 +62,22 @@ pub enum JobFeed {
     /// Anything else about the job changed (a cancel was requested, say).
     Changed { job: Job },
     /// The job reported progress, in percent.
-    Progress { id: i64, percent: f64 },
+    Progress {
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        id: i64,
+        percent: f64,
+    },
     /// A stored line of output.
-    Output { id: i64, line: OutputLine },
+    Output {
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        id: i64,
+        line: OutputLine,
+    },
     /// These jobs were deleted (finished jobs past the retention period).
-    Pruned { ids: Vec<i64> },
+    Pruned {
+        #[cfg_attr(feature = "ts", ts(type = "Array<number>"))]
+        ids: Vec<i64>,
+    },
     /// Events were missed (this subscriber fell behind): reload what you show.
     Resync,
 }

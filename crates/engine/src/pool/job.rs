@@ -9,6 +9,7 @@ use crate::error::JobError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum JobState {
     Queued,
     Running,
@@ -73,19 +74,28 @@ impl NewJob {
 /// waiting_approval`, times in
 /// RFC 3339 UTC. The other fields are for people (the human views) and are not serialized.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Job {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
     pub kind: String,
     pub state: JobState,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub priority: i64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub attempts: i64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub max_attempts: i64,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub created_at: Millis,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub started_at: Option<Millis>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub finished_at: Option<Millis>,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub exit_code: Option<i64>,
     pub error: Option<JobError>,
     /// What the job runs, in one line, for lists, the tray and notifications: an exec job's
@@ -94,10 +104,12 @@ pub struct Job {
     pub title: String,
     /// A running exec job waiting for a person's answer: the approval request it waits on
     /// ([`crate::Engine::approvals`]). Its timeout still runs.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub waiting_approval: Option<i64>,
     #[serde(skip)]
     pub spec: serde_json::Value,
     #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub timeout_ms: Option<i64>,
     #[serde(skip)]
     pub run_after: Millis,
@@ -106,10 +118,13 @@ pub struct Job {
     #[serde(skip)]
     pub lease_owner: Option<String>,
     #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub output_lines: i64,
     #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub output_dropped_lines: i64,
     #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub output_dropped_bytes: i64,
 }
 
@@ -184,6 +199,7 @@ impl Job {
 /// Which stream a line of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum Stream {
     Stdout,
     Stderr,
@@ -200,11 +216,15 @@ impl Stream {
 
 /// One stored line of a job's output.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct OutputLine {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: i64,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub attempt: i64,
     pub stream: Stream,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub at: Millis,
     pub text: String,
 }

@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0012_exec_approvals.sql"),
     include_str!("../../migrations/0013_chat_feed.sql"),
     include_str!("../../migrations/0014_chat_search.sql"),
+    include_str!("../../migrations/0015_job_interruptions.sql"),
 ];
 
 #[derive(Clone)]
