@@ -7,11 +7,17 @@
 //! Layout:
 //! - [`store`]: the SQLite database (one writer thread that batches writes, a read pool).
 //! - [`pool`]: jobs, the worker pool, leases and rescue; `pool::ops` holds every write;
-//!   [`pool::feed`] is the job feed every process can follow ([`Engine::watch_jobs`]).
+//!   [`pool::feed`] is the database feed every process can follow: one follower thread reads
+//!   what any process changed and tells it as jobs ([`Engine::watch_jobs`]), approvals
+//!   ([`Engine::watch_approvals`]) and conversations ([`Engine::watch_conversations`]).
 //! - [`exec`]: running commands — policy, approval, the bubblewrap sandbox, audit (the `exec`
-//!   job kind, the model's tool, [`Engine::exec`]); its module doc maps the sandbox.
-//! - [`chat`]: conversations and streamed replies; `chat::ops` holds every write; the
-//!   `prompt` job kind and the model's tools live here too.
+//!   job kind, the model's tool, [`Engine::exec`]); its module doc maps the sandbox;
+//!   [`exec::approval`] holds the stored questions any process can answer.
+//! - [`chat`]: conversations and streamed replies; `chat::ops` holds every write;
+//!   [`chat::live`] follows a reply from any window ([`Engine::watch_reply`]),
+//!   [`chat::feed`] reads conversation changes for the feed, [`chat::pages`] pages the list
+//!   and long conversations, [`chat::search`] searches as you type; the `prompt` job kind and
+//!   the model's tools live here too.
 //! - [`gateway`]: where replies come from — the [`Gateway`] trait and its transports
 //!   (OpenAI-compatible HTTP + SSE, OpenClaw's WebSocket protocol, the built-in `local`
 //!   model), gateway profiles and their tokens (environment, file or OS keyring).

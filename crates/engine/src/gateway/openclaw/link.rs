@@ -33,7 +33,7 @@ const CLIENT_MODE: &str = "ui";
 const ROLE: &str = "operator";
 const SCOPES: [&str; 2] = ["operator.read", "operator.write"];
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Event {
     pub event: String,
     pub payload: Value,
@@ -228,33 +228,23 @@ impl Link {
                 Ok(Some(Ok(m))) => m,
             };
             match message {
-                Message::Text(text) => {
-                    let Ok(frame) = serde_json::from_str::<Value>(&text) else { continue };
-                    match frame["type"].as_str() {
-                        Some("res") => {
-                            let id = frame["id"].as_str().unwrap_or_default().to_owned();
-                            let tx = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                            if let Some(tx) = tx {
-                                let result = if frame["ok"] == true {
-                                    Ok(frame["payload"].clone())
-                                } else {
-                                    Err(refusal(&self.gateway, &frame["error"]))
-                                };
-                                let _ = tx.send(result);
-                            }
+                Message::Text(text) => match incoming(&text) {
+                    Some(Incoming::Response { id, result }) => {
+                        let tx = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                        if let Some(tx) = tx {
+                            let _ = tx.send(result.map_err(|error| refusal(&self.gateway, &error)));
                         }
-                        Some("event") => {
-                            let event = frame["event"].as_str().unwrap_or_default().to_owned();
-                            if event == "shutdown" {
-                                shutdown = Some(frame["payload"]["restartExpectedMs"].is_u64());
-                            }
-                            if event != "tick" {
-                                let _ = self.events.send(Event { event, payload: frame["payload"].clone() });
-                            }
-                        }
-                        _ => {}
                     }
-                }
+                    Some(Incoming::Event(event)) => {
+                        if event.event == "shutdown" {
+                            shutdown = Some(event.payload["restartExpectedMs"].is_u64());
+                        }
+                        if event.event != "tick" {
+                            let _ = self.events.send(event);
+                        }
+                    }
+                    None => {}
+                },
                 Message::Close(frame) => {
                     return match frame.map(|f| f.code) {
                         _ if shutdown.is_some() => Ended::Shutdown { restarting: shutdown == Some(true) },
@@ -336,6 +326,32 @@ where
             }
             Ok(Some(Ok(_))) => continue,
         }
+    }
+}
+
+/// A frame from the gateway, as the link acts on it.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Incoming {
+    /// The answer to request `id`: its payload, or its error object.
+    Response { id: String, result: std::result::Result<Value, Value> },
+    Event(Event),
+}
+
+/// What a text frame is; `None` for anything that is not a response or an event (not JSON, an
+/// unknown type): ignored, never fatal — a gateway newer than us may send frames we do not know.
+pub(crate) fn incoming(text: &str) -> Option<Incoming> {
+    let frame = serde_json::from_str::<Value>(text).ok()?;
+    match frame["type"].as_str()? {
+        "res" => {
+            let id = frame["id"].as_str().unwrap_or_default().to_owned();
+            let result = if frame["ok"] == true { Ok(frame["payload"].clone()) } else { Err(frame["error"].clone()) };
+            Some(Incoming::Response { id, result })
+        }
+        "event" => {
+            let event = frame["event"].as_str().unwrap_or_default().to_owned();
+            Some(Incoming::Event(Event { event, payload: frame["payload"].clone() }))
+        }
+        _ => None,
     }
 }
 

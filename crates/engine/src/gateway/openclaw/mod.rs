@@ -100,22 +100,70 @@ struct Forward {
     tx: mpsc::Sender<Result<ChatEvent>>,
 }
 
+/// What is new in `so_far` (the gateway's whole text so far) after `sent`: `None` when
+/// nothing is, or when the gateway rewrote earlier text (`replace`) — what was shown stands.
+fn new_text<'a>(sent: &str, so_far: &'a str) -> Option<&'a str> {
+    so_far.strip_prefix(sent).filter(|new| !new.is_empty())
+}
+
 impl Forward {
     async fn text_so_far(&mut self, text: &str) {
-        match text.strip_prefix(self.sent.as_str()) {
-            Some("") => {}
+        match new_text(&self.sent, text) {
             Some(new) => {
                 let new = new.to_owned();
                 self.sent.push_str(&new);
                 let _ = self.tx.send(Ok(ChatEvent::Delta { text: new })).await;
             }
-            // The gateway rewrote earlier text (`replace`); what was shown stands.
-            None => tracing::debug!("openclaw replaced text already shown; keeping what was shown"),
+            None if !text.starts_with(self.sent.as_str()) => {
+                tracing::debug!("openclaw replaced text already shown; keeping what was shown")
+            }
+            None => {}
         }
     }
 
     async fn send(&self, item: Result<ChatEvent>) {
         let _ = self.tx.send(item).await;
+    }
+}
+
+/// What an event of a run says, as the reply acts on it.
+#[derive(Debug, PartialEq)]
+enum Said {
+    /// The whole text so far.
+    TextSoFar(String),
+    Final { text: Option<String>, finish_reason: Option<String> },
+    Aborted,
+    Failed(String),
+    /// A tool the gateway's agent ran itself.
+    Tool(ChatEvent),
+    Nothing,
+}
+
+/// Read one event of a run. Anything it does not know is [`Said::Nothing`]: a newer gateway
+/// may send more than we understand.
+fn said(event: &str, p: &Value) -> Said {
+    match (event, p["state"].as_str()) {
+        ("chat", Some("delta")) => message_text(&p["message"]).map_or(Said::Nothing, Said::TextSoFar),
+        ("chat", Some("final")) => {
+            Said::Final { text: message_text(&p["message"]), finish_reason: p["stopReason"].as_str().map(str::to_owned) }
+        }
+        ("chat", Some("aborted")) => Said::Aborted,
+        ("chat", Some("error")) => {
+            Said::Failed(p["errorMessage"].as_str().or(p["error"]["message"].as_str()).unwrap_or("the run failed").to_owned())
+        }
+        // Tools the gateway's agent runs itself (we asked for them with caps
+        // ["tool-events"]): an `item` of kind `tool` at its start and at its end.
+        ("agent", _) if p["stream"] == "item" && p["data"]["kind"] == "tool" => {
+            let d = &p["data"];
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            Said::Tool(ChatEvent::ToolActivity {
+                call_id: text(&d["toolCallId"]),
+                name: text(&d["name"]),
+                title: d["title"].as_str().map(str::to_owned).unwrap_or_else(|| text(&d["name"])),
+                status: d["status"].as_str().unwrap_or(if d["phase"] == "end" { "completed" } else { "running" }).to_owned(),
+            })
+        }
+        _ => Said::Nothing,
     }
 }
 
@@ -269,20 +317,16 @@ impl OpenClaw {
                 continue;
             }
             tracing::debug!(event = %event.event, payload = %p, "openclaw event");
-            match (event.event.as_str(), p["state"].as_str()) {
-                ("chat", Some("delta")) => {
-                    if let Some(text) = message_text(&p["message"]) {
+            match said(&event.event, p) {
+                Said::TextSoFar(text) => out.text_so_far(&text).await,
+                Said::Final { text, finish_reason } => {
+                    if let Some(text) = text {
                         out.text_so_far(&text).await;
                     }
-                }
-                ("chat", Some("final")) => {
-                    if let Some(text) = message_text(&p["message"]) {
-                        out.text_so_far(&text).await;
-                    }
-                    out.send(Ok(ChatEvent::Done { finish_reason: p["stopReason"].as_str().map(str::to_owned) })).await;
+                    out.send(Ok(ChatEvent::Done { finish_reason })).await;
                     return Step::End;
                 }
-                ("chat", Some("aborted")) => {
+                Said::Aborted => {
                     out.send(Err(Error::GatewayReplyError {
                         gateway: self.target.gateway.clone(),
                         message: "the run was stopped on the gateway".into(),
@@ -290,25 +334,12 @@ impl OpenClaw {
                     .await;
                     return Step::End;
                 }
-                // Tools the gateway's agent runs itself (we asked for them with caps
-                // ["tool-events"]): an `item` of kind `tool` at its start and at its end.
-                ("agent", _) if p["stream"] == "item" && p["data"]["kind"] == "tool" => {
-                    let d = &p["data"];
-                    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-                    out.send(Ok(ChatEvent::ToolActivity {
-                        call_id: text(&d["toolCallId"]),
-                        name: text(&d["name"]),
-                        title: d["title"].as_str().map(str::to_owned).unwrap_or_else(|| text(&d["name"])),
-                        status: d["status"].as_str().unwrap_or(if d["phase"] == "end" { "completed" } else { "running" }).to_owned(),
-                    }))
-                    .await;
-                }
-                ("chat", Some("error")) => {
-                    let message = p["errorMessage"].as_str().or(p["error"]["message"].as_str()).unwrap_or("the run failed").to_owned();
+                Said::Tool(activity) => out.send(Ok(activity)).await,
+                Said::Failed(message) => {
                     out.send(Err(Error::GatewayReplyError { gateway: self.target.gateway.clone(), message })).await;
                     return Step::End;
                 }
-                _ => {}
+                Said::Nothing => {}
             }
         }
     }
@@ -446,5 +477,114 @@ impl Gateway for OpenClawGateway {
                 })
                 .collect())
         })
+    }
+}
+
+/// Property tests of the frame handling: no frame panics it, whatever its shape, and a reply's
+/// text comes out whole and once however the gateway's "text so far" frames fall.
+#[cfg(test)]
+mod frames {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEYS: &[&str] = &[
+        "type", "id", "ok", "payload", "error", "event", "state", "message", "content", "text", "runId", "stopReason",
+        "stream", "data", "kind", "name", "status", "phase", "title", "toolCallId", "errorMessage", "restartExpectedMs",
+    ];
+    const WORDS: &[&str] = &["res", "event", "chat", "delta", "final", "aborted", "error", "agent", "item", "tool", "end", "text"];
+
+    /// Any JSON, shaped like OpenClaw's frames often enough to reach every branch.
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+            proptest::sample::select(WORDS).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(proptest::sample::select(KEYS).prop_map(String::from), inner, 0..7)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// What the reply passes on from a run of "text so far" frames.
+    fn forwarded(frames: &[String]) -> String {
+        let mut sent = String::new();
+        for frame in frames {
+            if let Some(new) = new_text(&sent, frame) {
+                let new = new.to_owned();
+                sent.push_str(&new);
+            }
+        }
+        sent
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_text_frame_panics_the_link(text in ".{0,200}") {
+            let _ = link::incoming(&text);
+        }
+
+        #[test]
+        fn any_json_frame_is_read_without_panicking_and_only_responses_and_events_count(frame in json()) {
+            let read = link::incoming(&frame.to_string());
+            let kind = frame.get("type").and_then(Value::as_str);
+            match read {
+                Some(link::Incoming::Response { result, .. }) => {
+                    prop_assert_eq!(kind, Some("res"));
+                    prop_assert_eq!(result.is_ok(), frame["ok"] == true);
+                }
+                Some(link::Incoming::Event(_)) => prop_assert_eq!(kind, Some("event")),
+                None => prop_assert!(kind != Some("res") && kind != Some("event")),
+            }
+        }
+
+        #[test]
+        fn any_event_payload_is_read_without_panicking(event in proptest::sample::select(WORDS), payload in json()) {
+            let _ = said(event, &payload);
+        }
+
+        #[test]
+        fn the_text_comes_out_whole_and_once_however_the_frames_fall(
+            text in "\\PC{0,60}",
+            cuts in proptest::collection::vec(0usize..=60, 1..12),
+            rewrites in proptest::collection::vec((0usize..12, ".{1,8}"), 0..3),
+        ) {
+            // The gateway sends the text so far at growing (sometimes repeated) lengths, and
+            // now and then a frame that rewrote earlier text.
+            let bounds: Vec<usize> = (0..=text.len()).filter(|&i| text.is_char_boundary(i)).collect();
+            let mut at: Vec<usize> = cuts.iter().map(|c| bounds[c * (bounds.len() - 1) / 60]).collect();
+            at.sort();
+            let mut frames: Vec<String> = at.iter().map(|&i| text[..i].to_owned()).collect();
+            frames.push(text.clone());
+            // A rewrite is a frame that does not go on from what was shown (text never holds
+            // U+0001): only once something was shown can a frame rewrite it.
+            if let Some(first) = frames.iter().position(|f| !f.is_empty()) {
+                for (pos, junk) in rewrites {
+                    let pos = (first + 1 + pos).min(frames.len());
+                    frames.insert(pos, format!("\u{1}{junk}"));
+                }
+            }
+            prop_assert_eq!(forwarded(&frames), text);
+        }
+    }
+
+    #[test]
+    fn a_delta_a_final_and_a_tool_item_are_read_as_such() {
+        let delta = json!({ "state": "delta", "message": { "content": [{ "type": "text", "text": "Hel" }, { "type": "image" }] } });
+        assert_eq!(said("chat", &delta), Said::TextSoFar("Hel".into()));
+        let last = json!({ "state": "final", "stopReason": "stop", "message": { "content": "Hello" } });
+        assert_eq!(said("chat", &last), Said::Final { text: Some("Hello".into()), finish_reason: Some("stop".into()) });
+        let tool = json!({ "stream": "item", "data": { "kind": "tool", "name": "exec", "phase": "end", "toolCallId": "c1" } });
+        let Said::Tool(ChatEvent::ToolActivity { status, title, .. }) = said("agent", &tool) else { panic!() };
+        assert_eq!((status.as_str(), title.as_str()), ("completed", "exec"));
+        assert_eq!(said("chat", &json!({ "state": "something new" })), Said::Nothing);
     }
 }
