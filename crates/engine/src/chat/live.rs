@@ -1,7 +1,7 @@
 //! Following a reply ([`crate::Engine::watch_reply`]): the text so far, then every delta, with
 //! its byte offset in the message — from any window, and for a reply another process writes.
 //!
-//! A turn running in this process keeps its text in memory ([`LiveReply`]) next to a broadcast
+//! A turn running in this process keeps its text in memory (`LiveReply`) next to a broadcast
 //! of what it adds. A follower takes the text so far and subscribes under the same lock, so no
 //! delta falls between the two; one that falls behind the broadcast catches up from the text
 //! (one delta from its offset), so nothing is lost or repeated and nobody waits for a slow

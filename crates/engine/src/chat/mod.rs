@@ -2,7 +2,7 @@
 //!
 //! A turn ([`crate::Engine::send`]) stores the person's message and an empty reply in
 //! `streaming` state, then streams the gateway's reply: each delta goes to the caller at once
-//! and into the stored reply in batches (every [`FLUSH_EVERY`] or [`FLUSH_BYTES`]), so a
+//! and into the stored reply in batches (every `FLUSH_EVERY` or `FLUSH_BYTES`), so a
 //! crash loses at most the last batch and the next start shows the rest as interrupted. The
 //! turn runs in its own task: a caller that goes away (a closed window) does not stop the
 //! reply from being stored; only `cancel` does.

@@ -7,7 +7,7 @@
 //!
 //! Fast on a long history: ranking every match before keeping the first 20 is what makes a
 //! common word slow (on 100,000 messages ~120 ms, most of it bm25 over tens of thousands of
-//! rows). Instead the newest [`WINDOW`] matches come straight off the index (FTS5 walks its
+//! rows). Instead the newest `WINDOW` matches come straight off the index (FTS5 walks its
 //! doclists in descending rowid order and stops there), and only those are ranked. With the
 //! prefix indexes of migration 0014, a one-letter prefix is as quick. Figures and the command
 //! that measures them: `docs/performance.md`, "Search".

@@ -1,7 +1,7 @@
 //! Approvals: the engine's own record of what a person allowed.
 //!
 //! When a rule says ask, the question is written to the database (`exec_approvals`, migration
-//! 0012) before anyone is asked, and the command waits ([`ask`]) for the first answer from
+//! 0012) before anyone is asked, and the command waits (`ask`) for the first answer from
 //! anywhere: the front end that asked (an [`Approver`] — the terminal's prompt), or any other
 //! process on the database — `gatehouse approvals allow ID` in another terminal, the desktop
 //! app's dialog — through [`crate::Engine::answer_approval`]. Waiting ends with the answer,

@@ -1,8 +1,8 @@
 //! The audit trail: every exec request, what was decided and why, who approved it, and how it
 //! ended.
 //!
-//! A command that runs is written down before it starts ([`Record`] with no end) and completed
-//! when it ends ([`Finish`]); if the first write fails, it does not run. So a runner killed
+//! A command that runs is written down before it starts (`Record` with no end) and completed
+//! when it ends (`Finish`); if the first write fails, it does not run. So a runner killed
 //! mid-command (Ctrl-C, SIGKILL, a full disk) leaves a row with no end, never a run with no
 //! row.
 

@@ -1,15 +1,15 @@
 //! Running commands.
 //!
 //! The exec tool's path, for a command a person, a model or an `exec` job asks for
-//! ([`run_now`]): request → the working directory, held open inside a workspace root
-//! ([`workspace`]) → the program, resolved once to an open file ([`program`]) → policy on that
+//! (`run_now`): request → the working directory, held open inside a workspace root
+//! (`workspace`) → the program, resolved once to an open file (`program`) → policy on that
 //! file ([`policy`]) → approval when a rule says ask ([`Approver`]) → an audit row, written
 //! before anything starts ([`audit`]) → confinement ([`sandbox`], bubblewrap, with a seccomp
-//! filter from [`seccomp`]) → limits (timeout that kills the whole sandbox, output cap,
+//! filter from `seccomp`) → limits (timeout that kills the whole sandbox, output cap,
 //! allowlisted environment) → the audit row completed. Every refusal names the rule or limit.
 //!
 //! The rule throughout: check the object that will be used (a descriptor, a device and inode,
-//! the program's bytes), never a name that is resolved again later ([`held`]). The threat
+//! the program's bytes), never a name that is resolved again later (`held`). The threat
 //! model is `docs/exec-threat-model.md`.
 
 pub mod approval;
@@ -100,7 +100,7 @@ pub fn quote(arg: &str) -> String {
 }
 
 /// Find `program` the way the shell would: a path with a slash as given, else on our `PATH`
-/// (for Gatehouse's own tools, such as bubblewrap; commands are resolved by [`program`]).
+/// (for Gatehouse's own tools, such as bubblewrap; commands are resolved by `program`).
 pub fn resolve_program(program: &str) -> Option<PathBuf> {
     let executable = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //!
 //! A rule names a program by a path (a bare name is found on the sandbox's `PATH` when the rule
 //! is added), and it matches the *file* that path leads to, compared by device and inode with
-//! the file the command will run ([`super::program`]): `/sbin/reboot`,
+//! the file the command will run (`super::program`): `/sbin/reboot`,
 //! `/usr/sbin/../sbin/reboot` and a workspace symlink to it all hit `deny /usr/sbin/reboot`.
 //! When the rule's path is another name for its file (a symlink: `reboot` → `systemctl`), the
 //! command must use that name too, since a multi-call program does what its name says. A rule

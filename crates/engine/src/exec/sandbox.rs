@@ -1,10 +1,10 @@
 //! Confinement with bubblewrap (Linux).
 //!
 //! What a command sees is an allowlist, not the host minus a list of known secrets:
-//! - the system directories ([`super::program::SYSTEM_DIRS`]) and `/sys`, read-only — with
+//! - the system directories (`super::program::SYSTEM_DIRS`) and `/sys`, read-only — with
 //!   the data directory, gateway token files, `/etc/shadow`, `/etc/gshadow`, `/etc/sudoers`
 //!   and the host's SSH keys blanked out wherever they would show;
-//! - its workspace root, writable: the directory that was checked (see [`super::workspace`]);
+//! - its workspace root, writable: the directory that was checked (see `super::workspace`);
 //! - paths its rule names (`--see`), read-only;
 //! - a private `/tmp` (also its `HOME`), a minimal `/dev`, its own `/proc`, an empty `/run`.
 //!
@@ -16,9 +16,9 @@
 //! when its init dies the kernel kills everything in it), no network unless its rule allows it
 //! (with the network it shares the host's network namespace, so the host's abstract Unix
 //! sockets are reachable too), no capabilities, no new privileges (bubblewrap sets
-//! `no_new_privs`), a seccomp filter ([`super::seccomp`]), a new session (no terminal
+//! `no_new_privs`), a seccomp filter (`super::seccomp`), a new session (no terminal
 //! injection), none of the descriptors this process inherited, and it dies with its parent.
-//! Its environment is built from an allowlist too ([`environment`]).
+//! Its environment is built from an allowlist too (`environment`).
 //!
 //! Without bubblewrap, or where it cannot create namespaces, the command is refused with a
 //! sentence that says how to fix it; there is no silent unconfined fallback.

@@ -1,7 +1,7 @@
 //! The worker pool.
 //!
 //! A pool is N worker tasks and one maintenance task in a process, registered in the store
-//! under an [`Identity`](lease::Identity) that is the lease on every job it runs.
+//! under an `Identity` that is the lease on every job it runs.
 //!
 //! - A worker loops: claim (finishing its previous job in the same transaction), run, repeat.
 //!   Idle workers wait for a wake-up from a submit in this process, or poll the store every
@@ -11,7 +11,7 @@
 //! - The maintenance task renews the lease (one heartbeat row per pool), polls for cancel
 //!   requests made by other processes, rescues the jobs of dead pools and prunes old jobs.
 //! - A kind's attempt is stopped through its cancellation token for one of four reasons
-//!   ([`StopReason`]); the reason, not the kind, decides the job's next state.
+//!   (`StopReason`); the reason, not the kind, decides the job's next state.
 //!
 //! Layout: `job` (types), `kind` (the extension point), `feed` (every process's job changes,
 //! for front ends), `output` (output batching), `lease`

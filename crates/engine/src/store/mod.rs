@@ -1,7 +1,7 @@
 //! The SQLite store.
 //!
 //! One file, `gatehouse.db` in the data directory, shared by every Gatehouse process on the
-//! machine. Writes go through exactly one connection per process, owned by the [`writer`]
+//! machine. Writes go through exactly one connection per process, owned by the `writer`
 //! thread, which groups whatever writes are waiting into one `BEGIN IMMEDIATE` transaction
 //! (group commit): a burst of submits or completions costs one commit, not one each. Reads use
 //! a few read-only connections on tokio's blocking threads, which WAL lets run beside the writer.

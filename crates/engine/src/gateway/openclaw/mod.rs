@@ -1,6 +1,6 @@
 //! The `openclaw` gateway: OpenClaw's own WebSocket protocol (v4), with resume.
 //!
-//! Layout: [`device`] is this installation's signed identity; [`link`] one authenticated
+//! Layout: `device` is this installation's signed identity; `link` one authenticated
 //! connection (handshake, request/response by id, events, dead-link detection); this file the
 //! [`Gateway`] — a reply is one `chat.send` run, followed by its `chat` events.
 //!
