@@ -1,10 +1,9 @@
-//! `gatehouse chat` and `gatehouse gateways …`.
+//! `gatehouse chat`: one turn, or an interactive session.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gatehouse_engine::{Engine, GatewayKind, MessageState, Profile, ReplyEvent, SendOptions};
+use gatehouse_engine::{Engine, MessageState, ReplyEvent, SendOptions};
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
@@ -21,53 +20,33 @@ pub struct ChatArgs {
     /// Continue this conversation
     #[arg(long, value_name = "ID")]
     conversation: Option<i64>,
+    /// Ask again for reply ID (message ids are in `gatehouse chats show`); the old version is kept
+    #[arg(long, value_name = "ID", conflicts_with_all = ["text", "conversation", "edit", "continue_reply"])]
+    regenerate: Option<i64>,
+    /// Replace your message ID with TEXT and get a new reply; the old version is kept
+    #[arg(long, value_name = "ID", requires = "text", conflicts_with_all = ["conversation", "continue_reply"])]
+    edit: Option<i64>,
+    /// Continue reply ID where it was interrupted
+    #[arg(long = "continue", value_name = "ID", conflicts_with_all = ["text", "conversation"])]
+    continue_reply: Option<i64>,
     /// Chat turn after turn; Ctrl-C stops a reply, Ctrl-D leaves
-    #[arg(long, short, conflicts_with = "text")]
+    #[arg(long, short, conflicts_with_all = ["text", "regenerate", "edit", "continue_reply"])]
     interactive: bool,
     /// Let the model run commands with the `exec` tool (policy, sandbox and approvals apply;
     /// `ask` rules are asked on this terminal)
     #[arg(long)]
     tools: bool,
     /// The message (`-` reads it from standard input)
-    #[arg(required_unless_present = "interactive")]
+    #[arg(required_unless_present_any = ["interactive", "regenerate", "continue_reply"])]
     text: Option<String>,
 }
 
-#[derive(clap::Subcommand)]
-pub enum Gateways {
-    /// Add (or replace) a gateway profile; the first one becomes the default
-    Add {
-        name: String,
-        #[arg(long, value_parser = parse_kind)]
-        kind: GatewayKind,
-        /// Base URL of the API, up to /v1 (e.g. http://127.0.0.1:11434/v1)
-        #[arg(long)]
-        url: Option<String>,
-        #[arg(long)]
-        model: Option<String>,
-        /// Environment variable that holds the token
-        #[arg(long, value_name = "VAR", conflicts_with = "token_file")]
-        token_env: Option<String>,
-        /// File (mode 600) that holds the token
-        #[arg(long, value_name = "PATH", conflicts_with = "token_keyring")]
-        token_file: Option<PathBuf>,
-        /// Keep the token in the OS keyring (Secret Service, Keychain, Credential Manager); it is
-        /// read from standard input (asked for, not echoed, on a terminal)
-        #[arg(long, conflicts_with = "token_env")]
-        token_keyring: bool,
-    },
-    /// Gateway profiles
-    List,
-    /// Remove a profile
-    Remove { name: String },
-    /// Check that a gateway answers and accepts its token
-    Test { name: Option<String> },
-    /// Make a profile the default
-    Default { name: String },
-}
-
-fn parse_kind(s: &str) -> Result<GatewayKind, String> {
-    GatewayKind::parse(s).ok_or_else(|| format!("unknown kind `{s}`; use openai, openclaw or local"))
+/// What a turn does.
+enum Ask {
+    Say(String),
+    Edit(i64, String),
+    Regenerate(i64),
+    Continue(i64),
 }
 
 pub async fn chat(engine: &Engine, args: ChatArgs, json: bool) -> Outcome {
@@ -86,10 +65,16 @@ pub async fn chat(engine: &Engine, args: ChatArgs, json: bool) -> Outcome {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
                 .map_err(|e| Failure::new("cli.stdin", format!("cannot read standard input: {e}"), 2))?;
-            text
+            Some(text)
         }
-        Some(text) => text.to_owned(),
-        None => unreachable!("clap requires TEXT unless --interactive"),
+        text => text.map(str::to_owned),
+    };
+    let ask = match (args.regenerate, args.edit, args.continue_reply, text) {
+        (Some(id), ..) => Ask::Regenerate(id),
+        (_, Some(id), _, Some(text)) => Ask::Edit(id, text),
+        (.., Some(id), _) => Ask::Continue(id),
+        (.., Some(text)) => Ask::Say(text),
+        _ => unreachable!("clap requires TEXT unless --interactive, --regenerate or --continue"),
     };
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
@@ -98,10 +83,10 @@ pub async fn chat(engine: &Engine, args: ChatArgs, json: bool) -> Outcome {
             stop.cancel();
         }
     });
-    let (state, conversation) = turn(engine, text, &options, cancel, json).await?;
+    let (state, conversation, reply) = turn(engine, ask, &options, cancel, json).await?;
     if json {
-        let (conv, messages) = engine.conversation(conversation).await?;
-        print_json(&serde_json::json!({ "conversation": conv, "reply": messages.last() }));
+        let (conv, _) = engine.conversation(conversation).await?;
+        print_json(&serde_json::json!({ "conversation": conv, "reply": engine.message(reply).await? }));
     }
     Ok(match state {
         MessageState::Complete => ExitCode::SUCCESS,
@@ -109,18 +94,34 @@ pub async fn chat(engine: &Engine, args: ChatArgs, json: bool) -> Outcome {
     })
 }
 
-/// One turn: send, print the reply as it streams, report how it ended.
+/// One turn: send, print the reply as it streams, report how it ended (and where: the
+/// conversation and the reply).
 async fn turn(
     engine: &Engine,
-    text: String,
+    ask: Ask,
     options: &SendOptions,
     cancel: CancellationToken,
     quiet: bool,
-) -> Result<(MessageState, i64), Failure> {
-    let mut reply = engine.send(text, options.clone(), cancel).await?;
+) -> Result<(MessageState, i64, i64), Failure> {
+    let options = options.clone();
+    // A continued reply is shown from its start.
+    let mut so_far = String::new();
+    let mut reply = match ask {
+        Ask::Say(text) => engine.send(text, options, cancel).await?,
+        Ask::Edit(id, text) => engine.edit(id, text, options, cancel).await?,
+        Ask::Regenerate(id) => engine.regenerate(id, options, cancel).await?,
+        Ask::Continue(id) => {
+            // Read before it goes on: the stored text grows once it does.
+            so_far = engine.message(id).await?.text;
+            engine.continue_reply(id, options, cancel).await?
+        }
+    };
     let mut out = std::io::stdout();
-    let mut wrote_any = false;
-    let mut ends_in_newline = true;
+    let mut wrote_any = !so_far.is_empty() && !quiet;
+    let mut ends_in_newline = so_far.is_empty() || so_far.ends_with('\n');
+    if wrote_any {
+        let _ = out.write_all(crate::show::safe_text(&so_far).as_bytes());
+    }
     while let Some(event) = reply.events.recv().await {
         match event {
             ReplyEvent::Tool(outcome) => {
@@ -152,7 +153,7 @@ async fn turn(
                     }
                     (_, None) => eprintln!("[stopped; the partial reply was kept]"),
                 }
-                return Ok((state, reply.conversation_id));
+                return Ok((state, reply.conversation_id, reply.message_id));
             }
         }
     }
@@ -198,10 +199,10 @@ async fn interactive(engine: &Engine, mut options: SendOptions) -> Outcome {
         }
         let cancel = CancellationToken::new();
         *current.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancel.clone());
-        let result = turn(engine, text.to_owned(), &options, cancel, false).await;
+        let result = turn(engine, Ask::Say(text.to_owned()), &options, cancel, false).await;
         *current.lock().unwrap_or_else(|e| e.into_inner()) = None;
         match result {
-            Ok((_, conversation)) => options.conversation = Some(conversation),
+            Ok((_, conversation, _)) => options.conversation = Some(conversation),
             // A refused turn (no gateway, say) ends the session only if nothing can work.
             Err(f) if f.code.starts_with("gateway.") && options.conversation.is_none() => return Err(f),
             Err(f) => eprintln!("error: {}", f.message),
@@ -211,134 +212,4 @@ async fn interactive(engine: &Engine, mut options: SendOptions) -> Outcome {
         eprintln!("saved as conversation {id}; resume with `gatehouse chat --interactive --conversation {id}`");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub async fn gateways(engine: &Engine, cmd: Gateways, json: bool) -> Outcome {
-    match cmd {
-        Gateways::Add { name, kind, url, model, token_env, token_file, token_keyring } => {
-            let token_file = match token_file {
-                Some(f) => Some(std::path::absolute(&f).map_err(|e| Failure::new("gateway.invalid", e.to_string(), 2))?),
-                None => None,
-            };
-            let profile = Profile { name: name.clone(), kind, url, model, token_env, token_file, token_keyring, is_default: false };
-            // Checked before the token is asked for; kept before the profile is saved.
-            profile.validate()?;
-            if token_keyring {
-                let token = read_secret(&format!("token for gateway {name} (not shown): "))
-                    .map_err(|e| Failure::new("gateway.invalid", format!("could not read the token: {e}"), 2))?;
-                engine.keep_gateway_token(&name, token).await?;
-            }
-            engine.add_gateway(profile).await?;
-            if !json {
-                println!("gateway {name} saved; check it with `gatehouse gateways test {name}`");
-            }
-        }
-        Gateways::List => {
-            let list = engine.gateways().await?;
-            if json {
-                print_json(&list);
-            } else if list.is_empty() {
-                println!("no gateways; add one with `gatehouse gateways add NAME --kind openai --url URL`");
-            } else {
-                for p in list {
-                    let token = match (&p.token_env, &p.token_file) {
-                        _ if p.token_keyring => "token in the keyring".into(),
-                        (Some(var), _) => {
-                            let set = if std::env::var_os(var).is_some() { "set" } else { "NOT set" };
-                            format!("token from ${var} ({set})")
-                        }
-                        (_, Some(file)) => format!("token from {}", file.display()),
-                        _ => "no token".into(),
-                    };
-                    println!(
-                        "{}{}  {}  {}  model: {}  {token}",
-                        p.name,
-                        if p.is_default { " (default)" } else { "" },
-                        p.kind.as_str(),
-                        p.url.as_deref().unwrap_or("-"),
-                        p.model.as_deref().unwrap_or(match p.kind {
-                            GatewayKind::Local => "the default local model",
-                            _ => "server default",
-                        }),
-                    );
-                }
-            }
-        }
-        Gateways::Remove { name } => {
-            engine.remove_gateway(&name).await?;
-            if !json {
-                println!("gateway {name} removed");
-            }
-        }
-        Gateways::Default { name } => {
-            engine.set_default_gateway(&name).await?;
-            if !json {
-                println!("gateway {name} is now the default");
-            }
-        }
-        Gateways::Test { name } => {
-            let (_, gateway) = engine.open_gateway(name.as_deref()).await?;
-            let sentence = gateway.check().await?;
-            if json {
-                print_json(&serde_json::json!({ "ok": true, "message": sentence }));
-            } else {
-                println!("{sentence}");
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// One line from standard input; on a terminal, asked for on stderr and not echoed.
-fn read_secret(prompt: &str) -> std::io::Result<String> {
-    use std::io::{BufRead, IsTerminal, Write};
-    let stdin = std::io::stdin();
-    let mut line = String::new();
-    if !stdin.is_terminal() {
-        stdin.lock().read_line(&mut line)?;
-        return Ok(line.trim().to_owned());
-    }
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
-    // SAFETY: termios calls on standard input with a struct that tcgetattr fills; the saved
-    // settings go where the SIGINT handler can restore them (tcsetattr is async-signal-safe).
-    unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(0, &mut t) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        SAVED_TERMIOS = Some(t);
-        libc::signal(libc::SIGINT, restore_and_interrupt as *const () as libc::sighandler_t);
-        t.c_lflag &= !libc::ECHO;
-        if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
-            // Echo is still on: do not ask for a secret that would show.
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    let read = stdin.lock().read_line(&mut line);
-    // SAFETY: restores the settings read above, then the default SIGINT.
-    unsafe {
-        if let Some(saved) = std::ptr::replace(std::ptr::addr_of_mut!(SAVED_TERMIOS), None) {
-            libc::tcsetattr(0, libc::TCSANOW, &saved);
-        }
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-    }
-    eprintln!();
-    read?;
-    Ok(line.trim().to_owned())
-}
-
-/// The terminal settings to restore if Ctrl-C comes while a secret is being typed.
-static mut SAVED_TERMIOS: Option<libc::termios> = None;
-
-/// Ctrl-C at the token prompt: echo back on, then die of SIGINT as usual.
-extern "C" fn restore_and_interrupt(_: libc::c_int) {
-    // SAFETY: only async-signal-safe calls; SAVED_TERMIOS was written before this handler was set.
-    unsafe {
-        if let Some(saved) = &*std::ptr::addr_of!(SAVED_TERMIOS) {
-            libc::tcsetattr(0, libc::TCSANOW, saved);
-        }
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::raise(libc::SIGINT);
-    }
 }

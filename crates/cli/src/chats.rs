@@ -1,4 +1,5 @@
-//! `gatehouse chats …`: stored conversations — list, show, search, rename, pin, delete, import.
+//! `gatehouse chats …`: stored conversations — list, show, search, rename, pin, delete, import,
+//! and the versions of their messages.
 
 use std::process::ExitCode;
 
@@ -39,6 +40,10 @@ pub enum Chats {
     Rename { id: i64, title: String },
     /// Delete a conversation and its messages
     Delete { id: i64 },
+    /// Delete a message and everything that followed it (its other version, if any, is shown)
+    DeleteMessage { message: i64 },
+    /// Show another version of a message (a regenerated reply, an edited message)
+    ShowVersion { message: i64 },
     /// Keep a conversation at the top of the list
     Pin { id: i64 },
     /// Let a pinned conversation take its place by date again
@@ -94,7 +99,14 @@ pub async fn run(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
                         (state, Some(e)) => format!("  [{}: {}]", state.as_str(), e.message),
                         (state, None) => format!("  [{}]", state.as_str()),
                     };
-                    println!("\n{}:{note}", m.role);
+                    let versions = match m.versions.iter().position(|&v| v == m.id) {
+                        Some(at) => {
+                            let others: Vec<String> = m.versions.iter().filter(|&&v| v != m.id).map(i64::to_string).collect();
+                            format!(", version {} of {}; others: {}", at + 1, m.versions.len(), others.join(", "))
+                        }
+                        None => String::new(),
+                    };
+                    println!("\n{} (message {}{versions}):{note}", m.role, m.id);
                     for t in &m.tools {
                         println!("[tool] {}", crate::show::safe_text(&t.summary));
                     }
@@ -155,6 +167,14 @@ pub async fn run(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
         Chats::Delete { id } => {
             engine.delete_conversation(id).await?;
             done(json, id, format!("conversation {id} deleted"));
+        }
+        Chats::DeleteMessage { message } => {
+            engine.delete_message(message).await?;
+            done(json, message, format!("message {message} and what followed it deleted"));
+        }
+        Chats::ShowVersion { message } => {
+            engine.show_version(message).await?;
+            done(json, message, format!("message {message} is shown"));
         }
         Chats::Pin { id } | Chats::Unpin { id } => {
             let pin = matches!(cmd_pin, Some(true));

@@ -9,10 +9,12 @@ mod approvals;
 mod chat;
 mod chats;
 mod exec;
+mod gateways;
 mod jobs;
 mod models;
 mod pool;
 mod show;
+mod terminal;
 mod worker;
 
 use std::path::PathBuf;
@@ -55,7 +57,7 @@ enum Command {
     Chats(chats::Chats),
     /// Gateway profiles
     #[command(subcommand)]
-    Gateways(chat::Gateways),
+    Gateways(gateways::Gateways),
     /// Run a command in the sandbox, through policy and approval; manage the policy
     Exec(exec::ExecArgs),
     /// Answer commands that wait for a person's approval, from any terminal
@@ -157,7 +159,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Approvals(cmd) => approvals::run(&engine, cmd, cli.json).await,
         Command::Chat(args) => chat::chat(&engine, args, cli.json).await,
         Command::Chats(cmd) => chats::run(&engine, cmd, cli.json).await,
-        Command::Gateways(cmd) => chat::gateways(&engine, cmd, cli.json).await,
+        Command::Gateways(cmd) => gateways::run(&engine, cmd, cli.json).await,
         Command::Exec(args) => exec::run(&engine, args, cli.json).await,
         Command::Models(cmd) => models::run(&engine, cmd, cli.json).await,
     };

@@ -203,3 +203,44 @@ fn chats_are_found_as_you_type_renamed_pinned_and_deleted() {
     assert_eq!(out.status.code(), Some(2));
     assert!(json(dir.path(), &["chats", "search", "trains"]).as_array().unwrap().is_empty(), "its messages left the index");
 }
+
+#[test]
+fn a_regenerated_reply_and_an_edited_message_keep_their_old_versions() {
+    // The second reply is cut after its first words; continued, it ends.
+    let cut = vec![sse_head(), Step::Write(delta("Lyon").into_bytes())];
+    let (_rt, server) = server(vec![reply(&["Paris."]), cut, reply(&[" is the second city."]), reply(&["Marseille."])]);
+    let dir = tempfile::tempdir().unwrap();
+    add_gateway(dir.path(), &server.url);
+    let first = json(dir.path(), &["chat", "Capital of France?"]);
+    let (conversation, reply_id) = (first["conversation"]["id"].as_i64().unwrap(), first["reply"]["id"].as_i64().unwrap());
+
+    let out = run(dir.path(), &["chat", "--regenerate", &reply_id.to_string()]);
+    assert!(!out.status.success(), "a cut reply exits non-zero");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Lyon\n");
+    let shown = run(dir.path(), &["chats", "show", &conversation.to_string()]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let new_id = reply_id + 1; // The next message made.
+    assert!(shown.contains(&format!("assistant (message {new_id}, version 2 of 2; others: {reply_id}):  [interrupted")), "{shown}");
+    assert!(shown.contains("Lyon") && !shown.contains("Paris."), "{shown}");
+
+    // Continued where it stopped: printed from its start, stored as one reply.
+    let out = run(dir.path(), &["chat", "--continue", &new_id.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Lyon is the second city.\n");
+
+    // The first version shown again, then the question edited.
+    let switched = run(dir.path(), &["chats", "show-version", &reply_id.to_string()]);
+    assert!(switched.status.success());
+    let shown = json(dir.path(), &["chats", "show", &conversation.to_string()]);
+    assert_eq!(shown["messages"][1]["text"], "Paris.");
+    let question = shown["messages"][0]["id"].as_i64().unwrap();
+    let edited = json(dir.path(), &["chat", "--edit", &question.to_string(), "Largest city in the south?"]);
+    assert_eq!(edited["reply"]["text"], "Marseille.");
+    let shown = json(dir.path(), &["chats", "show", &conversation.to_string()]);
+    assert_eq!(shown["messages"][0]["text"], "Largest city in the south?");
+    assert_eq!(shown["messages"][0]["versions"].as_array().unwrap().len(), 2);
+    // Asking to edit a reply is refused in a sentence.
+    let out = run(dir.path(), &["chat", "--edit", &reply_id.to_string(), "x"]);
+    assert_eq!(out.status.code(), Some(2), "an input error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only the person's messages are edited"));
+}

@@ -14,7 +14,8 @@
 //!   job kind, the model's tool, [`Engine::exec`]); its module doc maps the sandbox;
 //!   [`exec::approval`] holds the stored questions any process can answer.
 //! - [`chat`]: conversations and streamed replies; `chat::ops` holds every write;
-//!   [`chat::live`] follows a reply from any window ([`Engine::watch_reply`]),
+//!   `chat::branch` keeps turn history as a tree (versions of a message, the branch shown,
+//!   and which gateway session a turn goes on in); [`chat::live`] follows a reply from any window ([`Engine::watch_reply`]),
 //!   [`chat::feed`] reads conversation changes for the feed, [`chat::pages`] pages the list
 //!   and long conversations, [`chat::search`] searches as you type; the `prompt` job kind and
 //!   the model's tools live here too.
@@ -56,6 +57,7 @@ pub use chat::live::{ReplyFeed, ReplyWatch};
 pub use chat::pages::{ConversationPage, MessagePage, MessagesAt};
 pub use chat::search::SearchHit;
 pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent};
+use chat::ops::start_turn::Begin;
 pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use error::{Error, ErrorBody, JobError, Result};
@@ -474,13 +476,54 @@ impl Engine {
             .map_err(|e| Error::ModelFetch(e.to_string()))?
     }
 
-    /// Send `text` in a conversation (a new one if `options.conversation` is `None`) and
-    /// stream the reply. Returns once the turn is stored; the reply arrives on `events` and is
-    /// stored as it arrives. `cancel` stops it (the partial reply is kept, as interrupted).
+    /// Send `text` in a conversation (a new one if `options.conversation` is `None`), after the
+    /// last message shown, and stream the reply. Returns once the turn is stored; the reply
+    /// arrives on `events` and is stored as it arrives. `cancel` stops it (the partial reply is
+    /// kept, as interrupted).
     pub async fn send(&self, text: String, options: SendOptions, cancel: CancellationToken) -> Result<Reply> {
         if text.trim().is_empty() {
             return Err(Error::GatewayInvalid("the message is empty".into()));
         }
+        let conversation = options.conversation;
+        self.turn(Begin::Say { conversation, text }, options, cancel).await
+    }
+
+    /// Ask again for reply `reply_id`: a new version of it, to the same message, is shown and
+    /// streamed (the old one is kept; [`Engine::show_version`] shows it again).
+    /// `options.conversation` is not used.
+    pub async fn regenerate(&self, reply_id: i64, options: SendOptions, cancel: CancellationToken) -> Result<Reply> {
+        self.turn(Begin::Regenerate { reply: reply_id }, options, cancel).await
+    }
+
+    /// Edit the person's message `message_id`: `text` becomes a new version of it, shown with a
+    /// new reply (the old version and what followed it are kept).
+    pub async fn edit(&self, message_id: i64, text: String, options: SendOptions, cancel: CancellationToken) -> Result<Reply> {
+        if text.trim().is_empty() {
+            return Err(Error::GatewayInvalid("the message is empty".into()));
+        }
+        self.turn(Begin::Edit { message: message_id, text }, options, cancel).await
+    }
+
+    /// Continue reply `reply_id`, interrupted (stopped, cut off, its process gone): the model
+    /// is asked to go on, and what it says is appended to the same reply. Only the last reply
+    /// shown can be continued.
+    pub async fn continue_reply(&self, reply_id: i64, options: SendOptions, cancel: CancellationToken) -> Result<Reply> {
+        self.turn(Begin::Continue { reply: reply_id }, options, cancel).await
+    }
+
+    /// Show version `message_id` of a message (see [`Message::versions`]), with the newest
+    /// continuation below it.
+    pub async fn show_version(&self, message_id: i64) -> Result<()> {
+        self.shared.store.writer.apply(chat::ops::show_version::ShowVersion { message_id }).await
+    }
+
+    /// Delete message `message_id` and everything that followed it (the replies to it, and so
+    /// on, in every version). Its other version, if it has one, is shown in its place.
+    pub async fn delete_message(&self, message_id: i64) -> Result<()> {
+        self.shared.store.writer.apply(chat::ops::delete_message::DeleteMessage { message_id }).await
+    }
+
+    async fn turn(&self, begin: Begin, options: SendOptions, cancel: CancellationToken) -> Result<Reply> {
         let (profile, gateway) = self.open_gateway(options.gateway.as_deref()).await?;
         let model = options.model.or(profile.model.clone());
         let turn = self
@@ -488,10 +531,10 @@ impl Engine {
             .store
             .writer
             .apply(chat::ops::start_turn::StartTurn {
-                conversation: options.conversation,
-                text,
+                begin,
                 gateway: profile.name.clone(),
                 model: model.clone(),
+                keeps_history: gateway.keeps_history(),
                 writer: pool::lease::process_tag(),
             })
             .await?;
@@ -501,7 +544,8 @@ impl Engine {
             temperature: options.temperature,
             max_tokens: None,
             tools: Vec::new(),
-            session: Some(turn.session),
+            fresh_session: turn.session.as_ref().is_some_and(|s| s.fresh),
+            session: turn.session.map(|s| s.key),
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let conversation = turn.conversation_id;
@@ -509,7 +553,8 @@ impl Engine {
             Arc::new(chat::tools::ExecTool { engine: self.clone(), approver, conversation }) as Arc<dyn chat::tools::ToolRunner>
         });
         let message_id = turn.message_id;
-        let live = self.shared.replies.start(message_id, cancel.clone());
+        let had_text = !turn.text_so_far.is_empty();
+        let live = self.shared.replies.start(message_id, turn.text_so_far, cancel.clone());
         // A stop asked for from another process reaches the turn through the feed.
         match self.shared.feed.stops().await {
             Ok(mut stops) => {
@@ -539,6 +584,7 @@ impl Engine {
             tools,
             live,
             replies: self.shared.replies.clone(),
+            had_text,
         };
         tokio::spawn(chat::run_turn(run));
         Ok(Reply { conversation_id: turn.conversation_id, message_id, events: rx })
@@ -585,11 +631,15 @@ impl Engine {
         chat::conversation(&self.shared.store, id).await
     }
 
-    /// Conversation `id` as its gateway holds it (OpenClaw keeps its own copy), loaded now.
+    /// The branch shown of conversation `id` as its gateway holds it (OpenClaw keeps its own
+    /// copy, one session per branch), loaded now.
     pub async fn gateway_history(&self, id: i64) -> Result<Vec<gateway::ChatMessage>> {
         let (conversation, _) = self.conversation(id).await?;
         let (profile, gateway) = self.open_gateway(conversation.gateway.as_deref()).await?;
-        gateway.history(&chat::session_on(&conversation, &profile.name)).await
+        let name = profile.name.clone();
+        let shown = self.shared.store.read(move |c| Ok(chat::branch::shown_session(c, id, &name))).await??;
+        let session = shown.unwrap_or_else(|| chat::session_on(&conversation, &profile.name));
+        gateway.history(&session).await
     }
 
     /// Import the conversations a gateway keeps that were made elsewhere (an OpenClaw

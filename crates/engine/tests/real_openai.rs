@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use gatehouse_engine::{
-    Engine, EngineOptions, GatewayKind, JobState, MessageState, NewJob, PoolConfig, Profile, PromptSpec, ReplyEvent,
+    Engine, EngineOptions, JobState, MessageState, NewJob, PoolConfig, Profile, PromptSpec, ReplyEvent,
     SendOptions,
 };
 use tokio_util::sync::CancellationToken;

@@ -158,6 +158,55 @@ async fn a_session_made_elsewhere_is_imported_continued_there_and_brought_up_to_
 }
 
 #[tokio::test]
+async fn a_regenerated_reply_or_an_edited_message_opens_a_session_given_the_branch_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), url()).await;
+    let word = format!("heron{}", std::process::id());
+    let first = format!("Remember {word}. [[stub:words=3,delay_ms=5]]");
+    let mut said = engine.send(first.clone(), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let id = said.conversation_id;
+    assert_eq!(read(&mut said).await.1, MessageState::Complete);
+    let second = format!("Then {word} again. [[stub:words=2,delay_ms=5]]");
+    let options = || SendOptions { conversation: Some(id), ..Default::default() };
+    let mut next = engine.send(second.clone(), options(), CancellationToken::new()).await.unwrap();
+    let old_reply = next.message_id;
+    assert_eq!(read(&mut next).await.1, MessageState::Complete);
+    let held = engine.gateway_history(id).await.unwrap();
+    assert_eq!(held.len(), 4, "one session holds the line so far: {held:?}");
+
+    // Regenerated: the gateway's session already has the old reply after the question, so the
+    // question goes to a new session, opened with what came before it.
+    let mut again = engine.regenerate(old_reply, SendOptions::default(), CancellationToken::new()).await.unwrap();
+    assert_eq!(read(&mut again).await.1, MessageState::Complete);
+    let held = engine.gateway_history(id).await.unwrap();
+    assert_eq!(held.len(), 2, "{held:?}");
+    let opening = &held[0].content;
+    assert!(opening.contains(&first) && opening.contains(&expected(3)) && opening.ends_with(&second), "{opening}");
+    assert_eq!(held[1].content, expected(2));
+    let (_, messages) = engine.conversation(id).await.unwrap();
+    assert_eq!(messages[3].versions, [old_reply, again.message_id]);
+
+    // A turn after it goes on in that session: one message, no transcript again.
+    let third = format!("And now? [[stub:words=4,delay_ms=5]]");
+    let mut more = engine.send(third.clone(), options(), CancellationToken::new()).await.unwrap();
+    assert_eq!(read(&mut more).await.1, MessageState::Complete);
+    let held = engine.gateway_history(id).await.unwrap();
+    assert_eq!((held.len(), held[2].content.as_str()), (4, third.as_str()));
+
+    // The first message edited: a session of its own with just the new text; the sessions of
+    // the other versions are as they were on the gateway.
+    let asked = messages[0].id;
+    let edited = format!("Forget {word}. [[stub:words=5,delay_ms=5]]");
+    let mut fresh = engine.edit(asked, edited.clone(), SendOptions::default(), CancellationToken::new()).await.unwrap();
+    assert_eq!(read(&mut fresh).await.1, MessageState::Complete);
+    let held = engine.gateway_history(id).await.unwrap();
+    assert_eq!(held.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(), [edited.as_str(), expected(5).as_str()]);
+    engine.show_version(asked).await.unwrap();
+    let held = engine.gateway_history(id).await.unwrap();
+    assert_eq!((held.len(), held[3].content.as_str()), (4, expected(4).as_str()), "{held:?}");
+}
+
+#[tokio::test]
 async fn tools_the_gateway_runs_are_shown_and_kept_with_the_reply() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), url()).await;
@@ -216,18 +265,32 @@ async fn over_http_a_cut_is_reported_and_the_partial_text_kept() {
 }
 
 #[tokio::test]
-async fn stopping_a_reply_aborts_the_run_and_keeps_the_partial_text() {
+async fn stopping_a_reply_aborts_the_run_and_keeps_the_partial_text_which_can_be_continued() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), url()).await;
     let cancel = CancellationToken::new();
-    let mut reply = engine.send(ask(400, 50), SendOptions::default(), cancel.clone()).await.unwrap();
+    // 60 words 50 ms apart: 3 s, stopped at its first words.
+    let mut reply = engine.send(ask(60, 50), SendOptions::default(), cancel.clone()).await.unwrap();
     let got = first_text(&mut reply).await;
     cancel.cancel();
     let (rest, state, _) = read(&mut reply).await;
     assert_eq!(state, MessageState::Interrupted);
     let (_, messages) = engine.conversation(reply.conversation_id).await.unwrap();
-    assert_eq!(messages[1].text, format!("{got}{}", rest.concat()));
+    let partial = format!("{got}{}", rest.concat());
+    assert_eq!(messages[1].text, partial);
     assert!(!messages[1].text.ends_with("end."));
+
+    // Continued in the same session: the model is asked to go on, and the reply grows.
+    let mut more = engine.continue_reply(reply.message_id, SendOptions::default(), CancellationToken::new()).await.unwrap();
+    let (added, state, _) = read(&mut more).await;
+    assert_eq!(state, MessageState::Complete);
+    let message = engine.message(reply.message_id).await.unwrap();
+    assert_eq!(message.text, format!("{partial}{}", added.concat()));
+    assert!(message.text.ends_with("end."));
+    let held = engine.gateway_history(reply.conversation_id).await.unwrap();
+    let n = held.len();
+    assert!(held[n - 2].content.starts_with("Continue your last reply"), "{held:?}");
+    assert_eq!(held[n - 1].content, added.concat());
 }
 
 #[tokio::test]

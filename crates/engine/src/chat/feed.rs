@@ -96,7 +96,8 @@ pub(crate) fn read_changes(conn: &Connection, seen: &mut Seen, from: i64) -> rus
     let messages: Vec<(i64, i64, bool, Message)> = conn
         .prepare_cached(
             "SELECT feed_seq, conversation_id, stop_requested, id, role,
-                    CASE WHEN state = 'streaming' THEN '' ELSE text END, state, error_code, error_message, created_at
+                    CASE WHEN state = 'streaming' THEN '' ELSE text END, state, error_code, error_message, created_at,
+                    parent_id
              FROM messages INDEXED BY messages_feed WHERE feed_seq > ?1 ORDER BY feed_seq",
         )?
         .query_map([from], |r| {
@@ -110,6 +111,8 @@ pub(crate) fn read_changes(conn: &Connection, seen: &mut Seen, from: i64) -> rus
                 error: code.map(|code| JobError { code, message: r.get::<_, Option<String>>(8).ok().flatten().unwrap_or_default() }),
                 tools: Vec::new(),
                 created_at: r.get(9)?,
+                parent_id: r.get(10)?,
+                versions: Vec::new(),
             };
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, message))
         })?
@@ -123,6 +126,10 @@ pub(crate) fn read_changes(conn: &Connection, seen: &mut Seen, from: i64) -> rus
         } else {
             out.events.push(ConversationEvent::Changed { conversation });
         }
+    }
+    let mut messages = messages;
+    for (_, _, _, message) in messages.iter_mut() {
+        super::branch::attach_versions(conn, std::slice::from_mut(message))?;
     }
     for (seq, conversation_id, stop, message) in messages {
         out.cursor = out.cursor.max(seq);

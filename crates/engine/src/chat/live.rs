@@ -59,9 +59,10 @@ struct Live {
 pub(crate) struct Replies(Arc<Mutex<HashMap<i64, Arc<LiveReply>>>>);
 
 impl Replies {
-    pub(crate) fn start(&self, message_id: i64, cancel: CancellationToken) -> Arc<LiveReply> {
+    /// A reply starts streaming, after `text` (a continued reply's text so far).
+    pub(crate) fn start(&self, message_id: i64, text: String, cancel: CancellationToken) -> Arc<LiveReply> {
         let live = Arc::new(LiveReply {
-            text: Mutex::new(Live { text: String::new(), tools: Vec::new(), settled: None }),
+            text: Mutex::new(Live { text, tools: Vec::new(), settled: None }),
             tx: broadcast::channel(BUFFER).0,
             cancel,
             ended: CancellationToken::new(),

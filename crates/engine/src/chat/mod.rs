@@ -7,8 +7,15 @@
 //! turn runs in its own task: a caller that goes away (a closed window) does not stop the
 //! reply from being stored; only `cancel` does.
 //!
-//! Layout: this file (types, the turn, reads); `ops/` (every write, one file each).
+//! History is a tree, not a list: a regenerated reply or an edited message is a new version
+//! beside the old one, and a conversation shows one branch (`branch`).
+//!
+//! Layout: this file (types, the turn, reads); `branch` (the tree, and gateway sessions per
+//! branch); `pages` and `search` (reads for long histories); `live` and `feed` (following a
+//! reply, and every conversation, from any process); `tools` (the exec tool offered to the
+//! model); `prompt_job` (a prompt run by the pool); `ops/` (every write, one file each).
 
+pub(crate) mod branch;
 pub mod feed;
 pub mod live;
 pub mod pages;
@@ -78,6 +85,10 @@ pub struct Conversation {
     pub messages: i64,
     /// Shown at the top of the list.
     pub pinned: bool,
+    /// Counts changes to the branch shown other than a message added at its end (a version
+    /// shown, a reply regenerated, a message deleted): when it changes, reload the messages.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub branch: i64,
     /// Imported from a gateway that keeps conversations: the profile and the gateway's key.
     pub remote_gateway: Option<String>,
     pub remote_session: Option<String>,
@@ -108,6 +119,9 @@ pub struct ToolActivity {
 pub struct Message {
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
+    /// The message this one follows; `None` for the first.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub parent_id: Option<i64>,
     pub role: String,
     pub text: String,
     pub state: MessageState,
@@ -115,6 +129,10 @@ pub struct Message {
     /// Tools that ran during this reply, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolActivity>,
+    /// Every version of this message (itself, regenerated replies, edits), oldest first; empty
+    /// when there is only this one. Show another with [`crate::Engine::show_version`].
+    #[cfg_attr(feature = "ts", ts(type = "Array<number>"))]
+    pub versions: Vec<i64>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub created_at: Millis,
@@ -154,13 +172,16 @@ pub(crate) struct TurnRun {
     /// Every other follower ([`live`]).
     pub live: std::sync::Arc<live::LiveReply>,
     pub replies: live::Replies,
+    /// The reply had text before this turn (it is being continued): if the turn fails, the
+    /// reply is still interrupted, not failed.
+    pub had_text: bool,
 }
 
 /// Stream the gateway's reply into the stored message, to the caller and to every follower.
 /// With tools, each round of tool calls is run and answered, and the model asked again, until
 /// it answers.
 pub(crate) async fn run_turn(turn: TurnRun) {
-    let TurnRun { writer, gateway, mut request, message_id, cancel, tx, tools, live, replies } = turn;
+    let TurnRun { writer, gateway, mut request, message_id, cancel, tx, tools, live, replies, had_text } = turn;
     if let Some(tools) = &tools {
         request.tools = tools.definitions();
     }
@@ -286,7 +307,7 @@ pub(crate) async fn run_turn(turn: TurnRun) {
             Some(JobError::new("chat.stopped", if cancel.is_cancelled() { "stopped by you" } else { "the reply stopped" })),
         ),
         Err(Some(e)) => {
-            let state = if received { MessageState::Interrupted } else { MessageState::Failed };
+            let state = if received || had_text { MessageState::Interrupted } else { MessageState::Failed };
             let job_error = JobError::new(e.code(), e.to_string());
             (state, Some(e), Some(job_error))
         }
@@ -323,8 +344,8 @@ pub(crate) fn session_for(id: i64, remote_gateway: Option<&str>, remote_session:
 
 /// Selects a [`Conversation`] from `conversations c`, for [`conversation_row`].
 pub(crate) const CONVERSATION_COLUMNS: &str = "c.id, c.title, c.gateway, c.model,
-     (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id), c.created_at, c.updated_at,
-     c.remote_gateway, c.remote_session, c.pinned";
+     (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.active = 1), c.created_at, c.updated_at,
+     c.remote_gateway, c.remote_session, c.pinned, c.branch";
 
 fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conversation> {
     conversation_row_at(r, 0)
@@ -343,6 +364,7 @@ pub(crate) fn conversation_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite:
         remote_gateway: r.get(at + 7)?,
         remote_session: r.get(at + 8)?,
         pinned: r.get(at + 9)?,
+        branch: r.get(at + 10)?,
     })
 }
 
@@ -359,7 +381,7 @@ pub(crate) async fn conversations(store: &Store, limit: i64) -> Result<Vec<Conve
         .await
 }
 
-pub(crate) const MESSAGE_COLUMNS: &str = "id, role, text, state, error_code, error_message, created_at";
+pub(crate) const MESSAGE_COLUMNS: &str = "id, role, text, state, error_code, error_message, created_at, parent_id";
 
 pub(crate) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     let state: String = r.get(3)?;
@@ -372,7 +394,9 @@ pub(crate) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
         state: MessageState::parse(&state),
         error: code.map(|code| JobError { code, message: message.unwrap_or_default() }),
         created_at: r.get(6)?,
+        parent_id: r.get(7)?,
         tools: Vec::new(),
+        versions: Vec::new(),
     })
 }
 
@@ -394,6 +418,7 @@ pub(crate) async fn message(store: &Store, id: i64) -> Result<Message> {
                     Ok(ToolActivity { call_id: r.get(0)?, name: r.get(1)?, summary: r.get(2)?, status: r.get(3)?, ran_by: r.get(4)? })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            branch::attach_versions(c, std::slice::from_mut(&mut message))?;
             Ok(Some(message))
         })
         .await?;
@@ -412,13 +437,16 @@ pub(crate) async fn conversation(store: &Store, id: i64) -> Result<(Conversation
                 .optional()?;
             let Some(conv) = conv else { return Ok(None) };
             let messages: Vec<Message> = c
-                .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 ORDER BY id"))?
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND active = 1 ORDER BY id"
+                ))?
                 .query_map([id], message_row)?
                 .collect::<rusqlite::Result<_>>()?;
             let mut messages = messages;
             let mut tools = c.prepare_cached(
                 "SELECT t.message_id, t.call_id, t.name, t.summary, t.status, t.ran_by FROM message_tools t
-                 JOIN messages m ON m.id = t.message_id WHERE m.conversation_id = ?1 ORDER BY t.message_id, t.seq",
+                 JOIN messages m ON m.id = t.message_id WHERE m.conversation_id = ?1 AND m.active = 1
+                 ORDER BY t.message_id, t.seq",
             )?;
             for row in tools.query_map([id], |r| {
                 Ok((r.get::<_, i64>(0)?, ToolActivity {
@@ -430,6 +458,7 @@ pub(crate) async fn conversation(store: &Store, id: i64) -> Result<(Conversation
                     m.tools.push(tool);
                 }
             }
+            branch::attach_versions(c, &mut messages)?;
             Ok(Some((conv, messages)))
         })
         .await?;

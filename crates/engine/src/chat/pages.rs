@@ -1,5 +1,6 @@
 //! Pages of conversations and of messages, so a long list or a 10,000-message conversation
-//! opens without reading it all: each page is one range on an index.
+//! opens without reading it all: each page is one range on an index. Messages are those of the
+//! branch shown (`chat::branch`).
 
 use rusqlite::params;
 use serde::Serialize;
@@ -26,7 +27,7 @@ pub enum MessagesAt {
     Before(i64),
     /// The messages after this one.
     After(i64),
-    /// This one in the middle (a search hit opened).
+    /// This one in the middle (a search hit opened). On the branch shown.
     Around(i64),
 }
 
@@ -86,7 +87,8 @@ pub(crate) async fn messages(store: &Store, conversation: i64, at: MessagesAt, l
             let older = |below: i64, n: i64| -> rusqlite::Result<Vec<Message>> {
                 let mut list: Vec<Message> = c
                     .prepare_cached(&format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+                        "SELECT {MESSAGE_COLUMNS} FROM messages
+                         WHERE conversation_id = ?1 AND active = 1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
                     ))?
                     .query_map(params![conversation, below, n], super::message_row)?
                     .collect::<rusqlite::Result<_>>()?;
@@ -95,13 +97,14 @@ pub(crate) async fn messages(store: &Store, conversation: i64, at: MessagesAt, l
             };
             let newer = |from: i64, n: i64| -> rusqlite::Result<Vec<Message>> {
                 c.prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND id >= ?2 ORDER BY id LIMIT ?3"
+                    "SELECT {MESSAGE_COLUMNS} FROM messages
+                     WHERE conversation_id = ?1 AND active = 1 AND id >= ?2 ORDER BY id LIMIT ?3"
                 ))?
                 .query_map(params![conversation, from, n], super::message_row)?
                 .collect()
             };
             let exists = |sql: &str, id: i64| -> rusqlite::Result<bool> {
-                c.prepare_cached(&format!("SELECT 1 FROM messages WHERE conversation_id = ?1 AND id {sql} ?2"))?
+                c.prepare_cached(&format!("SELECT 1 FROM messages WHERE conversation_id = ?1 AND active = 1 AND id {sql} ?2"))?
                     .exists(params![conversation, id])
             };
             // One more than kept on a side says whether there is more that way.
@@ -132,6 +135,7 @@ pub(crate) async fn messages(store: &Store, conversation: i64, at: MessagesAt, l
             let mut messages = before;
             messages.extend(after);
             attach_tools(c, &mut messages)?;
+            super::branch::attach_versions(c, &mut messages)?;
             Ok(Some(MessagePage { messages, more_before, more_after }))
         })
         .await?;

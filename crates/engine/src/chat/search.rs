@@ -12,7 +12,7 @@
 //! prefix indexes of migration 0014, a one-letter prefix is as quick. Figures and the command
 //! that measures them: `docs/performance.md`, "Search".
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -136,11 +136,15 @@ pub(crate) async fn search(store: &Store, query: &str, limit: i64) -> Result<Vec
             }
             let mut read = c.prepare_cached(
                 "SELECT m.conversation_id, m.role, m.text, m.created_at, c.title
-                 FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.id = ?1",
+                 FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.id = ?1 AND m.active = 1",
             )?;
             for (id, _) in window {
-                let (conversation_id, role, text, created_at, title): (i64, String, String, i64, String) =
-                    read.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+                // Versions not shown are not offered: opening one would find a different branch.
+                let Some((conversation_id, role, text, created_at, title)): Option<(i64, String, String, i64, String)> =
+                    read.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).optional()?
+                else {
+                    continue;
+                };
                 let (snippet, highlights) = passage(&text, &highlights(&text, &terms));
                 hits.push(SearchHit {
                     conversation_id,

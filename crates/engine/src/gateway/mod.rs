@@ -104,6 +104,10 @@ pub struct ChatRequest {
     /// The conversation this turn belongs to, for gateways that keep conversations themselves
     /// (OpenClaw sessions): they are sent only the new message.
     pub session: Option<String>,
+    /// `session` is new on the gateway but `messages` holds earlier ones (a regenerated reply,
+    /// an edited message, a conversation moved from another gateway): they go with the new
+    /// message, as a transcript (`chat::branch`).
+    pub fresh_session: bool,
 }
 
 /// What a reply stream carries.
@@ -130,6 +134,12 @@ pub trait Gateway: Send + Sync + 'static {
     fn name(&self) -> &str;
 
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> ChatStream;
+
+    /// The gateway keeps each conversation itself and is sent only the new message of a turn
+    /// ([`ChatRequest::session`]).
+    fn keeps_history(&self) -> bool {
+        false
+    }
 
     /// Whether the gateway answers and accepts the credentials, in one sentence — without
     /// spending tokens.

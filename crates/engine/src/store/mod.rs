@@ -55,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0013_chat_feed.sql"),
     include_str!("../../migrations/0014_chat_search.sql"),
     include_str!("../../migrations/0015_job_interruptions.sql"),
+    include_str!("../../migrations/0016_turn_history.sql"),
 ];
 
 #[derive(Clone)]
@@ -255,6 +256,42 @@ mod tests {
         let err = open(dir.path()).await.err().expect("must fail");
         assert_eq!(err.code(), "store.newer_schema", "{err}");
         assert!(err.to_string().contains("9999"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn conversations_from_before_turn_history_become_one_branch_each() {
+        use rusqlite_migration::{Migrations, M};
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        Migrations::new(MIGRATIONS[..15].iter().map(|sql| M::up(sql)).collect()).to_latest(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO gateways (name, kind, url, created_at) VALUES ('claw', 'openclaw', 'ws://x', 0), ('api', 'openai', 'http://x', 0);
+             INSERT INTO conversations (id, title, gateway, created_at, updated_at) VALUES (1, 'a', 'claw', 0, 0), (2, 'b', 'api', 0, 0);
+             INSERT INTO messages (id, conversation_id, role, text, state, created_at, updated_at) VALUES
+                 (1, 1, 'user', 'q', 'complete', 0, 0), (2, 2, 'user', 'other', 'complete', 0, 0),
+                 (3, 1, 'assistant', 'r', 'complete', 0, 0), (4, 1, 'user', 'q2', 'complete', 0, 0);",
+        )
+        .unwrap();
+        drop(conn);
+        let store = open(dir.path()).await.unwrap();
+        let (links, sessions) = store
+            .read(|c| {
+                let links: Vec<(i64, Option<i64>, bool)> = c
+                    .prepare("SELECT id, parent_id, active FROM messages ORDER BY id")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let sessions: Vec<(String, String, i64, i64)> = c
+                    .prepare("SELECT gateway, key, conversation_id, last_message_id FROM chat_sessions")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok((links, sessions))
+            })
+            .await
+            .unwrap();
+        assert_eq!(links, [(1, None, true), (2, None, true), (3, Some(1), true), (4, Some(3), true)]);
+        // Only the OpenClaw conversation had a session, holding all of it.
+        assert_eq!(sessions, [("claw".to_owned(), "gatehouse-1".to_owned(), 1, 4)]);
+        store.close().await;
     }
 
     #[tokio::test]

@@ -6,6 +6,11 @@ export type Conversation = { id: number, title: string, gateway: string | null, 
  */
 pinned: boolean, 
 /**
+ * Counts changes to the branch shown other than a message added at its end (a version
+ * shown, a reply regenerated, a message deleted): when it changes, reload the messages.
+ */
+branch: number, 
+/**
  * Imported from a gateway that keeps conversations: the profile and the gateway's key.
  */
 remote_gateway: string | null, remote_session: string | null, created_at: string, updated_at: string, };

@@ -3,8 +3,17 @@ import type { JobError } from "./JobError";
 import type { MessageState } from "./MessageState";
 import type { ToolActivity } from "./ToolActivity";
 
-export type Message = { id: number, role: string, text: string, state: MessageState, error: JobError | null, 
+export type Message = { id: number, 
+/**
+ * The message this one follows; `None` for the first.
+ */
+parent_id: number | null, role: string, text: string, state: MessageState, error: JobError | null, 
 /**
  * Tools that ran during this reply, in order.
  */
-tools: Array<ToolActivity>, created_at: string, };
+tools: Array<ToolActivity>, 
+/**
+ * Every version of this message (itself, regenerated replies, edits), oldest first; empty
+ * when there is only this one. Show another with [`crate::Engine::show_version`].
+ */
+versions: Array<number>, created_at: string, };

@@ -8,9 +8,13 @@
 //! and by text — or as the start of the gateway's text, for a reply we kept only in part. A
 //! turn of ours the gateway never got (it failed) is passed over. With no anchor at all the
 //! copies have diverged: nothing is added, and that is reported.
+//!
+//! "Ours" is the branch that ends with the last message the session holds (`chat_sessions`);
+//! what is added goes on from there and becomes the branch shown.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::chat::branch;
 use crate::chat::ops::start_turn::title;
 use crate::clock::Millis;
 use crate::error::Result;
@@ -81,17 +85,30 @@ impl WriteOp for ImportSession {
             .optional()
             .map_err(db)?;
         let mut diverged = false;
+        // The last message the gateway's copy and ours share, as far as we know.
+        let mut last: Option<i64> = None;
         let (conversation_id, title, created, new) = match existing {
             Some((id, title)) => {
+                last = conn
+                    .prepare_cached("SELECT last_message_id FROM chat_sessions WHERE gateway = ?1 AND key = ?2")
+                    .and_then(|mut st| st.query_row(params![self.gateway, key], |r| r.get(0)).optional())
+                    .map_err(db)?
+                    .flatten();
+                // Our copy of the session: the branch up to that message (deleted here: none).
                 let mut ours: Vec<(String, String)> = conn
                     .prepare_cached(
-                        "SELECT role, text FROM messages WHERE conversation_id = ?1 AND text != ''
-                         AND role IN ('user', 'assistant') ORDER BY id DESC LIMIT 6",
+                        "WITH RECURSIVE up(id, n) AS (
+                             SELECT id, 0 FROM messages WHERE id = ?1
+                             UNION ALL SELECT m.parent_id, up.n + 1 FROM messages m JOIN up ON m.id = up.id
+                             WHERE m.parent_id IS NOT NULL AND up.n < 12
+                         )
+                         SELECT m.role, m.text FROM up JOIN messages m ON m.id = up.id
+                         WHERE m.text != '' AND m.role IN ('user', 'assistant') ORDER BY m.id DESC LIMIT 6",
                     )
-                    .and_then(|mut st| st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                    .and_then(|mut st| st.query_map([last], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
                     .map_err(db)?;
                 ours.reverse();
-                let from = anchor(&self.messages, &ours);
+                let from = if ours.is_empty() { None } else { anchor(&self.messages, &ours) };
                 diverged = from.is_none();
                 (id, title, false, &self.messages[from.unwrap_or(self.messages.len())..])
             }
@@ -108,19 +125,32 @@ impl WriteOp for ImportSession {
                         |r| r.get(0),
                     )
                     .map_err(db)?;
+                conn.execute(
+                    "INSERT OR REPLACE INTO chat_sessions (gateway, key, conversation_id) VALUES (?1, ?2, ?3)",
+                    params![self.gateway, key, id],
+                )
+                .map_err(db)?;
                 (id, title, true, &self.messages[..])
             }
         };
-        let mut insert = conn
-            .prepare_cached(
-                "INSERT INTO messages (conversation_id, role, text, state, created_at, updated_at, feed_seq)
-                 VALUES (?1, ?2, ?3, 'complete', ?4, ?4, (SELECT n FROM job_feed_counter))",
-            )
-            .map_err(db)?;
-        for m in new {
-            insert.execute(params![conversation_id, m.role.as_str(), m.content, now]).map_err(db)?;
-        }
         if !new.is_empty() {
+            // What came after goes on from there, and is shown.
+            if !created {
+                branch::show(conn, conversation_id, last, false)?;
+            }
+            let mut insert = conn
+                .prepare_cached(
+                    "INSERT INTO messages (conversation_id, parent_id, role, text, state, created_at, updated_at, feed_seq)
+                     VALUES (?1, ?2, ?3, ?4, 'complete', ?5, ?5, (SELECT n FROM job_feed_counter)) RETURNING id",
+                )
+                .map_err(db)?;
+            for m in new {
+                let id: i64 = insert
+                    .query_row(params![conversation_id, last, m.role.as_str(), m.content, now], |r| r.get(0))
+                    .map_err(db)?;
+                last = Some(id);
+            }
+            branch::hold(conn, &self.gateway, key, last.unwrap_or_default())?;
             conn.execute("UPDATE conversations SET updated_at = ?2, feed_seq = (SELECT n FROM job_feed_counter) WHERE id = ?1", params![conversation_id, now])
                 .map_err(db)?;
         }
@@ -153,10 +183,10 @@ mod tests {
         store
             .writer
             .apply(crate::chat::ops::start_turn::StartTurn {
-                conversation: Some(first.conversation_id),
-                text: "Question".into(),
+                begin: crate::chat::ops::start_turn::Begin::Say { conversation: Some(first.conversation_id), text: "Question".into() },
                 gateway: "claw".into(),
                 model: None,
+                keeps_history: true,
                 writer: "test".into(),
             })
             .await

@@ -274,6 +274,11 @@ impl Link {
     }
 
     /// Fires when the connection has ended.
+    /// The largest frame the gateway takes (`policy.maxPayload`).
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
     pub fn closed(&self) -> CancellationToken {
         self.closed.clone()
     }

@@ -177,7 +177,7 @@ enum Step {
 impl OpenClaw {
     async fn run(self: Arc<Self>, request: ChatRequest, cancel: CancellationToken, tx: mpsc::Sender<Result<ChatEvent>>) {
         let mut out = Forward { sent: String::new(), tx };
-        let Some(message) = request.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.clone()) else {
+        let Some(last) = request.messages.iter().rposition(|m| m.role == Role::User) else {
             out.send(Err(Error::GatewayInvalid("there is no message to send".into()))).await;
             return;
         };
@@ -204,6 +204,11 @@ impl OpenClaw {
             };
             let mut events = link.subscribe();
             if !started {
+                let message = match request.fresh_session {
+                    // Half the frame limit: JSON escapes and the frame around it take their share.
+                    true => opening(&request.messages[..last], &request.messages[last].content, link.max_payload() / 2),
+                    false => request.messages[last].content.clone(),
+                };
                 let params = json!({ "sessionKey": session, "message": message, "idempotencyKey": key });
                 match link.request("chat.send", params).await {
                     // "started", or "in_flight"/"ok" when this is a re-send: the same key never
@@ -399,9 +404,50 @@ impl OpenClawGateway {
     }
 }
 
+/// The first message of a session opened for a branch the gateway has not seen
+/// (`chat::branch`): the branch so far as a transcript, then the new message. Sessions take one
+/// message per turn and no history, so this is the only way the model gets the context. The
+/// oldest messages are left out when the whole would pass `budget` bytes.
+fn opening(earlier: &[super::ChatMessage], new: &str, budget: usize) -> String {
+    let said = |m: &super::ChatMessage| {
+        let who = match m.role {
+            Role::User => "User",
+            Role::Assistant => "Assistant",
+            _ => "Note",
+        };
+        format!("{who}: {}\n\n", m.content)
+    };
+    let mut room = budget.saturating_sub(new.len() + 200);
+    let mut kept: Vec<String> = Vec::new();
+    for m in earlier.iter().rev().filter(|m| matches!(m.role, Role::User | Role::Assistant)) {
+        let line = said(m);
+        if line.len() > room {
+            break;
+        }
+        room -= line.len();
+        kept.push(line);
+    }
+    if kept.is_empty() {
+        return new.to_owned();
+    }
+    let left_out = kept.len() < earlier.iter().filter(|m| matches!(m.role, Role::User | Role::Assistant)).count();
+    let mut text = String::from("[This conversation goes on from an earlier one. What was said so far");
+    text.push_str(if left_out { " (its oldest part left out):]\n\n" } else { ":]\n\n" });
+    for line in kept.iter().rev() {
+        text.push_str(line);
+    }
+    text.push_str("[End of what was said so far. The next message follows.]\n\n");
+    text.push_str(new);
+    text
+}
+
 impl Gateway for OpenClawGateway {
     fn name(&self) -> &str {
         &self.0.target.gateway
+    }
+
+    fn keeps_history(&self) -> bool {
+        true
     }
 
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> ChatStream {
@@ -586,5 +632,31 @@ mod frames {
         let Said::Tool(ChatEvent::ToolActivity { status, title, .. }) = said("agent", &tool) else { panic!() };
         assert_eq!((status.as_str(), title.as_str()), ("completed", "exec"));
         assert_eq!(said("chat", &json!({ "state": "something new" })), Said::Nothing);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::ChatMessage;
+
+    #[test]
+    fn a_new_session_opens_with_the_branch_so_far_newest_kept_when_it_is_long() {
+        let earlier = [
+            ChatMessage::new(Role::User, "first question"),
+            ChatMessage::new(Role::Assistant, "first answer"),
+            ChatMessage::new(Role::User, "second question"),
+            ChatMessage::new(Role::Assistant, "second answer"),
+        ];
+        let whole = opening(&earlier, "next", 10_000);
+        let at = |s: &str| whole.find(s).unwrap_or_else(|| panic!("{s} missing from {whole}"));
+        assert!(at("User: first question") < at("Assistant: first answer"));
+        assert!(at("Assistant: second answer") < at("next"));
+        assert!(whole.ends_with("\n\nnext") && !whole.contains("left out"));
+        // Room for the newest two only: the oldest go, and that is said.
+        let cut = opening(&earlier, "next", 200 + 4 + 60);
+        assert!(cut.contains("second answer") && !cut.contains("first answer") && cut.contains("left out"), "{cut}");
+        // Nothing earlier: the message as it is.
+        assert_eq!(opening(&[], "next", 10_000), "next");
     }
 }
