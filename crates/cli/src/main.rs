@@ -13,6 +13,7 @@ mod gateways;
 mod jobs;
 mod models;
 mod pool;
+mod settings;
 mod show;
 mod terminal;
 mod worker;
@@ -66,6 +67,9 @@ enum Command {
     /// GGUF models for the built-in `local` gateway
     #[command(subcommand)]
     Models(models::Command),
+    /// Settings shared with the app: worker count, retention, notifications
+    #[command(subcommand)]
+    Settings(settings::Command),
 }
 
 /// A failure the CLI reports: one sentence, an optional hint, a stable code and an exit code.
@@ -160,6 +164,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Chat(args) => chat::chat(&engine, args, cli.json).await,
         Command::Chats(cmd) => chats::run(&engine, cmd, cli.json).await,
         Command::Gateways(cmd) => gateways::run(&engine, cmd, cli.json).await,
+        Command::Settings(cmd) => settings::run(&engine, cmd, cli.json).await,
         Command::Exec(args) => exec::run(&engine, args, cli.json).await,
         Command::Models(cmd) => models::run(&engine, cmd, cli.json).await,
     };

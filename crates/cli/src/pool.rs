@@ -30,9 +30,10 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
     }
     let jobs: Vec<String> = status.jobs.iter().map(|(state, n)| format!("{n} {state}")).collect();
     println!(
-        "pools {}; {} running; jobs: {}",
+        "pools {}; {} running, {} jobs at once; jobs: {}",
         if status.paused { "paused (nothing new starts)" } else { "running" },
         status.live_pools,
+        status.workers,
         if jobs.is_empty() { "none".to_owned() } else { jobs.join(", ") }
     );
     Ok(ExitCode::SUCCESS)

@@ -7,16 +7,17 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gatehouse_engine::{Engine, JobEvent, JobState, PoolConfig};
+use gatehouse_engine::{Engine, JobEvent, JobState, PoolConfig, SettingsChange};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{Failure, Outcome};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Jobs run at once on this data directory (all pools together)
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
-    workers: u16,
+    /// Jobs run at once on this data directory, all pools together; kept as the setting
+    /// (`gatehouse settings set workers N`) [default: that setting, 3 until changed]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: Option<u32>,
     /// Seconds running jobs get to finish after Ctrl-C before they are stopped and re-queued
     #[arg(long, default_value = "10", value_name = "SECS", value_parser = crate::jobs::parse_secs)]
     grace: Duration,
@@ -26,14 +27,13 @@ pub async fn run(engine: &Engine, args: Args, json: bool) -> Outcome {
     let signals = |kind| signal(kind).map_err(|e| Failure::new("cli.signal", format!("cannot watch signals: {e}"), 1));
     let (mut int, mut term) = (signals(SignalKind::interrupt())?, signals(SignalKind::terminate())?);
     let mut events = engine.subscribe();
-    let config = PoolConfig { workers: args.workers as usize, ..PoolConfig::default() };
-    let pool = engine.start_pool(config).await?;
+    let workers = match args.workers {
+        Some(n) => engine.change_settings(SettingsChange { workers: Some(n), ..Default::default() }).await?.workers,
+        None => engine.settings().await?.workers,
+    };
+    let pool = engine.start_pool(PoolConfig { workers: workers as usize, ..PoolConfig::default() }).await?;
     if !json {
-        eprintln!(
-            "gatehouse worker: {} workers on {} (Ctrl-C to stop)",
-            args.workers,
-            engine.data_dir().display()
-        );
+        eprintln!("gatehouse worker: {workers} workers on {} (Ctrl-C to stop)", engine.data_dir().display());
     }
     loop {
         tokio::select! {

@@ -471,6 +471,35 @@ fn jobs_watch_shows_what_two_other_processes_do_as_json_lines() {
 }
 
 #[test]
+fn the_worker_count_set_from_another_terminal_holds_for_a_running_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    allow_scripts(dir.path(), None);
+    let _worker = Worker::start(dir.path(), 1);
+    // Each job waits for the other to have started: they can only end if both run at once.
+    let a = submit(dir.path(), &[], &["sh", "-c", "touch a; while [ ! -e b ]; do sleep 0.01; done"]);
+    let b = submit(dir.path(), &[], &["sh", "-c", "touch b; while [ ! -e a ]; do sleep 0.01; done"]);
+    wait_state(dir.path(), a, "running");
+    assert_eq!(job(dir.path(), b)["state"], "queued");
+    let set = json(dir.path(), &["settings", "set", "workers", "2"]);
+    assert_eq!(set["workers"], 2);
+    for id in [a, b] {
+        let out = run(dir.path(), &["jobs", "wait", &id.to_string(), "--timeout", "30"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+    assert_eq!(json(dir.path(), &["pool", "status"])["workers"], 2);
+    let shown = run(dir.path(), &["settings", "show"]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("workers           2"));
+    // Out of range, or no such setting: a sentence, exit 2, nothing changed.
+    let out = run(dir.path(), &["settings", "set", "workers", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("the worker count must be from 1 to 64, not 0"), "{}", text(&out.stderr));
+    let out = run(dir.path(), &["settings", "set", "colour", "blue"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("there is no setting `colour`"), "{}", text(&out.stderr));
+    assert_eq!(json(dir.path(), &["settings", "show"])["workers"], 2);
+}
+
+#[test]
 fn pool_pause_holds_new_jobs_in_a_worker_process_and_resume_runs_them() {
     let dir = tempfile::tempdir().unwrap();
     allow_scripts(dir.path(), None);

@@ -46,6 +46,10 @@ pub enum Error {
     #[error("{0}")]
     JobInvalid(String),
 
+    /// A setting out of its range.
+    #[error("{0}")]
+    SettingsInvalid(String),
+
     #[error("this Gatehouse has no runner for `{0}` jobs")]
     JobKindUnavailable(String),
 
@@ -179,6 +183,7 @@ impl Error {
             Error::JobNotFound(_) => "job.not_found",
             Error::JobInvalidState { .. } => "job.invalid_state",
             Error::JobInvalid(_) => "job.invalid",
+            Error::SettingsInvalid(_) => "settings.invalid",
             Error::JobKindUnavailable(_) => "job.kind_unavailable",
             Error::GatewayUnauthorized { .. } => "gateway.unauthorized",
             Error::GatewayForbidden { .. } => "gateway.forbidden",
@@ -228,6 +233,7 @@ impl Error {
             Error::JobNotFound(_)
                 | Error::JobInvalidState { .. }
                 | Error::JobInvalid(_)
+                | Error::SettingsInvalid(_)
                 | Error::JobKindUnavailable(_)
                 | Error::DataDir { .. }
                 | Error::GatewayUnknown(_)

@@ -15,14 +15,16 @@
 //!   [`exec::approval`] holds the stored questions any process can answer.
 //! - [`chat`]: conversations and streamed replies; `chat::ops` holds every write;
 //!   `chat::branch` keeps turn history as a tree (versions of a message, the branch shown,
-//!   and which gateway session a turn goes on in); [`chat::live`] follows a reply from any window ([`Engine::watch_reply`]),
-//!   [`chat::feed`] reads conversation changes for the feed, [`chat::pages`] pages the list
+//!   and which gateway session a turn goes on in); [`chat::live`] follows a reply from any
+//!   window ([`Engine::watch_reply`]), [`chat::feed`] reads conversation changes for the feed, [`chat::pages`] pages the list
 //!   and long conversations, [`chat::search`] searches as you type; the `prompt` job kind and
 //!   the model's tools live here too.
 //! - [`gateway`]: where replies come from — the [`Gateway`] trait and its transports
 //!   (OpenAI-compatible HTTP + SSE, OpenClaw's WebSocket protocol, the built-in `local`
 //!   model), gateway profiles and their tokens (environment, file or OS keyring).
 //! - [`models`]: GGUF files for the `local` gateway, and fetching the built-in one.
+//! - [`settings`]: the settings every front end shares (worker count, retention,
+//!   notifications), read by running pools too.
 //! - [`clock`], [`paths`], [`error`]: injected time, the data directory, the error type
 //!   (every variant has a stable code).
 //!
@@ -37,7 +39,7 @@ pub mod gateway;
 pub mod models;
 pub mod paths;
 pub mod pool;
-mod settings;
+pub mod settings;
 pub mod store;
 
 use std::collections::HashMap;
@@ -58,6 +60,7 @@ pub use chat::pages::{ConversationPage, MessagePage, MessagesAt};
 pub use chat::search::SearchHit;
 pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent};
 use chat::ops::start_turn::Begin;
+pub use settings::{Settings, SettingsChange};
 pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use error::{Error, ErrorBody, JobError, Result};
@@ -104,6 +107,8 @@ pub struct PoolStatus {
     /// Pools (in any process) whose lease is current.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub live_pools: i64,
+    /// Jobs run at once on the database ([`Settings::workers`]).
+    pub workers: u32,
     /// Jobs by state; states with none are left out.
     #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
     pub jobs: std::collections::BTreeMap<&'static str, i64>,
@@ -370,12 +375,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether pools may start jobs, how many pools are alive, and jobs by state.
+    /// Whether pools may start jobs, how many pools are alive, how many jobs they run at once,
+    /// and jobs by state.
     pub async fn pool_status(&self) -> Result<PoolStatus> {
         let paused = settings::get(&self.shared.store, pool::ops::claim::PAUSED).await?.is_some();
         let live_pools = self.live_pools(PoolConfig::default().lease_ttl).await?;
         let counts = self.job_counts().await?.into_iter().map(|(s, n)| (s.as_str(), n)).collect();
-        Ok(PoolStatus { paused, live_pools, jobs: counts })
+        let workers = self.settings().await?.workers;
+        Ok(PoolStatus { paused, live_pools, workers, jobs: counts })
+    }
+
+    /// The settings every front end shares (worker count, retention, notifications).
+    pub async fn settings(&self) -> Result<Settings> {
+        settings::load(&self.shared.store).await
+    }
+
+    /// Change some settings; returns them all as they now are. A value out of range changes
+    /// nothing (`settings.invalid`). A new worker count holds for every pool on the database,
+    /// running ones included.
+    pub async fn change_settings(&self, change: SettingsChange) -> Result<Settings> {
+        let now = self.shared.store.writer.apply(settings::Change(change)).await?;
+        // Idle workers here look at once: a higher count starts jobs now.
+        self.shared.wake.notify_waiters();
+        Ok(now)
     }
 
     /// Pools (in any process) whose lease is current: is anything going to run queued jobs?

@@ -513,6 +513,69 @@ async fn a_pause_from_another_process_holds_new_jobs_and_lets_running_ones_finis
 }
 
 #[tokio::test]
+async fn the_worker_count_changed_from_another_process_holds_for_a_running_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Gate {
+        permits: Arc::new(Semaphore::new(0)),
+        now: Default::default(),
+        max: Default::default(),
+        started: broadcast::channel(64).0,
+    };
+    let (permits, mut started) = (gate.permits.clone(), gate.started.subscribe());
+    let worker = open(dir.path(), vec![Arc::new(gate)]).await;
+    let app = open(dir.path(), vec![]).await;
+    let pool = worker.start_pool(PoolConfig { workers: 1, ..PoolConfig::default() }).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(worker.submit(NewJob::new("gate", serde_json::json!({}))).await.unwrap());
+    }
+    let running = |engine: &Engine| {
+        let engine = engine.clone();
+        async move { engine.jobs(&gatehouse_engine::JobFilter { state: Some(JobState::Running), limit: None }).await.unwrap().len() }
+    };
+    assert_eq!(started.recv().await.unwrap(), 1);
+
+    // Raised: two more start, without a restart.
+    let now = app.change_settings(gatehouse_engine::SettingsChange { workers: Some(3), ..Default::default() }).await.unwrap();
+    assert_eq!(now.workers, 3);
+    assert_eq!((started.recv().await.unwrap(), started.recv().await.unwrap()), (2, 3));
+    assert_eq!(running(&app).await, 3);
+    assert_eq!(app.pool_status().await.unwrap().workers, 3);
+
+    // Lowered: running jobs are not stopped; as they end, one at a time runs.
+    app.change_settings(gatehouse_engine::SettingsChange { workers: Some(1), ..Default::default() }).await.unwrap();
+    assert_eq!(running(&app).await, 3, "nothing was stopped");
+    let deadline = Some(tokio::time::Instant::now() + Duration::from_secs(30));
+    permits.add_permits(3);
+    for id in &ids[..3] {
+        assert_eq!(app.wait(*id, deadline).await.unwrap().state, JobState::Succeeded);
+    }
+    assert_eq!(started.recv().await.unwrap(), 1, "the next starts alone");
+    assert_eq!(running(&app).await, 1);
+    permits.add_permits(3);
+    for id in &ids[3..] {
+        assert_eq!(app.wait(*id, deadline).await.unwrap().state, JobState::Succeeded);
+    }
+    pool.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn settings_out_of_range_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), vec![]).await;
+    let before = engine.settings().await.unwrap();
+    assert_eq!((before.workers, before.retention_days, before.notify_failed), (3, 7, true));
+    let change = gatehouse_engine::SettingsChange { workers: Some(0), retention_days: Some(30), ..Default::default() };
+    let refused = engine.change_settings(change).await.unwrap_err();
+    assert_eq!(refused.code(), "settings.invalid");
+    assert!(refused.to_string().contains("from 1 to 64"), "{refused}");
+    assert_eq!(engine.settings().await.unwrap(), before);
+    let change = gatehouse_engine::SettingsChange { retention_days: Some(30), notify_finished: Some(false), ..Default::default() };
+    let after = engine.change_settings(change).await.unwrap();
+    assert_eq!((after.retention_days, after.notify_finished, after.workers), (30, false, 3));
+}
+
+#[tokio::test]
 async fn close_returns_once_the_database_is_checkpointed_and_closed() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path(), vec![]).await;

@@ -8,6 +8,8 @@
 //!   `poll` for jobs submitted by other processes.
 //! - At most `workers` jobs run at once *on the database*, whichever pools run them: the claim
 //!   counts running jobs under the write lock. Two pools with 3 workers each still run 3.
+//!   The count can change while pools run (`settings`): the claim reads it, and the
+//!   maintenance task starts workers or lets extra ones retire after their job.
 //! - The maintenance task renews the lease (one heartbeat row per pool), polls for cancel
 //!   requests made by other processes, rescues the jobs of dead pools and prunes old jobs.
 //! - A kind's attempt is stopped through its cancellation token for one of four reasons
@@ -48,7 +50,9 @@ use output::Flusher;
 /// How a pool behaves. The defaults are what the CLI and the app use.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    /// Jobs run at once on the database (the claim enforces it across pools).
+    /// Jobs run at once on the database (the claim enforces it across pools), until a count
+    /// is stored in the settings ([`crate::Engine::change_settings`]); from then on the stored
+    /// one holds, for running pools too.
     pub workers: usize,
     /// How often idle workers look for jobs submitted by other processes.
     pub poll: Duration,
@@ -135,12 +139,16 @@ struct Ctx {
     config: PoolConfig,
     stop_claiming: CancellationToken,
     requeued: AtomicUsize,
+    /// Worker tasks wanted (the count in effect) and alive; see [`staff`].
+    wanted: AtomicUsize,
+    alive: AtomicUsize,
+    /// Every worker task started, for shutdown to wait on.
+    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// A running pool. Stop it with [`Pool::shutdown`]; dropping it only stops new claims.
 pub struct Pool {
     ctx: Arc<Ctx>,
-    workers: Vec<JoinHandle<()>>,
     /// The heartbeat has a task of its own, so a long prune or rescue never delays it past
     /// the lease.
     maintenance: [JoinHandle<()>; 2],
@@ -154,12 +162,16 @@ impl Pool {
         }
         let me = Identity::current(config.workers);
         shared.store.writer.apply(ops::register::Register(me.clone())).await?;
+        let wanted = shared.store.read(|c| crate::settings::stored(c, crate::settings::WORKERS)).await?;
         let ctx = Arc::new(Ctx {
             shared,
             me,
+            wanted: AtomicUsize::new(wanted.map_or(config.workers, |n| n as usize)),
             config,
             stop_claiming: CancellationToken::new(),
             requeued: AtomicUsize::new(0),
+            alive: AtomicUsize::new(0),
+            workers: Mutex::new(Vec::new()),
         });
         // Rescue before the first claim, so jobs a crashed pool left "running" run again now.
         rescue(&ctx).await;
@@ -168,9 +180,9 @@ impl Pool {
             tokio::spawn(maintain(ctx.clone(), stop_maintenance.clone())),
             tokio::spawn(heartbeat(ctx.clone(), stop_maintenance.clone())),
         ];
-        let workers = (0..ctx.config.workers).map(|_| tokio::spawn(work(ctx.clone()))).collect();
-        tracing::info!(owner = %ctx.me.owner, workers = ctx.config.workers, "pool started");
-        Ok(Pool { ctx, workers, maintenance, stop_maintenance })
+        staff(&ctx);
+        tracing::info!(owner = %ctx.me.owner, workers = ctx.wanted.load(Ordering::Relaxed), "pool started");
+        Ok(Pool { ctx, maintenance, stop_maintenance })
     }
 
     /// This pool's lease owner id, as stored on the jobs it runs.
@@ -182,7 +194,9 @@ impl Pool {
     /// them back in the queue (their attempt is not counted). Returns how many were re-queued.
     pub async fn shutdown(mut self, grace: Duration) -> usize {
         self.ctx.stop_claiming.cancel();
-        let workers = futures::future::join_all(std::mem::take(&mut self.workers));
+        // No worker starts after this: `staff` checks the token under the same lock.
+        let started = std::mem::take(&mut *self.ctx.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        let workers = futures::future::join_all(started);
         tokio::pin!(workers);
         if tokio::time::timeout(grace, &mut workers).await.is_err() {
             self.ctx.shared.stop_all(StopReason::Shutdown);
@@ -206,12 +220,48 @@ impl Drop for Pool {
     }
 }
 
+/// Start worker tasks until as many are alive as wanted. Extra ones retire themselves
+/// ([`retire`]).
+fn staff(ctx: &Arc<Ctx>) {
+    let mut workers = ctx.workers.lock().unwrap_or_else(|e| e.into_inner());
+    if ctx.stop_claiming.is_cancelled() {
+        return;
+    }
+    workers.retain(|w| !w.is_finished());
+    while ctx.alive.load(Ordering::SeqCst) < ctx.wanted.load(Ordering::SeqCst) {
+        ctx.alive.fetch_add(1, Ordering::SeqCst);
+        workers.push(tokio::spawn(work(ctx.clone())));
+    }
+}
+
+/// Whether this worker should stop because fewer are wanted; if so it is counted out.
+fn retire(ctx: &Ctx) -> bool {
+    ctx.alive
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |alive| (alive > ctx.wanted.load(Ordering::SeqCst)).then(|| alive - 1))
+        .is_ok()
+}
+
+/// Take up a worker count changed in the settings (by any process).
+async fn follow_count(ctx: &Arc<Ctx>) {
+    match ctx.shared.store.read(|c| crate::settings::stored(c, crate::settings::WORKERS)).await {
+        Ok(Some(n)) if n as usize != ctx.wanted.load(Ordering::SeqCst) => {
+            tracing::info!(workers = n, "worker count changed");
+            ctx.wanted.store(n as usize, Ordering::SeqCst);
+            staff(ctx);
+            // Idle workers over the count retire now rather than at their next poll.
+            ctx.shared.wake.notify_waiters();
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "reading the worker count"),
+    }
+}
+
 /// One worker: claim, run, repeat. The result of each job rides on the next claim.
 async fn work(ctx: Arc<Ctx>) {
     let writer = &ctx.shared.store.writer;
     let mut finished: Option<Finish> = None;
     loop {
-        if ctx.stop_claiming.is_cancelled() {
+        if ctx.stop_claiming.is_cancelled() || retire(&ctx) {
             if let Some(f) = finished.take() {
                 let id = f.id;
                 match writer.apply(Complete(f)).await {
@@ -356,7 +406,10 @@ async fn maintain(ctx: Arc<Ctx>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = cancels.tick() => poll_cancels(&ctx).await,
+            _ = cancels.tick() => {
+                poll_cancels(&ctx).await;
+                follow_count(&ctx).await;
+            }
             _ = rescues.tick() => rescue(&ctx).await,
             _ = prunes.tick() => prune(&ctx).await,
         }
@@ -417,7 +470,12 @@ async fn rescue(ctx: &Ctx) {
 }
 
 async fn prune(ctx: &Ctx) {
-    let retention_ms = ctx.config.retention.as_millis().min(i64::MAX as u128) as i64;
+    let stored = ctx.shared.store.read(|c| crate::settings::stored(c, crate::settings::RETENTION_DAYS)).await;
+    let retention = match stored {
+        Ok(Some(days)) => Duration::from_secs(u64::from(days) * 24 * 3600),
+        _ => ctx.config.retention,
+    };
+    let retention_ms = retention.as_millis().min(i64::MAX as u128) as i64;
     let mut count = 0;
     loop {
         match ctx.shared.store.writer.apply(ops::prune::Prune { retention_ms }).await {

@@ -13,6 +13,10 @@ paused: boolean,
  */
 live_pools: number, 
 /**
+ * Jobs run at once on the database ([`Settings::workers`]).
+ */
+workers: number, 
+/**
  * Jobs by state; states with none are left out.
  */
 jobs: Record<string, number>, };

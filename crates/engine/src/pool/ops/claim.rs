@@ -18,7 +18,8 @@ pub(crate) const PAUSED: &str = "pool.paused";
 
 pub(crate) struct Claim {
     pub owner: Arc<str>,
-    /// Jobs allowed to run at once on this database, all pools together.
+    /// Jobs allowed to run at once on this database, all pools together, while no count is
+    /// stored (`settings`); a stored one wins, so a change holds at the next claim.
     pub cap: i64,
     pub finished: Option<Finish>,
 }
@@ -61,8 +62,9 @@ impl WriteOp for Claim {
             out.evicted = true;
             return Ok(out);
         }
+        let cap = crate::settings::stored(conn, crate::settings::WORKERS).map_err(db)?.map_or(self.cap, i64::from);
         // Paused: the previous job is finished above, nothing new starts.
-        if paused || running >= self.cap {
+        if paused || running >= cap {
             return Ok(out);
         }
         out.job = conn
