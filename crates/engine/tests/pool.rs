@@ -39,6 +39,12 @@ struct Gate {
     max: Arc<AtomicUsize>,
     started: broadcast::Sender<usize>,
 }
+impl Gate {
+    /// No job passes until the test adds permits.
+    fn closed() -> Gate {
+        Gate { permits: Arc::new(Semaphore::new(0)), now: Default::default(), max: Default::default(), started: broadcast::channel(64).0 }
+    }
+}
 impl JobKind for Gate {
     fn name(&self) -> &'static str {
         "gate"
@@ -162,12 +168,7 @@ async fn jobs_run_by_priority_then_in_submission_order() {
 #[tokio::test]
 async fn exactly_n_jobs_run_at_once_and_submit_does_not_wait_for_a_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Gate {
-        permits: Arc::new(Semaphore::new(0)),
-        now: Default::default(),
-        max: Default::default(),
-        started: broadcast::channel(64).0,
-    };
+    let gate = Gate::closed();
     let (permits, max, mut started) = (gate.permits.clone(), gate.max.clone(), gate.started.subscribe());
     let engine = open(dir.path(), vec![Arc::new(gate)]).await;
     let pool = engine.start_pool(PoolConfig { workers: 3, ..PoolConfig::default() }).await.unwrap();
@@ -515,12 +516,7 @@ async fn a_pause_from_another_process_holds_new_jobs_and_lets_running_ones_finis
 #[tokio::test]
 async fn the_worker_count_changed_from_another_process_holds_for_a_running_pool() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Gate {
-        permits: Arc::new(Semaphore::new(0)),
-        now: Default::default(),
-        max: Default::default(),
-        started: broadcast::channel(64).0,
-    };
+    let gate = Gate::closed();
     let (permits, mut started) = (gate.permits.clone(), gate.started.subscribe());
     let worker = open(dir.path(), vec![Arc::new(gate)]).await;
     let app = open(dir.path(), vec![]).await;
