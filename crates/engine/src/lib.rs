@@ -156,49 +156,20 @@ pub struct SendOptions {
     pub exec_tool: Option<Arc<dyn Approver>>,
 }
 
-/// State shared by the engine and its pool.
+/// What the engine's clones share. The pool has its own part ([`pool::Core`]) and sees
+/// nothing else; the exec path has its [`exec::Runner`].
 pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) clock: SharedClock,
-    pub(crate) events: broadcast::Sender<JobEvent>,
-    pub(crate) kinds: HashMap<&'static str, Arc<dyn JobKind>>,
-    /// Wakes an idle worker of this process when a job is submitted here.
-    pub(crate) wake: Notify,
-    /// Jobs running in this process.
-    pub(crate) running: pool::Running,
-    pub(crate) rng: Mutex<fastrand::Rng>,
-    pub(crate) kill_grace: Duration,
-    /// How long a question to a person stays open ([`EngineOptions::approval_wait`]).
-    pub(crate) approval_wait: Duration,
+    /// Jobs: kinds, events, the jobs running in this process.
+    pub(crate) jobs: Arc<pool::Core>,
+    /// Runs commands for [`Engine::exec`], the `exec` job kind and the model's tool.
+    pub(crate) runner: exec::Runner,
     pub(crate) gateways: Arc<gateway::Gateways>,
     /// Jobs, approvals and conversations from every process on the database.
     pub(crate) feed: pool::feed::Feed,
     /// Replies streaming in this process.
     pub(crate) replies: chat::live::Replies,
-}
-
-impl Shared {
-    pub(crate) fn emit(&self, event: JobEvent) {
-        // No subscribers is fine.
-        let _ = self.events.send(event);
-    }
-
-    /// Stop a job if it runs in this process.
-    pub(crate) fn stop_local(&self, id: i64, reason: pool::StopReason) {
-        let slot = self.running.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
-        if let Some(slot) = slot {
-            slot.stop(reason);
-        }
-    }
-
-    /// Stop every job running in this process.
-    pub(crate) fn stop_all(&self, reason: pool::StopReason) {
-        let slots: Vec<pool::Slot> = self.running.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
-        tracing::info!(jobs = slots.len(), ?reason, "stopping running jobs");
-        for slot in slots {
-            slot.stop(reason);
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -216,15 +187,17 @@ impl Engine {
         store.writer.apply(exec::policy::SeedDefaults).await?;
         let gateways = Arc::new(gateway::Gateways::new(store.clone(), options.data_dir.clone()));
         let feed = pool::feed::Feed::new(store.clone(), options.clock.clone());
+        let runner = exec::Runner {
+            store: store.clone(),
+            feed: feed.clone(),
+            data_dir: options.data_dir.clone(),
+            kill_grace: options.kill_grace,
+            clock: options.clock.clone(),
+            approval_wait: options.approval_wait,
+        };
         let mut kinds: HashMap<&'static str, Arc<dyn JobKind>> = HashMap::new();
         let built_in: [Arc<dyn JobKind>; 2] = [
-            Arc::new(exec::ExecJob {
-                store: store.clone(),
-                feed: feed.clone(),
-                data_dir: options.data_dir.clone(),
-                kill_grace: options.kill_grace,
-                clock: options.clock.clone(),
-            }),
+            Arc::new(exec::ExecJob { runner: runner.clone() }),
             Arc::new(chat::prompt_job::PromptJob { gateways: gateways.clone() }),
         ];
         for kind in built_in.into_iter().chain(options.extra_kinds) {
@@ -233,15 +206,18 @@ impl Engine {
         let rng = options.seed.map(fastrand::Rng::with_seed).unwrap_or_default();
         Ok(Engine {
             shared: Arc::new(Shared {
+                jobs: Arc::new(pool::Core {
+                    store: store.clone(),
+                    clock: options.clock.clone(),
+                    events: broadcast::channel(EVENT_BUFFER).0,
+                    kinds,
+                    wake: Notify::new(),
+                    running: Default::default(),
+                    rng: Mutex::new(rng),
+                }),
                 store,
                 clock: options.clock.clone(),
-                events: broadcast::channel(EVENT_BUFFER).0,
-                kinds,
-                wake: Notify::new(),
-                running: Default::default(),
-                rng: Mutex::new(rng),
-                kill_grace: options.kill_grace,
-                approval_wait: options.approval_wait,
+                runner,
                 gateways,
                 feed,
                 replies: Default::default(),
@@ -263,7 +239,7 @@ impl Engine {
 
     /// The insert of a valid job, with its kind's defaults.
     fn prepare_submit(&self, mut job: NewJob) -> Result<ops::submit::Submit> {
-        let kind = self.shared.kinds.get(job.kind.as_str()).ok_or_else(|| Error::JobKindUnavailable(job.kind.clone()))?;
+        let kind = self.shared.jobs.kinds.get(job.kind.as_str()).ok_or_else(|| Error::JobKindUnavailable(job.kind.clone()))?;
         kind.validate(&job.spec)?;
         job.timeout = job.timeout.or(kind.default_timeout());
         if job.max_attempts == 0 {
@@ -278,8 +254,8 @@ impl Engine {
 
     /// Tell this process's subscribers and idle workers about job `id`.
     fn submitted(&self, id: i64) {
-        self.shared.emit(JobEvent::State { id, state: JobState::Queued });
-        self.shared.wake.notify_one();
+        self.shared.jobs.emit(JobEvent::State { id, state: JobState::Queued });
+        self.shared.jobs.wake.notify_one();
     }
 
     pub async fn job(&self, id: i64) -> Result<Job> {
@@ -304,9 +280,9 @@ impl Engine {
     pub async fn cancel(&self, id: i64) -> Result<Canceled> {
         let result = self.shared.store.writer.apply(ops::cancel::Cancel(id)).await?;
         match result {
-            Canceled::Done => self.shared.emit(JobEvent::State { id, state: JobState::Canceled }),
+            Canceled::Done => self.shared.jobs.emit(JobEvent::State { id, state: JobState::Canceled }),
             // Running here: stop it now rather than at the next cancel poll.
-            Canceled::Requested => self.shared.stop_local(id, pool::StopReason::Canceled),
+            Canceled::Requested => self.shared.jobs.stop_local(id, pool::StopReason::Canceled),
         }
         Ok(result)
     }
@@ -314,8 +290,8 @@ impl Engine {
     /// Queue a failed or canceled job again.
     pub async fn retry(&self, id: i64) -> Result<()> {
         self.shared.store.writer.apply(ops::retry::Retry(id)).await?;
-        self.shared.emit(JobEvent::State { id, state: JobState::Queued });
-        self.shared.wake.notify_one();
+        self.shared.jobs.emit(JobEvent::State { id, state: JobState::Queued });
+        self.shared.jobs.wake.notify_one();
         Ok(())
     }
 
@@ -357,7 +333,7 @@ impl Engine {
     /// Events of the pool in this process only, before they are stored (output lines as they
     /// are produced). Front ends use [`Engine::watch_jobs`], which sees every process.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
-        self.shared.events.subscribe()
+        self.shared.jobs.events.subscribe()
     }
 
     /// Stop every pool on this database — in any process — from starting jobs. Running jobs
@@ -371,7 +347,7 @@ impl Engine {
     /// their poll.
     pub async fn resume_pool(&self) -> Result<()> {
         self.shared.store.writer.apply(settings::Set { key: pool::ops::claim::PAUSED, value: None }).await?;
-        self.shared.wake.notify_waiters();
+        self.shared.jobs.wake.notify_waiters();
         Ok(())
     }
 
@@ -396,7 +372,7 @@ impl Engine {
     pub async fn change_settings(&self, change: SettingsChange) -> Result<Settings> {
         let now = self.shared.store.writer.apply(settings::Change(change)).await?;
         // Idle workers here look at once: a higher count starts jobs now.
-        self.shared.wake.notify_waiters();
+        self.shared.jobs.wake.notify_waiters();
         Ok(now)
     }
 
@@ -408,7 +384,7 @@ impl Engine {
     /// Stop every job running in this process; each goes back to the queue without its attempt
     /// counting. Cuts a pool shutdown's grace period short (a second Ctrl-C).
     pub fn stop_running_jobs(&self) {
-        self.shared.stop_all(pool::StopReason::Shutdown);
+        self.shared.jobs.stop_all(pool::StopReason::Shutdown);
     }
 
     /// Gateway profiles, by name.
@@ -578,7 +554,7 @@ impl Engine {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let conversation = turn.conversation_id;
         let tools = options.exec_tool.map(|approver| {
-            Arc::new(chat::tools::ExecTool { engine: self.clone(), approver, conversation }) as Arc<dyn chat::tools::ToolRunner>
+            Arc::new(chat::tools::ExecTool { runner: self.shared.runner.clone(), approver, conversation }) as Arc<dyn chat::tools::ToolRunner>
         });
         let message_id = turn.message_id;
         let had_text = !turn.text_so_far.is_empty();
@@ -739,15 +715,14 @@ impl Engine {
         on_line: &mut (dyn FnMut(Stream, &str) + Send),
         stop: &CancellationToken,
     ) -> Result<ExecResult> {
-        exec::run_now(self.exec_context(), request, approver, exec::Output::Lines(on_line, stop.clone())).await
+        self.shared.runner.run(request, approver, exec::Output::Lines(on_line, stop.clone())).await
     }
 
     /// What the policy says about `spec` for a job (a refusal is an error naming the rule or
     /// limit), without running it, and what a person would be asked: the command, what its
     /// program resolves to, where it runs and with which variables, control characters escaped.
     pub async fn check_exec(&self, spec: &ExecSpec) -> Result<exec::ExecCheck> {
-        let ctx = self.exec_context();
-        let checked = exec::check(&ctx, spec, exec::Requester::Job(0)).await?;
+        let checked = self.shared.runner.check(spec, exec::Requester::Job(0)).await?;
         let prompt = exec::prompt(spec, &checked.program, &checked.place);
         let program = exec::fingerprint(&checked.program);
         match checked.decision.action {
@@ -762,19 +737,18 @@ impl Engine {
     /// submit; no answer (nobody at the terminal) queues it anyway, and the job asks when it
     /// runs. [`Engine::submit`] queues an exec job that always asks when it runs.
     pub async fn submit_exec(&self, job: NewJob, approver: &dyn Approver) -> Result<i64> {
-        let ctx = self.exec_context();
-        let kind = self.shared.kinds.get("exec").ok_or_else(|| Error::JobKindUnavailable("exec".into()))?;
+        let kind = self.shared.jobs.kinds.get("exec").ok_or_else(|| Error::JobKindUnavailable("exec".into()))?;
         if job.kind != "exec" {
             return Err(Error::JobInvalid(format!("a `{}` job is not an exec job", job.kind)));
         }
         kind.validate(&job.spec)?;
         let spec: ExecSpec = serde_json::from_value(job.spec.clone()).map_err(|e| Error::JobInvalid(e.to_string()))?;
-        let checked = exec::check(&ctx, &spec, exec::Requester::Job(0)).await?;
+        let checked = self.shared.runner.check(&spec, exec::Requester::Job(0)).await?;
         if checked.decision.action != exec::policy::Action::Ask {
             return self.submit(job).await;
         }
         let question = exec::question(&spec, &checked, exec::Requester::Job(0), None);
-        let grant_ms = match approver.approve(&question.preview(ctx.now)).await {
+        let grant_ms = match approver.approve(&question.preview(self.shared.runner.now())).await {
             Approval::Once => None,
             Approval::For(d) => Some(d.as_millis() as i64),
             Approval::Denied => return Err(Error::ExecDenied(format!("a person declined it ({})", checked.decision.reason))),
@@ -784,17 +758,6 @@ impl Engine {
         let id = self.shared.store.writer.apply(exec::approval::SubmitApproved { submit, question, grant_ms }).await?;
         self.submitted(id);
         Ok(id)
-    }
-
-    fn exec_context(&self) -> exec::Context<'_> {
-        exec::Context {
-            store: &self.shared.store,
-            feed: &self.shared.feed,
-            data_dir: self.data_dir(),
-            kill_grace: self.shared.kill_grace,
-            now: self.shared.clock.now(),
-            approval_wait: self.shared.approval_wait,
-        }
     }
 
     /// Commands waiting for a person now (in any process), oldest first.
@@ -936,7 +899,7 @@ impl Engine {
 
     /// Start a worker pool in this process.
     pub async fn start_pool(&self, config: PoolConfig) -> Result<Pool> {
-        Pool::start(self.shared.clone(), config).await
+        Pool::start(self.shared.jobs.clone(), config).await
     }
 
     /// Finish queued writes and close the database. Call after the pool has shut down and
@@ -944,12 +907,13 @@ impl Engine {
     pub async fn close(self) {
         match Arc::try_unwrap(self.shared) {
             Ok(shared) => {
-                let Shared { store, kinds, gateways, feed, .. } = shared;
+                let Shared { store, jobs, runner, gateways, feed, .. } = shared;
                 feed.stop().await;
-                // The job kinds, gateways and feed hold handles on the store: with them gone, this
-                // is the last handle, so closing it waits for the writer to checkpoint and
-                // close — a process that exits right after leaves no `-wal` file behind.
-                drop((kinds, gateways, feed));
+                // The job kinds, the runner, gateways and feed hold handles on the store: with
+                // them gone, this is the last handle, so closing it waits for the writer to
+                // checkpoint and close — a process that exits right after leaves no `-wal` file
+                // behind.
+                drop((jobs, runner, gateways, feed));
                 store.close().await
             }
             Err(_) => tracing::debug!("engine still shared at close; the store closes with the last handle"),

@@ -10,10 +10,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::exec::{Approver, ExecRequest, ExecSpec, Requester};
+use crate::exec::{Approver, ExecRequest, ExecSpec, Output, Requester, Runner};
 use crate::gateway::ToolCall;
 use crate::pool::kind::BoxFuture;
-use crate::Engine;
 
 /// Output sent back to the model per call; a model's context is small.
 const RESULT_CAP: usize = 16 * 1024;
@@ -38,7 +37,7 @@ pub(crate) trait ToolRunner: Send + Sync {
 }
 
 pub(crate) struct ExecTool {
-    pub engine: Engine,
+    pub runner: Runner,
     pub approver: Arc<dyn Approver>,
     /// The conversation whose model calls the tool (said in approval requests).
     pub conversation: i64,
@@ -76,7 +75,7 @@ impl ToolRunner for ExecTool {
     }
 
     fn run(&self, call: ToolCall, stop: CancellationToken) -> BoxFuture<ToolOutcome> {
-        let (engine, approver, conversation) = (self.engine.clone(), self.approver.clone(), self.conversation);
+        let (runner, approver, conversation) = (self.runner.clone(), self.approver.clone(), self.conversation);
         Box::pin(async move {
             if call.function.name != "exec" {
                 let result = format!("there is no tool named `{}`; the only tool is `exec`", call.function.name);
@@ -104,7 +103,7 @@ impl ToolRunner for ExecTool {
                 }
             };
             let request = ExecRequest { spec, timeout: Some(TIMEOUT), requester: Requester::Model(Some(conversation)) };
-            match engine.exec(request, approver.as_ref(), &mut on_line, &stop).await {
+            match runner.run(request, approver.as_ref(), Output::Lines(&mut on_line, stop.clone())).await {
                 Ok(r) => {
                     let ended = match (&r.error, r.exit_code) {
                         (Some(e), _) => e.message.clone(),

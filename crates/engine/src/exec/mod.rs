@@ -131,16 +131,52 @@ pub(crate) fn fingerprint(program: &program::Program) -> String {
     format!("{}:{}:{}", program.id.dev, program.id.ino, program.sha256().unwrap_or("system"))
 }
 
-/// The `exec` job kind: the command goes through the same policy, sandbox, limits and audit
-/// as `gatehouse exec`, on behalf of the job. When a rule says ask, the job waits for an
-/// answer from any process (its timeout still running), unless a person allowed it when it
-/// was submitted ([`approval`]).
-pub(crate) struct ExecJob {
+/// Runs commands for whoever asks — [`crate::Engine::exec`], the `exec` job kind, the model's
+/// tool — through the one path above. Cheap to clone: it holds handles.
+#[derive(Clone)]
+pub(crate) struct Runner {
     pub store: crate::store::Store,
     pub feed: crate::pool::feed::Feed,
     pub data_dir: PathBuf,
     pub kill_grace: Duration,
     pub clock: crate::clock::SharedClock,
+    /// How long a question to a person stays open.
+    pub approval_wait: Duration,
+}
+
+impl Runner {
+    fn context(&self) -> Context<'_> {
+        Context {
+            store: &self.store,
+            feed: &self.feed,
+            data_dir: &self.data_dir,
+            kill_grace: self.kill_grace,
+            now: self.clock.now(),
+            approval_wait: self.approval_wait,
+        }
+    }
+
+    /// Run a command now: policy, approval (put to `approver`), sandbox, limits, audit.
+    pub(crate) async fn run(&self, request: ExecRequest, approver: &dyn Approver, output: Output<'_>) -> Result<ExecResult> {
+        run_now(self.context(), request, approver, output).await
+    }
+
+    /// Where `spec` would run, what it would run, and what the policy says, for `requester`.
+    pub(crate) async fn check(&self, spec: &ExecSpec, requester: Requester) -> Result<Checked> {
+        check(&self.context(), spec, requester).await
+    }
+
+    pub(crate) fn now(&self) -> crate::clock::Millis {
+        self.clock.now()
+    }
+}
+
+/// The `exec` job kind: the command goes through the same policy, sandbox, limits and audit
+/// as `gatehouse exec`, on behalf of the job. When a rule says ask, the job waits for an
+/// answer from any process (its timeout still running), unless a person allowed it when it
+/// was submitted ([`approval`]).
+pub(crate) struct ExecJob {
+    pub runner: Runner,
 }
 
 impl JobKind for ExecJob {
@@ -166,7 +202,7 @@ impl JobKind for ExecJob {
                 return Err(Error::JobInvalid(format!("the working directory {} does not exist", cwd.display())));
             }
         }
-        let cwd = spec.cwd.clone().unwrap_or_else(|| workspace::default_root(&self.data_dir));
+        let cwd = spec.cwd.clone().unwrap_or_else(|| workspace::default_root(&self.runner.data_dir));
         if let Err(e) = program::resolve(&spec.program, Some(&cwd)) {
             return Err(Error::JobInvalid(e.to_string()));
         }
@@ -180,8 +216,7 @@ impl JobKind for ExecJob {
     }
 
     fn run(&self, run: JobRun) -> BoxFuture<Outcome> {
-        let (store, feed, data_dir, grace) = (self.store.clone(), self.feed.clone(), self.data_dir.clone(), self.kill_grace);
-        let now = self.clock.now();
+        let runner = self.runner.clone();
         Box::pin(async move {
             let spec = match serde_json::from_value::<ExecSpec>(run.spec.clone()) {
                 Ok(spec) => spec,
@@ -193,7 +228,7 @@ impl JobKind for ExecJob {
             let request = ExecRequest { spec, timeout: None, requester: Requester::Job(run.id) };
             // The question lasts as long as the job may: its timeout stops the wait.
             let approval_wait = run.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT);
-            let ctx = Context { store: &store, feed: &feed, data_dir: &data_dir, kill_grace: grace, now, approval_wait };
+            let ctx = Context { approval_wait, ..runner.context() };
             match run_now(ctx, request, &approval::Elsewhere, Output::Job(&run)).await {
                 Ok(result) => result.outcome,
                 // Stopped while it waited for an answer (canceled, timed out, the pool stopping).
@@ -325,6 +360,7 @@ fn sandbox_ready() -> Result<()> {
         .map_err(Error::SandboxUnavailable)
 }
 
+/// What one run or check needs, borrowed from a [`Runner`].
 pub(crate) struct Context<'a> {
     pub store: &'a crate::store::Store,
     pub feed: &'a crate::pool::feed::Feed,

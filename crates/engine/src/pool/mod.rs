@@ -39,7 +39,6 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, JobError};
-use crate::Shared;
 use job::{JobEvent, JobState};
 use kind::{JobRun, Outcome};
 use lease::Identity;
@@ -125,6 +124,45 @@ impl Slot {
 /// The jobs running in this process, by id.
 pub(crate) type Running = Mutex<HashMap<i64, Slot>>;
 
+/// What the pool needs from the engine, and all it sees of it: the store, the job kinds, the
+/// events of this process's jobs and the jobs it runs. The engine submits, cancels and
+/// subscribes through the same value.
+pub(crate) struct Core {
+    pub(crate) store: crate::store::Store,
+    pub(crate) clock: crate::clock::SharedClock,
+    pub(crate) events: tokio::sync::broadcast::Sender<JobEvent>,
+    pub(crate) kinds: HashMap<&'static str, Arc<dyn kind::JobKind>>,
+    /// Wakes an idle worker of this process when a job is submitted here.
+    pub(crate) wake: tokio::sync::Notify,
+    /// Jobs running in this process.
+    pub(crate) running: Running,
+    pub(crate) rng: Mutex<fastrand::Rng>,
+}
+
+impl Core {
+    pub(crate) fn emit(&self, event: JobEvent) {
+        // No subscribers is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Stop a job if it runs in this process.
+    pub(crate) fn stop_local(&self, id: i64, reason: StopReason) {
+        let slot = self.running.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
+        if let Some(slot) = slot {
+            slot.stop(reason);
+        }
+    }
+
+    /// Stop every job running in this process.
+    pub(crate) fn stop_all(&self, reason: StopReason) {
+        let slots: Vec<Slot> = self.running.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        tracing::info!(jobs = slots.len(), ?reason, "stopping running jobs");
+        for slot in slots {
+            slot.stop(reason);
+        }
+    }
+}
+
 /// `backoff_base * 2^(attempt-1)` capped at `backoff_max`, scaled by `0.5 + jitter / 2` with
 /// `jitter` in [0, 1).
 pub(crate) fn backoff(attempt: i64, base: Duration, max: Duration, jitter: f64) -> Duration {
@@ -134,7 +172,7 @@ pub(crate) fn backoff(attempt: i64, base: Duration, max: Duration, jitter: f64) 
 }
 
 struct Ctx {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
     me: Identity,
     config: PoolConfig,
     stop_claiming: CancellationToken,
@@ -156,15 +194,15 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub(crate) async fn start(shared: Arc<Shared>, config: PoolConfig) -> crate::Result<Pool> {
+    pub(crate) async fn start(core: Arc<Core>, config: PoolConfig) -> crate::Result<Pool> {
         if config.workers == 0 {
             return Err(Error::JobInvalid("a pool needs at least one worker".into()));
         }
         let me = Identity::current(config.workers);
-        shared.store.writer.apply(ops::register::Register(me.clone())).await?;
-        let wanted = shared.store.read(|c| crate::settings::stored(c, crate::settings::WORKERS)).await?;
+        core.store.writer.apply(ops::register::Register(me.clone())).await?;
+        let wanted = core.store.read(|c| crate::settings::stored(c, crate::settings::WORKERS)).await?;
         let ctx = Arc::new(Ctx {
-            shared,
+            core,
             me,
             wanted: AtomicUsize::new(wanted.map_or(config.workers, |n| n as usize)),
             config,
@@ -199,14 +237,14 @@ impl Pool {
         let workers = futures::future::join_all(started);
         tokio::pin!(workers);
         if tokio::time::timeout(grace, &mut workers).await.is_err() {
-            self.ctx.shared.stop_all(StopReason::Shutdown);
+            self.ctx.core.stop_all(StopReason::Shutdown);
             workers.await;
         }
         self.stop_maintenance.cancel();
         for task in &mut self.maintenance {
             let _ = task.await;
         }
-        if let Err(e) = self.ctx.shared.store.writer.apply(ops::register::Deregister(self.ctx.me.owner.clone())).await {
+        if let Err(e) = self.ctx.core.store.writer.apply(ops::register::Deregister(self.ctx.me.owner.clone())).await {
             tracing::warn!(error = %e, "could not deregister the pool");
         }
         self.ctx.requeued.load(Ordering::Relaxed)
@@ -243,13 +281,13 @@ fn retire(ctx: &Ctx) -> bool {
 
 /// Take up a worker count changed in the settings (by any process).
 async fn follow_count(ctx: &Arc<Ctx>) {
-    match ctx.shared.store.read(|c| crate::settings::stored(c, crate::settings::WORKERS)).await {
+    match ctx.core.store.read(|c| crate::settings::stored(c, crate::settings::WORKERS)).await {
         Ok(Some(n)) if n as usize != ctx.wanted.load(Ordering::SeqCst) => {
             tracing::info!(workers = n, "worker count changed");
             ctx.wanted.store(n as usize, Ordering::SeqCst);
             staff(ctx);
             // Idle workers over the count retire now rather than at their next poll.
-            ctx.shared.wake.notify_waiters();
+            ctx.core.wake.notify_waiters();
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "reading the worker count"),
@@ -258,14 +296,14 @@ async fn follow_count(ctx: &Arc<Ctx>) {
 
 /// One worker: claim, run, repeat. The result of each job rides on the next claim.
 async fn work(ctx: Arc<Ctx>) {
-    let writer = &ctx.shared.store.writer;
+    let writer = &ctx.core.store.writer;
     let mut finished: Option<Finish> = None;
     loop {
         if ctx.stop_claiming.is_cancelled() || retire(&ctx) {
             if let Some(f) = finished.take() {
                 let id = f.id;
                 match writer.apply(Complete(f)).await {
-                    Ok(Some(state)) => ctx.shared.emit(JobEvent::State { id, state }),
+                    Ok(Some(state)) => ctx.core.emit(JobEvent::State { id, state }),
                     Ok(None) => {}
                     Err(e) => tracing::error!(job = id, error = %e, "could not record a job's end"),
                 }
@@ -276,7 +314,7 @@ async fn work(ctx: Arc<Ctx>) {
         match writer.apply(claim).await {
             Ok(out) => {
                 if let (Some(f), Some(state)) = (finished.take(), out.finished) {
-                    ctx.shared.emit(JobEvent::State { id: f.id, state });
+                    ctx.core.emit(JobEvent::State { id: f.id, state });
                 }
                 match out.job {
                     Some(job) => finished = Some(run_one(&ctx, job).await),
@@ -295,7 +333,7 @@ async fn work(ctx: Arc<Ctx>) {
 
 async fn idle(ctx: &Ctx) {
     tokio::select! {
-        _ = ctx.shared.wake.notified() => {}
+        _ = ctx.core.wake.notified() => {}
         _ = tokio::time::sleep(ctx.config.poll) => {}
         _ = ctx.stop_claiming.cancelled() => {}
     }
@@ -303,7 +341,7 @@ async fn idle(ctx: &Ctx) {
 
 /// Run one attempt of `job` and decide what it leads to.
 async fn run_one(ctx: &Ctx, job: Claimed) -> Finish {
-    let shared = &ctx.shared;
+    let shared = &ctx.core;
     shared.emit(JobEvent::State { id: job.id, state: JobState::Running });
     let slot = Slot { cancel: CancellationToken::new(), reason: Arc::new(Mutex::new(None)) };
     shared.running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id, slot.clone());
@@ -427,10 +465,10 @@ async fn heartbeat(ctx: Arc<Ctx>, stop: CancellationToken) {
 }
 
 async fn poll_cancels(ctx: &Ctx) {
-    match query::cancel_requests(&ctx.shared.store, &ctx.me.owner).await {
+    match query::cancel_requests(&ctx.core.store, &ctx.me.owner).await {
         Ok(ids) => {
             for id in ids {
-                ctx.shared.stop_local(id, StopReason::Canceled);
+                ctx.core.stop_local(id, StopReason::Canceled);
             }
         }
         Err(e) => tracing::warn!(error = %e, "polling for cancel requests"),
@@ -438,14 +476,14 @@ async fn poll_cancels(ctx: &Ctx) {
 }
 
 async fn beat(ctx: &Ctx) {
-    match ctx.shared.store.writer.apply(ops::heartbeat::Heartbeat(ctx.me.owner.clone())).await {
+    match ctx.core.store.writer.apply(ops::heartbeat::Heartbeat(ctx.me.owner.clone())).await {
         Ok(true) => {}
         Ok(false) => {
             // Presumed dead (stalled past the lease): our jobs were rescued and may already run
             // elsewhere. Stop them here and come back as a fresh registration.
             tracing::warn!(owner = %ctx.me.owner, "lease lost; stopping this pool's jobs");
-            ctx.shared.stop_all(StopReason::LeaseLost);
-            if let Err(e) = ctx.shared.store.writer.apply(ops::register::Register(ctx.me.clone())).await {
+            ctx.core.stop_all(StopReason::LeaseLost);
+            if let Err(e) = ctx.core.store.writer.apply(ops::register::Register(ctx.me.clone())).await {
                 tracing::error!(error = %e, "re-registering the pool");
             }
         }
@@ -455,14 +493,14 @@ async fn beat(ctx: &Ctx) {
 
 async fn rescue(ctx: &Ctx) {
     let op = ops::rescue::Rescue { me: ctx.me.clone(), ttl_ms: ctx.config.lease_ttl.as_millis() as i64 };
-    match ctx.shared.store.writer.apply(op).await {
+    match ctx.core.store.writer.apply(op).await {
         Ok(rescued) => {
             for r in &rescued {
                 tracing::warn!(job = r.id, state = %r.state, killed = r.killed, "rescued a job from a dead pool");
-                ctx.shared.emit(JobEvent::State { id: r.id, state: r.state });
+                ctx.core.emit(JobEvent::State { id: r.id, state: r.state });
             }
             if rescued.iter().any(|r| r.state == JobState::Queued) {
-                ctx.shared.wake.notify_waiters();
+                ctx.core.wake.notify_waiters();
             }
         }
         Err(e) => tracing::warn!(error = %e, "rescue failed"),
@@ -470,7 +508,7 @@ async fn rescue(ctx: &Ctx) {
 }
 
 async fn prune(ctx: &Ctx) {
-    let stored = ctx.shared.store.read(|c| crate::settings::stored(c, crate::settings::RETENTION_DAYS)).await;
+    let stored = ctx.core.store.read(|c| crate::settings::stored(c, crate::settings::RETENTION_DAYS)).await;
     let retention = match stored {
         Ok(Some(days)) => Duration::from_secs(u64::from(days) * 24 * 3600),
         _ => ctx.config.retention,
@@ -478,13 +516,13 @@ async fn prune(ctx: &Ctx) {
     let retention_ms = retention.as_millis().min(i64::MAX as u128) as i64;
     let mut count = 0;
     loop {
-        match ctx.shared.store.writer.apply(ops::prune::Prune { retention_ms }).await {
+        match ctx.core.store.writer.apply(ops::prune::Prune { retention_ms }).await {
             Ok(n) if n == ops::prune::Prune::CHUNK => count += n,
             Ok(n) => {
                 count += n;
                 if count > 0 {
                     tracing::info!(jobs = count, "pruned finished jobs");
-                    ctx.shared.emit(JobEvent::Pruned { count });
+                    ctx.core.emit(JobEvent::Pruned { count });
                 }
                 return;
             }
