@@ -18,7 +18,7 @@ pub enum Command {
         id: i64,
         /// Also run the same command (same file, same arguments, same directory, same kind of
         /// requester) without asking, for this many seconds (at most a day)
-        #[arg(long = "for", value_name = "SECS", value_parser = crate::jobs::parse_secs)]
+        #[arg(long = "for", value_name = "SECS", value_parser = crate::args::parse_secs)]
         lasts: Option<Duration>,
     },
     /// Refuse the command

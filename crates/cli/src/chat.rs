@@ -55,7 +55,7 @@ pub async fn chat(engine: &Engine, args: ChatArgs, json: bool) -> Outcome {
         gateway: args.gateway,
         model: args.model,
         temperature: None,
-        exec_tool: args.tools.then(|| std::sync::Arc::new(crate::exec::Terminal { wait: None }) as std::sync::Arc<dyn gatehouse_engine::Approver>),
+        exec_tool: args.tools.then(|| std::sync::Arc::new(crate::terminal::Terminal { wait: None }) as std::sync::Arc<dyn gatehouse_engine::Approver>),
     };
     if args.interactive {
         return interactive(engine, options).await;

@@ -1,12 +1,11 @@
 //! `gatehouse exec …`: run a command through the exec tool, and manage its policy.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use gatehouse_engine::exec::policy::Action;
-use gatehouse_engine::{Approval, ApprovalRequest, Approver, Engine, ExecRequest, ExecSpec, Requester, Stream};
+use gatehouse_engine::{Approver, Engine, ExecRequest, ExecSpec, Requester, Stream};
 
 use crate::{print_json, show, Failure, Outcome};
 
@@ -19,11 +18,11 @@ pub struct ExecArgs {
     #[arg(long, value_name = "DIR")]
     cwd: Option<PathBuf>,
     /// Seconds before the command (and everything it started) is killed
-    #[arg(long, value_name = "SECS", default_value = "120", value_parser = crate::jobs::parse_secs)]
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = crate::args::parse_secs)]
     timeout: Duration,
     /// With no terminal to ask on, wait this long for an approval given from another terminal
     /// (`gatehouse approvals allow ID`) or the app [default: refuse at once]
-    #[arg(long, value_name = "SECS", value_parser = crate::jobs::parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = crate::args::parse_secs)]
     approval_wait: Option<Duration>,
     /// The program and its arguments (no shell)
     #[arg(last = true, value_name = "PROGRAM [ARG]...")]
@@ -86,86 +85,6 @@ fn parse_action(s: &str) -> Result<Action, String> {
     Action::parse(s).ok_or_else(|| format!("`{s}` is not allow, ask or deny"))
 }
 
-/// Ask on the terminal (stdin must be one; else nobody here can approve). `timed` offers a
-/// grant for 10 minutes besides "once".
-async fn ask_on_terminal(request: &ApprovalRequest, timed: bool) -> Approval {
-    if !std::io::stdin().is_terminal() {
-        return Approval::Unavailable;
-    }
-    let (command, reason) = (request.prompt.clone(), request.reason.clone());
-    let elsewhere = match request.id {
-        0 => String::new(),
-        id => format!("\n  (request {id}: it can also be answered with `gatehouse approvals allow {id}`)"),
-    };
-    tokio::task::spawn_blocking(move || {
-        let choices = if timed { "y = once, t = this command for 10 minutes, N = no" } else { "y = yes, N = no" };
-        // `command` comes escaped from the engine; the reason names a rule, whose patterns
-        // may hold a model's exact arguments.
-        eprint!("run `{command}`? ({}){elsewhere}\n  {choices}: ", crate::show::safe(&reason));
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        match std::io::stdin().lock().read_line(&mut answer) {
-            Ok(_) => match answer.trim() {
-                "y" | "Y" | "yes" => Approval::Once,
-                "t" | "T" if timed => Approval::For(Duration::from_secs(600)),
-                _ => Approval::Denied,
-            },
-            Err(_) => Approval::Unavailable,
-        }
-    })
-    .await
-    .unwrap_or(Approval::Unavailable)
-}
-
-/// Asks on the terminal. Without one: waits up to `wait` for an answer from another process
-/// (`gatehouse approvals allow ID`, the app), or, with no wait, refuses at once.
-pub struct Terminal {
-    pub wait: Option<Duration>,
-}
-
-impl Approver for Terminal {
-    fn approve(&self, request: &ApprovalRequest) -> gatehouse_engine::pool::kind::BoxFuture<Approval> {
-        let (request, wait) = (request.clone(), self.wait);
-        Box::pin(async move {
-            if std::io::stdin().is_terminal() {
-                return ask_on_terminal(&request, true).await;
-            }
-            let Some(wait) = wait else { return Approval::Unavailable };
-            eprintln!(
-                "`{}` needs approval ({}): waiting up to {} s for `gatehouse approvals allow {id}` (or deny {id}) from another terminal or the app",
-                request.prompt,
-                crate::show::safe(&request.reason),
-                wait.as_secs_f64(),
-                id = request.id
-            );
-            tokio::time::sleep(wait).await;
-            Approval::Expired
-        })
-    }
-}
-
-/// Asks the person submitting an exec job, if they are at a terminal; if not, says that the
-/// job will ask when it runs.
-pub struct AtSubmit;
-
-impl Approver for AtSubmit {
-    fn approve(&self, request: &ApprovalRequest) -> gatehouse_engine::pool::kind::BoxFuture<Approval> {
-        let request = request.clone();
-        Box::pin(async move {
-            if std::io::stdin().is_terminal() {
-                return ask_on_terminal(&request, false).await;
-            }
-            eprintln!(
-                "`{}` needs approval ({}); nobody is at this terminal to give it, so the job will wait for it when it \
-                 starts: see `gatehouse approvals list`",
-                request.prompt,
-                crate::show::safe(&request.reason)
-            );
-            Approval::Unavailable
-        })
-    }
-}
-
 pub async fn run(engine: &Engine, args: ExecArgs, json: bool) -> Outcome {
     match args.manage {
         Some(Manage::Policy(cmd)) => return policy(engine, cmd, json).await,
@@ -183,7 +102,7 @@ pub async fn run(engine: &Engine, args: ExecArgs, json: bool) -> Outcome {
     let mut spec = ExecSpec::new(program, rest);
     spec.cwd = cwd;
     let request = ExecRequest { spec, timeout: Some(args.timeout), requester: Requester::Person };
-    let approver: &dyn Approver = &Terminal { wait: args.approval_wait };
+    let approver: &dyn Approver = &crate::terminal::Terminal { wait: args.approval_wait };
     let mut on_line = |stream: Stream, text: &str| {
         if json {
             return;

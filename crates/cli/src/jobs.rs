@@ -48,7 +48,7 @@ pub enum Command {
     Wait {
         id: i64,
         /// Give up after this many seconds (exit 1)
-        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        #[arg(long, value_name = "SECS", value_parser = crate::args::parse_secs)]
         timeout: Option<Duration>,
     },
 }
@@ -61,7 +61,7 @@ pub enum Submit {
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         priority: i64,
         /// Seconds before an attempt is stopped and counted as failed
-        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        #[arg(long, value_name = "SECS", value_parser = crate::args::parse_secs)]
         timeout: Option<Duration>,
         /// Attempts in all, counting the first (retries back off exponentially)
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -70,7 +70,7 @@ pub enum Submit {
         #[arg(long, value_name = "DIR")]
         cwd: Option<PathBuf>,
         /// Extra environment variable for the command (repeatable)
-        #[arg(long, value_name = "NAME=VALUE", value_parser = parse_env)]
+        #[arg(long, value_name = "NAME=VALUE", value_parser = crate::args::parse_env)]
         env: Vec<(String, String)>,
         /// The program and its arguments
         #[arg(required = true, last = true, value_name = "PROGRAM [ARG]...")]
@@ -86,7 +86,7 @@ pub enum Submit {
         model: Option<String>,
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         priority: i64,
-        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        #[arg(long, value_name = "SECS", value_parser = crate::args::parse_secs)]
         timeout: Option<Duration>,
         /// The prompt (words are joined with spaces)
         #[arg(required = true, last = true, value_name = "TEXT")]
@@ -99,21 +99,6 @@ fn parse_state(s: &str) -> Result<JobState, String> {
         let all: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
         format!("unknown state `{s}`; use one of {}", all.join(", "))
     })
-}
-
-/// Seconds, at least a millisecond and at most about 30 years.
-pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(secs) if (0.001..1e9).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
-        _ => Err(format!("`{s}` is not a number of seconds between 0.001 and 1e9")),
-    }
-}
-
-fn parse_env(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("`{s}` is not NAME=VALUE")),
-    }
 }
 
 pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
@@ -132,7 +117,7 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
             let spec = serde_json::to_value(spec).map_err(|e| Failure::new("job.invalid", e.to_string(), 2))?;
             let job = NewJob { kind: "exec".into(), spec, priority, max_attempts, timeout };
             // Asked now, while a person is here; else the job asks when it runs.
-            let id = engine.submit_exec(job, &crate::exec::AtSubmit).await?;
+            let id = engine.submit_exec(job, &crate::terminal::AtSubmit).await?;
             submitted(engine, id, json).await
         }
         Command::Submit(Submit::Prompt { gateway, model, priority, timeout, text }) => {

@@ -6,6 +6,7 @@
 //! subcommands; `show.rs` formats for people.
 
 mod approvals;
+mod args;
 mod chat;
 mod chats;
 mod exec;

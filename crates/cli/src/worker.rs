@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     workers: Option<u32>,
     /// Seconds running jobs get to finish after Ctrl-C before they are stopped and re-queued
-    #[arg(long, default_value = "10", value_name = "SECS", value_parser = crate::jobs::parse_secs)]
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = crate::args::parse_secs)]
     grace: Duration,
 }
 

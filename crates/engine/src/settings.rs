@@ -48,14 +48,19 @@ pub struct Settings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct SettingsChange {
+    /// The new worker count (1 to [`MAX_WORKERS`]).
     #[cfg_attr(feature = "ts", ts(optional))]
     pub workers: Option<u32>,
+    /// The new number of days finished jobs are kept (1 to 3650).
     #[cfg_attr(feature = "ts", ts(optional))]
     pub retention_days: Option<u32>,
+    /// Turn notifications of finished jobs on or off.
     #[cfg_attr(feature = "ts", ts(optional))]
     pub notify_finished: Option<bool>,
+    /// Turn notifications of failed jobs on or off.
     #[cfg_attr(feature = "ts", ts(optional))]
     pub notify_failed: Option<bool>,
+    /// Turn notifications of commands awaiting approval on or off.
     #[cfg_attr(feature = "ts", ts(optional))]
     pub notify_approvals: Option<bool>,
 }

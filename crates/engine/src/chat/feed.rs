@@ -22,24 +22,37 @@ use crate::error::JobError;
 #[serde(tag = "type", rename_all = "snake_case")]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum ConversationEvent {
-    Created { conversation: Conversation },
+    /// A conversation was started (here or by another process).
+    Created {
+        /// The new conversation, as the list shows it.
+        conversation: Conversation,
+    },
     /// Its title, gateway, model or last activity changed.
-    Changed { conversation: Conversation },
+    Changed {
+        /// It, as it is now.
+        conversation: Conversation,
+    },
+    /// A conversation was deleted.
     Deleted {
         #[cfg_attr(feature = "ts", ts(type = "number"))]
+        /// The deleted conversation's id: drop it from the list.
         id: i64,
     },
     /// A new message: the person's, or a reply that started (follow its text with
     /// [`crate::Engine::watch_reply`]).
     Message {
         #[cfg_attr(feature = "ts", ts(type = "number"))]
+        /// The conversation it is in.
         conversation_id: i64,
+        /// The message (a streaming reply's text is left empty here).
         message: Message,
     },
     /// A reply stopped streaming: complete, interrupted or failed, with its whole text.
     Settled {
         #[cfg_attr(feature = "ts", ts(type = "number"))]
+        /// The conversation it is in.
         conversation_id: i64,
+        /// The reply, whole.
         message: Message,
     },
     /// Events were missed: reload what you show.

@@ -31,11 +31,24 @@ const BUFFER: usize = 1024;
 pub enum ReplyFeed {
     /// `text` goes at byte `offset` of the reply. The first event carries the text so far
     /// (offset 0); each next one starts where the last ended.
-    Text { offset: usize, text: String },
+    Text {
+        /// Where `text` goes in the reply, in bytes.
+        offset: usize,
+        /// Reply text from `offset` on (UTF-8, never split inside a character).
+        text: String,
+    },
     /// A tool ran during the reply (the text goes on after it).
-    Tool { tool: ToolActivity },
+    Tool {
+        /// What ran, and how it ended.
+        tool: ToolActivity,
+    },
     /// The reply is stored in its final state; nothing follows.
-    Settled { state: MessageState, error: Option<JobError> },
+    Settled {
+        /// Complete, interrupted or failed.
+        state: MessageState,
+        /// Why it is not complete, when it is not.
+        error: Option<JobError>,
+    },
 }
 
 /// A reply being streamed by this process.

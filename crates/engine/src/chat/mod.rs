@@ -45,14 +45,21 @@ const FLUSH_BYTES: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+/// Where a message stands.
 pub enum MessageState {
+    /// Whole: the person's message, or a reply that ended by itself.
     Complete,
+    /// A reply still arriving.
     Streaming,
+    /// A reply that stopped early (stopped, cut off, its process gone); its text so far is kept
+    /// and it can be continued.
     Interrupted,
+    /// A reply that ended with no text at all; its error says why.
     Failed,
 }
 
 impl MessageState {
+    /// The word stored and shown: `complete`, `streaming`, `interrupted` or `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             MessageState::Complete => "complete",
@@ -75,13 +82,19 @@ impl MessageState {
 
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+/// A stored conversation, as listed.
 pub struct Conversation {
     #[cfg_attr(feature = "ts", ts(type = "number"))]
+    /// Its id: what `--conversation ID` and `gatehouse chats show ID` take.
     pub id: i64,
+    /// The first words of its first message, or what the person renamed it to.
     pub title: String,
+    /// The gateway profile its last turn used.
     pub gateway: Option<String>,
+    /// The model its last turn asked for (`None`: the profile's).
     pub model: Option<String>,
     #[cfg_attr(feature = "ts", ts(type = "number"))]
+    /// Messages on the branch shown.
     pub messages: i64,
     /// Shown at the top of the list.
     pub pinned: bool,
@@ -89,14 +102,17 @@ pub struct Conversation {
     /// shown, a reply regenerated, a message deleted): when it changes, reload the messages.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub branch: i64,
-    /// Imported from a gateway that keeps conversations: the profile and the gateway's key.
+    /// Imported from a gateway that keeps conversations: the profile that holds it.
     pub remote_gateway: Option<String>,
+    /// The gateway's key for the imported conversation: turns on that profile go on in it.
     pub remote_session: Option<String>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
+    /// When it was started.
     pub created_at: Millis,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
+    /// When it last changed: a message, a reply settled, a rename.
     pub updated_at: Millis,
 }
 
@@ -104,7 +120,9 @@ pub struct Conversation {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ToolActivity {
+    /// The id the model or the gateway gave the call.
     pub call_id: String,
+    /// The tool's name (`exec`, or the gateway's own tools).
     pub name: String,
     /// One line for the person: what ran (and how it ended).
     pub summary: String,
@@ -116,15 +134,21 @@ pub struct ToolActivity {
 
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+/// One message of a conversation: the person's, or a reply.
 pub struct Message {
     #[cfg_attr(feature = "ts", ts(type = "number"))]
+    /// Its id: what `chat --regenerate ID`, `--edit ID` and `--continue ID` take.
     pub id: i64,
     /// The message this one follows; `None` for the first.
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub parent_id: Option<i64>,
+    /// `user` or `assistant` (`system` for instructions).
     pub role: String,
+    /// Its text (a streaming reply's text so far).
     pub text: String,
+    /// Where it stands.
     pub state: MessageState,
+    /// Why a reply is not complete, when it is not.
     pub error: Option<JobError>,
     /// Tools that ran during this reply, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -135,6 +159,7 @@ pub struct Message {
     pub versions: Vec<i64>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
+    /// When it was said (a reply: when it started).
     pub created_at: Millis,
 }
 
@@ -143,16 +168,32 @@ pub struct Message {
 /// bounded: a reply is held in memory anyway), with its byte offset in the reply.
 #[derive(Debug)]
 pub enum ReplyEvent {
-    Delta { offset: usize, text: String },
+    /// More text.
+    Delta {
+        /// Where `text` goes in the reply, in bytes.
+        offset: usize,
+        /// Reply text from `offset` on, as the gateway sent it.
+        text: String,
+    },
     /// The model called a tool; this is what happened (the reply goes on after it).
     Tool(tools::ToolOutcome),
     /// The reply is stored in its final state; `error` says why it is not complete.
-    Finished { state: MessageState, error: Option<Error> },
+    Finished {
+        /// Complete, interrupted or failed.
+        state: MessageState,
+        /// Why it is not complete, when it is not.
+        error: Option<Error>,
+    },
 }
 
+/// A turn started by [`crate::Engine::send`] (or regenerate, edit, continue): where its reply
+/// is stored, and its events.
 pub struct Reply {
+    /// The conversation (new if the turn started one).
     pub conversation_id: i64,
+    /// The reply's message id: follow it from anywhere with [`crate::Engine::watch_reply`].
     pub message_id: i64,
+    /// Deltas, tools and the end, as they come.
     pub events: mpsc::UnboundedReceiver<ReplyEvent>,
 }
 

@@ -13,6 +13,7 @@ use crate::store::Store;
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ConversationPage {
+    /// The conversations, in the list's order.
     pub conversations: Vec<Conversation>,
     /// Pass to [`crate::Engine::conversations_page`] for the next page; `None` at the end.
     pub next: Option<String>,
@@ -35,6 +36,7 @@ pub enum MessagesAt {
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct MessagePage {
+    /// The messages of the branch shown, oldest first.
     pub messages: Vec<Message>,
     /// There are older messages than these.
     pub more_before: bool,

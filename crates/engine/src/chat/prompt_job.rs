@@ -11,12 +11,15 @@ use crate::pool::kind::{BoxFuture, JobKind, JobRun, Outcome};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a `prompt` job asks: one message to a gateway, its reply streamed into the job's output.
 pub struct PromptSpec {
+    /// What to say to the model: the whole prompt, sent as one user message.
     pub text: String,
     /// A gateway profile; `None` = the default one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The model; `None`: the profile's.
     pub model: Option<String>,
 }
 

@@ -28,12 +28,15 @@ const AFTER: usize = 120;
 
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+/// One search result: a conversation whose title matched, or a message in one.
 pub struct SearchHit {
     #[cfg_attr(feature = "ts", ts(type = "number"))]
+    /// The conversation to open.
     pub conversation_id: i64,
     /// The message that matched; `None` when the conversation's title did.
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub message_id: Option<i64>,
+    /// The conversation's title.
     pub title: String,
     /// The message's role (`user`, `assistant`); `None` for a title.
     pub role: Option<String>,
@@ -43,6 +46,7 @@ pub struct SearchHit {
     pub highlights: Vec<[usize; 2]>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
+    /// When the message was said (or the conversation started).
     pub created_at: crate::clock::Millis,
 }
 

@@ -34,9 +34,11 @@ use crate::store::writer::{db, WriteOp};
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ApprovalRequest {
     #[cfg_attr(feature = "ts", ts(type = "number"))]
+    /// Its id: what `gatehouse approvals allow ID` takes.
     pub id: i64,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
+    /// When it was asked.
     pub asked_at: Millis,
     /// After this the request is closed, and the command refused.
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
@@ -50,10 +52,13 @@ pub struct ApprovalRequest {
     /// The exec job that asked.
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub job_id: Option<i64>,
-    /// The program as requested, and the file it resolved to (shown to the person).
+    /// The program as requested (a name or a path).
     pub program: String,
+    /// The file the program resolved to: an approval holds for that file, not the name.
     pub program_file: String,
+    /// The arguments, as requested.
     pub args: Vec<String>,
+    /// Where it would run.
     pub cwd: String,
     /// Names of the environment variables the request sets.
     pub env: Vec<String>,
@@ -63,13 +68,16 @@ pub struct ApprovalRequest {
     /// Why it is asked: the rule, in words.
     pub reason: String,
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    /// The rule that asked, if one did (none covers it: asked by default).
     pub rule_id: Option<i64>,
+    /// Where it stands.
     pub state: ApprovalState,
     /// When allowed for a time (a timed grant), how long, in seconds.
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub grant_secs: Option<u64>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
     #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    /// When it was answered (or closed).
     pub answered_at: Option<Millis>,
     #[serde(skip)]
     pub(crate) fingerprint: String,
@@ -81,10 +89,13 @@ pub struct ApprovalRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+/// Where an approval request stands.
 pub enum ApprovalState {
     /// Waiting for an answer.
     Pending,
+    /// A person said yes (once, or for a time).
     Allowed,
+    /// A person said no.
     Denied,
     /// Nobody answered in time.
     Expired,
@@ -93,6 +104,7 @@ pub enum ApprovalState {
 }
 
 impl ApprovalState {
+    /// The word stored and shown: `pending`, `allowed`, …
     pub fn as_str(self) -> &'static str {
         match self {
             ApprovalState::Pending => "pending",
@@ -135,11 +147,20 @@ impl ApprovalRequest {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum ApprovalEvent {
     /// A command waits for a person.
-    Requested { approval: ApprovalRequest },
+    Requested {
+        /// The request, as stored.
+        approval: ApprovalRequest,
+    },
     /// Answered (allowed or denied), or withdrawn by its asker: close the prompt.
-    Resolved { approval: ApprovalRequest },
+    Resolved {
+        /// The request, answered.
+        approval: ApprovalRequest,
+    },
     /// Nobody answered in time: close the prompt.
-    Expired { approval: ApprovalRequest },
+    Expired {
+        /// The request, closed.
+        approval: ApprovalRequest,
+    },
     /// Events were missed: reload the pending list ([`crate::Engine::approvals`]).
     Resync,
 }

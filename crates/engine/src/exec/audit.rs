@@ -15,23 +15,41 @@ use crate::store::writer::{db, WriteOp};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Serialize)]
+/// One command in the audit log: who asked, what, what the policy said, how it ended. Written
+/// before the command starts and completed when it ends.
 pub struct AuditEntry {
+    /// Its id, in order of asking.
     pub id: i64,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
+    /// When it was asked for.
     pub at: Millis,
+    /// `person`, `model` or `job:N`.
     pub requester: String,
+    /// The program as requested.
     pub program: String,
+    /// The arguments, exactly as passed (no shell).
     pub args: Vec<String>,
+    /// Where it was to run, as requested.
     pub cwd: Option<String>,
+    /// `allow`, `ask` or `deny`, as the policy said.
     pub decision: String,
+    /// The rule that decided, if one did.
     pub rule_id: Option<i64>,
+    /// Why: the rule in words, or the refusal.
     pub reason: String,
+    /// How a person answered when asked (`once`, `for N s`, `denied`, …).
     pub approval: Option<String>,
+    /// Its exit code, when it exited by itself.
     pub exit_code: Option<i64>,
+    /// The signal that ended it, when one did.
     pub signal: Option<i64>,
+    /// How long it ran.
     pub duration_ms: Option<i64>,
+    /// Bytes of output it wrote.
     pub output_bytes: Option<i64>,
+    /// Output past the cap was not kept.
     pub truncated: bool,
+    /// Why it did not run or did not end by itself: the error's code.
     pub error_code: Option<String>,
     /// Names of the variables the request set (their values are not kept: they may be secret).
     pub env: Vec<String>,

@@ -36,16 +36,21 @@ use std::time::Duration;
 /// What an `exec` job runs. Arguments are passed as they are: no shell is involved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecSpec {
+    /// The program: a name looked up on the sandbox's PATH, or a path.
     pub program: String,
     #[serde(default)]
+    /// Its arguments, passed as they are.
     pub args: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Where it runs: inside a workspace root (default: the data directory's workspace).
     pub cwd: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Variables to set, beyond the sandbox's allowlisted environment.
     pub env: Vec<(String, String)>,
 }
 
 impl ExecSpec {
+    /// A command with no working directory or variables set.
     pub fn new(program: impl Into<String>, args: impl IntoIterator<Item = impl Into<String>>) -> ExecSpec {
         ExecSpec {
             program: program.into(),
@@ -117,6 +122,7 @@ pub fn resolve_program(program: &str) -> Option<PathBuf> {
 /// What the policy says about a command before it runs ([`crate::Engine::check_exec`]).
 #[derive(Debug, Clone)]
 pub struct ExecCheck {
+    /// What the policy decided, and which rule made it.
     pub decision: policy::Decision,
     /// What to ask a person: the command, the file its program resolves to, where it runs and
     /// with which variables, control characters escaped.
@@ -251,9 +257,11 @@ pub(crate) enum Output<'a> {
 /// Who asked for a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requester {
+    /// A person, at a terminal or in the app.
     Person,
     /// The model, in this conversation (when known).
     Model(Option<i64>),
+    /// An `exec` job, by id.
     Job(i64),
 }
 
@@ -288,9 +296,11 @@ impl Requester {
 /// A command to run now.
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
+    /// What to run.
     pub spec: ExecSpec,
     /// Kills the whole sandbox when reached. (`None` for jobs: the pool keeps their time.)
     pub timeout: Option<Duration>,
+    /// Who asked: said in the audit log, the approval question and rules scoped to one kind.
     pub requester: Requester,
 }
 
@@ -308,16 +318,19 @@ pub const OUTPUT_CAP: u64 = 1024 * 1024;
 /// is already stored: an answer from another process may come first, and then this one's
 /// future is dropped. A future that never ends leaves the answer to others.
 pub trait Approver: Send + Sync {
+    /// Ask about `request`; the answer decides whether it runs.
     fn approve(&self, request: &approval::ApprovalRequest) -> BoxFuture<Approval>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A person's answer to an approval request.
 pub enum Approval {
     /// Run it, this once.
     Once,
     /// Run it, and the same command (same program, same arguments) without asking for this
     /// long: a timed grant, an allow rule that expires.
     For(Duration),
+    /// Do not run it.
     Denied,
     /// No one can answer (no terminal, nobody watching).
     Unavailable,
@@ -335,16 +348,23 @@ impl Approver for NoApprover {
 }
 
 #[derive(Debug, Clone)]
+/// How a command run now ended ([`crate::Engine::exec`]).
 pub struct ExecResult {
     /// How the command ended, as a job kind reports it.
     pub outcome: Outcome,
+    /// Its exit code, when it exited by itself.
     pub exit_code: Option<i32>,
     /// Set when the command did not exit by itself, with why.
     pub error: Option<crate::error::JobError>,
+    /// It was killed at its timeout.
     pub timed_out: bool,
+    /// Bytes of output it wrote (counted past the cap too).
     pub output_bytes: u64,
+    /// Output past [`OUTPUT_CAP`] was not kept.
     pub truncated: bool,
+    /// From start to end, as measured here.
     pub duration: Duration,
+    /// Its row in the audit log ([`crate::Engine::exec_audit`]).
     pub audit_id: i64,
 }
 

@@ -26,13 +26,18 @@ use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// What a rule does with the commands it covers.
 pub enum Action {
+    /// Run it.
     Allow,
+    /// Ask a person first.
     Ask,
+    /// Refuse it, whatever else allows it.
     Deny,
 }
 
 impl Action {
+    /// The word stored and shown: `allow`, `ask` or `deny`.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Allow => "allow",
@@ -41,6 +46,7 @@ impl Action {
         }
     }
 
+    /// The action named by `s`, if it is one.
     pub fn parse(s: &str) -> Option<Action> {
         [Action::Allow, Action::Ask, Action::Deny].into_iter().find(|a| a.as_str() == s)
     }
@@ -49,11 +55,15 @@ impl Action {
 /// What a rule says, stored or about to be.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleSpec {
+    /// What the rule does.
     pub action: Action,
     /// Absolute path.
     pub program: String,
+    /// Argument patterns, one per argument: an exact string, or `/re/` matching the whole one.
     pub args: Vec<String>,
+    /// Arguments after the patterns are free (else the count must match).
     pub any_args: bool,
+    /// Commands under the rule may use the network (else the sandbox has none).
     pub network: bool,
     /// Holds only for commands run in this directory (timed grants).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -112,15 +122,21 @@ pub(crate) type Target = Option<(super::held::FileId, Option<String>)>;
 /// Where and for whom a command is to run, for rules that hold only there.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
+    /// The command's working directory, as held.
     pub cwd: &'a std::path::Path,
+    /// Who asked (`person`, `model`, `job`).
     pub requester: &'a str,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// A stored policy rule.
 pub struct Rule {
+    /// Its id: what `gatehouse exec policy remove ID` takes.
     pub id: i64,
     #[serde(flatten)]
+    /// What it matches and does.
     pub spec: RuleSpec,
+    /// One of the defaults seeded at first start (the person may still remove it).
     pub builtin: bool,
     /// A timed grant ends then.
     #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
@@ -219,8 +235,11 @@ pub fn check_patterns(args: &[String]) -> Result<()> {
 /// The decision for one command, and what made it.
 #[derive(Debug, Clone)]
 pub struct Decision {
+    /// Run, ask or refuse.
     pub action: Action,
+    /// The rule that decided; `None` when no rule covers the command (then it is asked about).
     pub rule: Option<Rule>,
+    /// Why, in words: the rule, or that none covers it.
     pub reason: String,
 }
 

@@ -95,6 +95,7 @@ pub struct Confinement {
     pub hidden: Vec<PathBuf>,
     /// Read-only: paths the rule names.
     pub see: Vec<PathBuf>,
+    /// The command may use the network; else it gets a network namespace of its own, with none.
     pub network: bool,
 }
 

@@ -31,15 +31,20 @@ use profile::{GatewayKind, Profile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Who says a message, in the OpenAI wire shape.
 pub enum Role {
+    /// Instructions ahead of the conversation.
     System,
+    /// The person.
     User,
+    /// The model.
     Assistant,
     /// The result of a tool call, sent back to the model.
     Tool,
 }
 
 impl Role {
+    /// The wire name: `system`, `user`, `assistant` or `tool`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",
@@ -49,14 +54,18 @@ impl Role {
         }
     }
 
+    /// The role named by `s`, if it is one.
     pub fn parse(s: &str) -> Option<Role> {
         [Role::System, Role::User, Role::Assistant, Role::Tool].into_iter().find(|r| r.as_str() == s)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One message of a conversation as a gateway gets it.
 pub struct ChatMessage {
+    /// Who says it.
     pub role: Role,
+    /// Its text.
     pub content: String,
     /// An assistant message that called tools.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -67,6 +76,7 @@ pub struct ChatMessage {
 }
 
 impl ChatMessage {
+    /// A plain message: no tool calls.
     pub fn new(role: Role, content: impl Into<String>) -> ChatMessage {
         ChatMessage { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
     }
@@ -75,9 +85,12 @@ impl ChatMessage {
 /// A function call the model asked for, in the OpenAI wire shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCall {
+    /// The model's id for the call; the tool's answer names it.
     pub id: String,
     #[serde(rename = "type", default = "function")]
+    /// Always `function` today.
     pub kind: String,
+    /// Which function, with what arguments.
     pub function: FunctionCall,
 }
 
@@ -86,18 +99,24 @@ fn function() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The function a tool call names, and its arguments.
 pub struct FunctionCall {
+    /// The tool's name (`exec`).
     pub name: String,
     /// JSON text, as the model wrote it.
     pub arguments: String,
 }
 
 #[derive(Debug, Clone, Default)]
+/// One turn to send: the conversation so far and how to answer.
 pub struct ChatRequest {
     /// `None`: the gateway profile's model, else the server's default.
     pub model: Option<String>,
+    /// The conversation, oldest first, ending with the new message.
     pub messages: Vec<ChatMessage>,
+    /// Sampling temperature; `None`: the gateway's default.
     pub temperature: Option<f32>,
+    /// Most tokens in the reply; `None`: the gateway's default.
     pub max_tokens: Option<u32>,
     /// Tool definitions (OpenAI `tools`), offered to the model.
     pub tools: Vec<serde_json::Value>,
@@ -115,24 +134,51 @@ pub struct ChatRequest {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChatEvent {
     /// New text, to append.
-    Delta { text: String },
+    Delta {
+        /// The reply text that follows what came before.
+        text: String,
+    },
     /// Token counts, when the gateway reports them.
-    Usage { prompt_tokens: u64, completion_tokens: u64 },
+    Usage {
+        /// Tokens of the request.
+        prompt_tokens: u64,
+        /// Tokens of the reply.
+        completion_tokens: u64,
+    },
     /// The model wants these tools run before it answers (sent just before `Done`).
-    ToolCalls { calls: Vec<ToolCall> },
+    ToolCalls {
+        /// The calls, in the order the model made them.
+        calls: Vec<ToolCall>,
+    },
     /// The gateway ran a tool itself (OpenClaw's agent does): shown, not run by us. Sent
     /// when it starts and again when it ends, with the same `call_id`.
-    ToolActivity { call_id: String, name: String, title: String, status: String },
+    ToolActivity {
+        /// The gateway's id for the call.
+        call_id: String,
+        /// The tool's name, as the gateway calls it.
+        name: String,
+        /// What it does, in words, as the gateway says.
+        title: String,
+        /// `running`, `completed`, `failed`, … as the gateway says.
+        status: String,
+    },
     /// The reply is complete.
-    Done { finish_reason: Option<String> },
+    Done {
+        /// Why the model stopped (`stop`, `length`, `tool_calls`), when the gateway says.
+        finish_reason: Option<String>,
+    },
 }
 
+/// A reply as it streams: events, or the error that ended it.
 pub type ChatStream = BoxStream<'static, Result<ChatEvent>>;
 
+/// Where replies come from: an OpenAI-compatible server, an OpenClaw gateway, the built-in
+/// model. One per profile, shared by every turn and job that uses it.
 pub trait Gateway: Send + Sync + 'static {
     /// The profile name, for messages.
     fn name(&self) -> &str;
 
+    /// Stream the reply to `request` until it ends or `cancel` fires.
     fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> ChatStream;
 
     /// The gateway keeps each conversation itself and is sent only the new message of a turn

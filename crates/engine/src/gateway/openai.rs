@@ -22,14 +22,17 @@ use crate::error::{Error, Result};
 const CHANNEL: usize = 64;
 
 #[derive(Debug, Clone)]
+/// How to reach an OpenAI-compatible server.
 pub struct OpenAiConfig {
     /// Profile name, for messages.
     pub name: String,
     /// Up to and including `/v1`, e.g. `http://127.0.0.1:8080/v1`.
     pub base_url: String,
+    /// The model to ask for; `None`: the server's default.
     pub model: Option<String>,
     /// Sent as `Authorization: Bearer …`. Never logged.
     pub token: Option<String>,
+    /// Longest wait for the TCP and TLS connection.
     pub connect_timeout: Duration,
     /// From sending the request to the response headers (a server may load a model first).
     pub response_timeout: Duration,
@@ -38,6 +41,8 @@ pub struct OpenAiConfig {
 }
 
 impl OpenAiConfig {
+    /// A config with no model or token and the default timeouts (10 s to connect, 120 s to the
+    /// headers, 60 s of silence).
     pub fn new(name: impl Into<String>, base_url: impl Into<String>) -> OpenAiConfig {
         OpenAiConfig {
             name: name.into(),
@@ -51,12 +56,14 @@ impl OpenAiConfig {
     }
 }
 
+/// An OpenAI-compatible gateway (`/v1/chat/completions`, streamed as SSE).
 pub struct OpenAi {
     config: OpenAiConfig,
     client: reqwest::Client,
 }
 
 impl OpenAi {
+    /// Check the URL and build the HTTP client; nothing is sent yet.
     pub fn new(config: OpenAiConfig) -> Result<OpenAi> {
         let url = reqwest::Url::parse(&config.base_url)
             .map_err(|e| Error::GatewayInvalid(format!("`{}` is not a valid URL: {e}", config.base_url)))?;

@@ -19,6 +19,7 @@ use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// What a gateway speaks.
 pub enum GatewayKind {
     /// Any OpenAI-compatible HTTP API (`/v1/chat/completions` with SSE).
     Openai,
@@ -29,6 +30,7 @@ pub enum GatewayKind {
 }
 
 impl GatewayKind {
+    /// The word stored and taken by `--kind`: `openai`, `openclaw` or `local`.
     pub fn as_str(self) -> &'static str {
         match self {
             GatewayKind::Openai => "openai",
@@ -37,16 +39,23 @@ impl GatewayKind {
         }
     }
 
+    /// The kind named by `s`, if it is one.
     pub fn parse(s: &str) -> Option<GatewayKind> {
         [GatewayKind::Openai, GatewayKind::Openclaw, GatewayKind::Local].into_iter().find(|k| k.as_str() == s)
     }
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// A gateway profile: a name, how to reach the gateway, and where its token comes from (never
+/// the token itself).
 pub struct Profile {
+    /// The name chats and jobs use (`--gateway NAME`).
     pub name: String,
+    /// What it speaks.
     pub kind: GatewayKind,
+    /// Where it is: `http(s)://…/v1` or `ws(s)://…`; `None` for `local`.
     pub url: Option<String>,
+    /// The model to ask for; `None`: the server's default (or the default local model).
     pub model: Option<String>,
     /// The environment variable holding the token.
     pub token_env: Option<String>,
@@ -54,6 +63,7 @@ pub struct Profile {
     pub token_file: Option<PathBuf>,
     /// The token is in the OS keyring (see [`crate::Engine::keep_gateway_token`]).
     pub token_keyring: bool,
+    /// Used when no profile is named.
     pub is_default: bool,
 }
 

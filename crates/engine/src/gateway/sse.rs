@@ -13,11 +13,15 @@
 /// One dispatched event: its `data` lines joined, and its `event` name if one was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// The `event:` name, if one was given.
     pub event: Option<String>,
+    /// The `data:` lines, joined by newlines.
     pub data: String,
 }
 
 #[derive(Default)]
+/// A Server-Sent Events decoder that takes bytes in any split and gives whole events: a
+/// chunk may end anywhere, even inside a CR LF or a UTF-8 character.
 pub struct Decoder {
     buf: Vec<u8>,
     /// Bytes of `buf` already known to hold no line end.
@@ -29,6 +33,7 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// A decoder with nothing buffered.
     pub fn new() -> Decoder {
         Decoder::default()
     }

@@ -51,30 +51,50 @@ const LINES_PER_TICK: i64 = 500;
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum JobFeed {
     /// A new job is queued.
-    Submitted { job: Job },
+    Submitted {
+        /// The job as it was queued.
+        job: Job,
+    },
     /// A worker (in any process) started an attempt.
-    Claimed { job: Job },
+    Claimed {
+        /// The job as it now runs, its attempt counted.
+        job: Job,
+    },
     /// Back in the queue: retried by a person, rescued from a dead pool, or waiting out a
     /// retry's backoff.
-    Requeued { job: Job },
+    Requeued {
+        /// The job as it waits again.
+        job: Job,
+    },
     /// Succeeded, failed or canceled.
-    Finished { job: Job },
+    Finished {
+        /// The job in its final state, with its error and exit code.
+        job: Job,
+    },
     /// Anything else about the job changed (a cancel was requested, say).
-    Changed { job: Job },
+    Changed {
+        /// The job as it is now.
+        job: Job,
+    },
     /// The job reported progress, in percent.
     Progress {
+        /// The job that reported it.
         #[cfg_attr(feature = "ts", ts(type = "number"))]
         id: i64,
+        /// How far along it is, 0 to 100.
         percent: f64,
     },
     /// A stored line of output.
     Output {
+        /// The job that wrote it.
         #[cfg_attr(feature = "ts", ts(type = "number"))]
         id: i64,
+        /// The line, with the `seq` that merges it with a stored page.
         line: OutputLine,
     },
     /// These jobs were deleted (finished jobs past the retention period).
     Pruned {
+        /// The deleted jobs' ids: drop them from what you show.
         #[cfg_attr(feature = "ts", ts(type = "Array<number>"))]
         ids: Vec<i64>,
     },
@@ -138,6 +158,7 @@ impl<E: FeedEvent> Watch<E> {
     }
 }
 
+/// A subscription to the job feed, as [`crate::Engine::watch_jobs`] gives it.
 pub type JobWatch = Watch<JobFeed>;
 
 /// The engine's database feed: jobs and approvals, from every process. Its follower thread

@@ -7,21 +7,29 @@ use serde::Serialize;
 use crate::clock::Millis;
 use crate::error::JobError;
 
+/// Where a job is in its life. Succeeded, failed and canceled are final until a person retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum JobState {
+    /// Waiting for a worker: new, in a retry's backoff, or put back after its pool died.
     Queued,
+    /// A pool holds it and an attempt is under way.
     Running,
+    /// Its last attempt ended well.
     Succeeded,
+    /// An attempt failed (or timed out) with no attempts left, or it was interrupted for good.
     Failed,
+    /// Stopped because a person asked, queued or running.
     Canceled,
 }
 
 impl JobState {
+    /// Every state, in the order of a job's life; for listing and parsing.
     pub const ALL: [JobState; 5] =
         [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed, JobState::Canceled];
 
+    /// The state's name as stored, serialized and printed (`queued`, `running`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
@@ -32,6 +40,7 @@ impl JobState {
         }
     }
 
+    /// The state [`JobState::as_str`] names `s`; `None` for any other text.
     pub fn parse(s: &str) -> Option<JobState> {
         JobState::ALL.into_iter().find(|st| st.as_str() == s)
     }
@@ -64,6 +73,7 @@ pub struct NewJob {
 }
 
 impl NewJob {
+    /// A job of `kind` running `spec`: priority 0, one attempt, no timeout.
     pub fn new(kind: &str, spec: serde_json::Value) -> NewJob {
         NewJob { kind: kind.to_owned(), spec, priority: 0, max_attempts: 1, timeout: None }
     }
@@ -76,27 +86,38 @@ impl NewJob {
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Job {
+    /// The job's id, stable for its life; what `gatehouse jobs show ID` takes.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
+    /// The job kind's name (`exec`, `prompt`, ...).
     pub kind: String,
+    /// Where the job is in its life now.
     pub state: JobState,
+    /// Higher runs first; equal priorities run in submission order.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub priority: i64,
+    /// Attempts started so far, a running one included.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub attempts: i64,
+    /// Attempts allowed in all; when the last one fails, so does the job.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub max_attempts: i64,
+    /// When it was submitted.
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub created_at: Millis,
+    /// When its latest attempt started; `None` before the first.
     #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
     #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub started_at: Option<Millis>,
+    /// When it reached a final state; `None` while queued or running.
     #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
     #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub finished_at: Option<Millis>,
+    /// The exit status of the last attempt's process, for kinds that run one.
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub exit_code: Option<i64>,
+    /// What ended the last attempt badly (kept while a retry waits); `None` if nothing did.
     pub error: Option<JobError>,
     /// What the job runs, in one line, for lists, the tray and notifications: an exec job's
     /// command line, a prompt's gateway and text — control characters escaped, at most
@@ -106,23 +127,31 @@ pub struct Job {
     /// ([`crate::Engine::approvals`]). Its timeout still runs.
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub waiting_approval: Option<i64>,
+    /// What it was submitted to do, in its kind's terms (`Null` if the stored text is not JSON).
     #[serde(skip)]
     pub spec: serde_json::Value,
+    /// Each attempt's time limit, in milliseconds; `None` = no limit.
     #[serde(skip)]
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub timeout_ms: Option<i64>,
+    /// The earliest a queued job may be claimed: its submission, or the end of a retry's backoff.
     #[serde(skip)]
     pub run_after: Millis,
+    /// The latest progress the current attempt reported, in percent; `None` if it reported none.
     #[serde(skip)]
     pub progress: Option<f64>,
+    /// The pool running it (`host:pid:nonce`), while it runs.
     #[serde(skip)]
     pub lease_owner: Option<String>,
+    /// Output lines written in all, dropped ones included; the last line's `seq`.
     #[serde(skip)]
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub output_lines: i64,
+    /// The oldest lines deleted to keep the output under the pool's cap; `logs` says so.
     #[serde(skip)]
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub output_dropped_lines: i64,
+    /// How many bytes those dropped lines held.
     #[serde(skip)]
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub output_dropped_bytes: i64,
@@ -201,11 +230,14 @@ impl Job {
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum Stream {
+    /// The command's standard output, or a kind's ordinary text (a prompt's reply).
     Stdout,
+    /// The command's standard error, or a kind's side notes (a prompt's tool calls).
     Stderr,
 }
 
 impl Stream {
+    /// The stream's name as stored and shown: `stdout` or `stderr`.
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
@@ -218,14 +250,19 @@ impl Stream {
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct OutputLine {
+    /// The line's place in the job's output, across attempts; `output` pages resume after it.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub seq: i64,
+    /// The attempt that wrote it, 1 for the first.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub attempt: i64,
+    /// Which stream it came from.
     pub stream: Stream,
+    /// When the line was produced.
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub at: Millis,
+    /// The line's text, without its line break.
     pub text: String,
 }
 
@@ -234,13 +271,35 @@ pub struct OutputLine {
 #[derive(Debug, Clone)]
 pub enum JobEvent {
     /// The job was submitted or changed state.
-    State { id: i64, state: JobState },
+    State {
+        /// The job that changed.
+        id: i64,
+        /// The state it is in now.
+        state: JobState,
+    },
     /// A line of output, as it is produced (before it is stored).
-    Output { id: i64, attempt: i64, stream: Stream, text: String },
+    Output {
+        /// The job that wrote it.
+        id: i64,
+        /// The attempt that wrote it, 1 for the first.
+        attempt: i64,
+        /// Which stream it came from.
+        stream: Stream,
+        /// The line's text, without its line break.
+        text: String,
+    },
     /// The job reported progress, in percent.
-    Progress { id: i64, percent: f64 },
+    Progress {
+        /// The job that reported it.
+        id: i64,
+        /// How far along it is, 0 to 100.
+        percent: f64,
+    },
     /// Finished jobs past the retention period were deleted.
-    Pruned { count: u64 },
+    Pruned {
+        /// How many jobs were deleted.
+        count: u64,
+    },
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::store::Writer;
 /// What [`JobKind::run`] returns.
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
+/// What a kind of job does: registered with the pool under its name, given each attempt of its jobs.
 pub trait JobKind: Send + Sync + 'static {
     /// The `kind` stored on the job.
     fn name(&self) -> &'static str;
@@ -36,9 +37,13 @@ pub trait JobKind: Send + Sync + 'static {
 
 /// One attempt of one job, as given to its kind.
 pub struct JobRun {
+    /// The job being run, as `gatehouse jobs show` names it (for log lines and messages).
     pub id: i64,
+    /// Which attempt this is, 1 for the first; output lines carry it.
     pub attempt: i64,
+    /// What the job was submitted to do, already checked by [`JobKind::validate`].
     pub spec: serde_json::Value,
+    /// Fires when the attempt must stop (cancel, timeout, shutdown, lost lease); the kind then returns soon.
     pub cancel: CancellationToken,
     /// The attempt's time limit (the pool stops it then, through `cancel`).
     pub timeout: Option<std::time::Duration>,
@@ -87,8 +92,21 @@ impl JobRun {
 /// How an attempt ended, as the kind saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Succeeded { exit_code: Option<i32> },
-    Failed { exit_code: Option<i32>, error: JobError },
+    /// The work was done; the job succeeds.
+    Succeeded {
+        /// The process's exit status, for kinds that run one.
+        exit_code: Option<i32>,
+    },
+    /// The work failed; the pool retries it if attempts are left, else the job fails.
+    Failed {
+        /// The process's exit status, for kinds that run one.
+        exit_code: Option<i32>,
+        /// Why it failed, stored on the job.
+        error: JobError,
+    },
     /// The attempt stopped because `cancel` fired.
-    Stopped { exit_code: Option<i32> },
+    Stopped {
+        /// The process's exit status once stopped, for kinds that run one.
+        exit_code: Option<i32>,
+    },
 }

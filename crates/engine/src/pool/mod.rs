@@ -66,10 +66,12 @@ pub struct PoolConfig {
     pub cancel_poll: Duration,
     /// Finished jobs older than this are deleted.
     pub retention: Duration,
+    /// How often finished jobs past `retention` are looked for and deleted.
     pub prune_every: Duration,
     /// Retry delay: `backoff_base * 2^(attempt-1)`, at most `backoff_max`, times a random
     /// factor in [0.5, 1) so retries of many jobs do not line up.
     pub backoff_base: Duration,
+    /// The longest retry delay, however many attempts have failed.
     pub backoff_max: Duration,
     /// Output kept per job, in bytes (the newest part).
     pub output_cap: i64,

@@ -10,6 +10,7 @@ use crate::store::Store;
 /// Which jobs to list.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
+    /// Only jobs in this state (`None` = every state).
     pub state: Option<JobState>,
     /// Newest first, at most this many (`None` = all).
     pub limit: Option<i64>,

@@ -27,6 +27,7 @@ use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 pub(crate) use writer::Writer;
 
+/// The database's file name in the data directory; every process on the machine opens this one.
 pub const DB_FILE: &str = "gatehouse.db";
 
 /// How long a statement waits for another process's write lock before failing with
@@ -58,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0016_turn_history.sql"),
 ];
 
+/// The open database: one writer thread and a few read connections, shared by cloning.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) path: PathBuf,
@@ -88,6 +90,7 @@ impl Store {
         Ok(Store { path, read, writer })
     }
 
+    /// The database file's path, for messages and diagnostics.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -4,4 +4,16 @@ import type { ApprovalRequest } from "./ApprovalRequest";
 /**
  * News about approvals, from every process on the database ([`crate::Engine::watch_approvals`]).
  */
-export type ApprovalEvent = { "type": "requested", approval: ApprovalRequest, } | { "type": "resolved", approval: ApprovalRequest, } | { "type": "expired", approval: ApprovalRequest, } | { "type": "resync" };
+export type ApprovalEvent = { "type": "requested", 
+/**
+ * The request, as stored.
+ */
+approval: ApprovalRequest, } | { "type": "resolved", 
+/**
+ * The request, answered.
+ */
+approval: ApprovalRequest, } | { "type": "expired", 
+/**
+ * The request, closed.
+ */
+approval: ApprovalRequest, } | { "type": "resync" };

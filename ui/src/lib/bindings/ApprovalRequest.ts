@@ -4,7 +4,15 @@ import type { ApprovalState } from "./ApprovalState";
 /**
  * A question put to a person: run this command?
  */
-export type ApprovalRequest = { id: number, asked_at: string, 
+export type ApprovalRequest = { 
+/**
+ * Its id: what `gatehouse approvals allow ID` takes.
+ */
+id: number, 
+/**
+ * When it was asked.
+ */
+asked_at: string, 
 /**
  * After this the request is closed, and the command refused.
  */
@@ -22,9 +30,21 @@ conversation_id: number | null,
  */
 job_id: number | null, 
 /**
- * The program as requested, and the file it resolved to (shown to the person).
+ * The program as requested (a name or a path).
  */
-program: string, program_file: string, args: Array<string>, cwd: string, 
+program: string, 
+/**
+ * The file the program resolved to: an approval holds for that file, not the name.
+ */
+program_file: string, 
+/**
+ * The arguments, as requested.
+ */
+args: Array<string>, 
+/**
+ * Where it would run.
+ */
+cwd: string, 
 /**
  * Names of the environment variables the request sets.
  */
@@ -37,8 +57,20 @@ prompt: string,
 /**
  * Why it is asked: the rule, in words.
  */
-reason: string, rule_id: number | null, state: ApprovalState, 
+reason: string, 
+/**
+ * The rule that asked, if one did (none covers it: asked by default).
+ */
+rule_id: number | null, 
+/**
+ * Where it stands.
+ */
+state: ApprovalState, 
 /**
  * When allowed for a time (a timed grant), how long, in seconds.
  */
-grant_secs: number | null, answered_at: string | null, };
+grant_secs: number | null, 
+/**
+ * When it was answered (or closed).
+ */
+answered_at: string | null, };

@@ -5,4 +5,32 @@ import type { Message } from "./Message";
 /**
  * What happened to conversations, from any process.
  */
-export type ConversationEvent = { "type": "created", conversation: Conversation, } | { "type": "changed", conversation: Conversation, } | { "type": "deleted", id: number, } | { "type": "message", conversation_id: number, message: Message, } | { "type": "settled", conversation_id: number, message: Message, } | { "type": "resync" };
+export type ConversationEvent = { "type": "created", 
+/**
+ * The new conversation, as the list shows it.
+ */
+conversation: Conversation, } | { "type": "changed", 
+/**
+ * It, as it is now.
+ */
+conversation: Conversation, } | { "type": "deleted", 
+/**
+ * The deleted conversation's id: drop it from the list.
+ */
+id: number, } | { "type": "message", 
+/**
+ * The conversation it is in.
+ */
+conversation_id: number, 
+/**
+ * The message (a streaming reply's text is left empty here).
+ */
+message: Message, } | { "type": "settled", 
+/**
+ * The conversation it is in.
+ */
+conversation_id: number, 
+/**
+ * The reply, whole.
+ */
+message: Message, } | { "type": "resync" };

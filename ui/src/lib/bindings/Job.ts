@@ -8,7 +8,51 @@ import type { JobState } from "./JobState";
  * waiting_approval`, times in
  * RFC 3339 UTC. The other fields are for people (the human views) and are not serialized.
  */
-export type Job = { id: number, kind: string, state: JobState, priority: number, attempts: number, max_attempts: number, created_at: string, started_at: string | null, finished_at: string | null, exit_code: number | null, error: JobError | null, 
+export type Job = { 
+/**
+ * The job's id, stable for its life; what `gatehouse jobs show ID` takes.
+ */
+id: number, 
+/**
+ * The job kind's name (`exec`, `prompt`, ...).
+ */
+kind: string, 
+/**
+ * Where the job is in its life now.
+ */
+state: JobState, 
+/**
+ * Higher runs first; equal priorities run in submission order.
+ */
+priority: number, 
+/**
+ * Attempts started so far, a running one included.
+ */
+attempts: number, 
+/**
+ * Attempts allowed in all; when the last one fails, so does the job.
+ */
+max_attempts: number, 
+/**
+ * When it was submitted.
+ */
+created_at: string, 
+/**
+ * When its latest attempt started; `None` before the first.
+ */
+started_at: string | null, 
+/**
+ * When it reached a final state; `None` while queued or running.
+ */
+finished_at: string | null, 
+/**
+ * The exit status of the last attempt's process, for kinds that run one.
+ */
+exit_code: number | null, 
+/**
+ * What ended the last attempt badly (kept while a retry waits); `None` if nothing did.
+ */
+error: JobError | null, 
 /**
  * What the job runs, in one line, for lists, the tray and notifications: an exec job's
  * command line, a prompt's gateway and text — control characters escaped, at most

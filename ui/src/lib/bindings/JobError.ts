@@ -3,4 +3,12 @@
 /**
  * Errors that end a job attempt. Stored on the job as `{code, message}`.
  */
-export type JobError = { code: string, message: string, };
+export type JobError = { 
+/**
+ * The stable code of the failure (an [`Error::code`], or a runner's own such as `job.exit`).
+ */
+code: string, 
+/**
+ * The sentence a person reads in the job's details.
+ */
+message: string, };

@@ -5,4 +5,44 @@ import type { OutputLine } from "./OutputLine";
 /**
  * What happened to a job, from any process on the database.
  */
-export type JobFeed = { "type": "submitted", job: Job, } | { "type": "claimed", job: Job, } | { "type": "requeued", job: Job, } | { "type": "finished", job: Job, } | { "type": "changed", job: Job, } | { "type": "progress", id: number, percent: number, } | { "type": "output", id: number, line: OutputLine, } | { "type": "pruned", ids: Array<number>, } | { "type": "resync" };
+export type JobFeed = { "type": "submitted", 
+/**
+ * The job as it was queued.
+ */
+job: Job, } | { "type": "claimed", 
+/**
+ * The job as it now runs, its attempt counted.
+ */
+job: Job, } | { "type": "requeued", 
+/**
+ * The job as it waits again.
+ */
+job: Job, } | { "type": "finished", 
+/**
+ * The job in its final state, with its error and exit code.
+ */
+job: Job, } | { "type": "changed", 
+/**
+ * The job as it is now.
+ */
+job: Job, } | { "type": "progress", 
+/**
+ * The job that reported it.
+ */
+id: number, 
+/**
+ * How far along it is, 0 to 100.
+ */
+percent: number, } | { "type": "output", 
+/**
+ * The job that wrote it.
+ */
+id: number, 
+/**
+ * The line, with the `seq` that merges it with a stored page.
+ */
+line: OutputLine, } | { "type": "pruned", 
+/**
+ * The deleted jobs' ids: drop them from what you show.
+ */
+ids: Array<number>, } | { "type": "resync" };

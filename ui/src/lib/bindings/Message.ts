@@ -3,11 +3,34 @@ import type { JobError } from "./JobError";
 import type { MessageState } from "./MessageState";
 import type { ToolActivity } from "./ToolActivity";
 
-export type Message = { id: number, 
+/**
+ * One message of a conversation: the person's, or a reply.
+ */
+export type Message = { 
+/**
+ * Its id: what `chat --regenerate ID`, `--edit ID` and `--continue ID` take.
+ */
+id: number, 
 /**
  * The message this one follows; `None` for the first.
  */
-parent_id: number | null, role: string, text: string, state: MessageState, error: JobError | null, 
+parent_id: number | null, 
+/**
+ * `user` or `assistant` (`system` for instructions).
+ */
+role: string, 
+/**
+ * Its text (a streaming reply's text so far).
+ */
+text: string, 
+/**
+ * Where it stands.
+ */
+state: MessageState, 
+/**
+ * Why a reply is not complete, when it is not.
+ */
+error: JobError | null, 
 /**
  * Tools that ran during this reply, in order.
  */
@@ -16,4 +39,8 @@ tools: Array<ToolActivity>,
  * Every version of this message (itself, regenerated replies, edits), oldest first; empty
  * when there is only this one. Show another with [`crate::Engine::show_version`].
  */
-versions: Array<number>, created_at: string, };
+versions: Array<number>, 
+/**
+ * When it was said (a reply: when it started).
+ */
+created_at: string, };

@@ -4,7 +4,11 @@ import type { Message } from "./Message";
 /**
  * A page of a conversation's messages, oldest first.
  */
-export type MessagePage = { messages: Array<Message>, 
+export type MessagePage = { 
+/**
+ * The messages of the branch shown, oldest first.
+ */
+messages: Array<Message>, 
 /**
  * There are older messages than these.
  */

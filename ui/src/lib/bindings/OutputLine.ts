@@ -4,4 +4,24 @@ import type { Stream } from "./Stream";
 /**
  * One stored line of a job's output.
  */
-export type OutputLine = { seq: number, attempt: number, stream: Stream, at: string, text: string, };
+export type OutputLine = { 
+/**
+ * The line's place in the job's output, across attempts; `output` pages resume after it.
+ */
+seq: number, 
+/**
+ * The attempt that wrote it, 1 for the first.
+ */
+attempt: number, 
+/**
+ * Which stream it came from.
+ */
+stream: Stream, 
+/**
+ * When the line was produced.
+ */
+at: string, 
+/**
+ * The line's text, without its line break.
+ */
+text: string, };

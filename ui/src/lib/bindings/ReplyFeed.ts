@@ -6,4 +6,24 @@ import type { ToolActivity } from "./ToolActivity";
 /**
  * What a follower of a reply sees.
  */
-export type ReplyFeed = { "type": "text", offset: number, text: string, } | { "type": "tool", tool: ToolActivity, } | { "type": "settled", state: MessageState, error: JobError | null, };
+export type ReplyFeed = { "type": "text", 
+/**
+ * Where `text` goes in the reply, in bytes.
+ */
+offset: number, 
+/**
+ * Reply text from `offset` on (UTF-8, never split inside a character).
+ */
+text: string, } | { "type": "tool", 
+/**
+ * What ran, and how it ended.
+ */
+tool: ToolActivity, } | { "type": "settled", 
+/**
+ * Complete, interrupted or failed.
+ */
+state: MessageState, 
+/**
+ * Why it is not complete, when it is not.
+ */
+error: JobError | null, };

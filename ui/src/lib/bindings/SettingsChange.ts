@@ -3,4 +3,24 @@
 /**
  * A change to [`Settings`]: what is `None` stays as it is.
  */
-export type SettingsChange = { workers?: number, retention_days?: number, notify_finished?: boolean, notify_failed?: boolean, notify_approvals?: boolean, };
+export type SettingsChange = { 
+/**
+ * The new worker count (1 to [`MAX_WORKERS`]).
+ */
+workers?: number, 
+/**
+ * The new number of days finished jobs are kept (1 to 3650).
+ */
+retention_days?: number, 
+/**
+ * Turn notifications of finished jobs on or off.
+ */
+notify_finished?: boolean, 
+/**
+ * Turn notifications of failed jobs on or off.
+ */
+notify_failed?: boolean, 
+/**
+ * Turn notifications of commands awaiting approval on or off.
+ */
+notify_approvals?: boolean, };

@@ -3,7 +3,15 @@
 /**
  * A tool that ran during a reply.
  */
-export type ToolActivity = { call_id: string, name: string, 
+export type ToolActivity = { 
+/**
+ * The id the model or the gateway gave the call.
+ */
+call_id: string, 
+/**
+ * The tool's name (`exec`, or the gateway's own tools).
+ */
+name: string, 
 /**
  * One line for the person: what ran (and how it ended).
  */

@@ -32,9 +32,11 @@ pub(crate) struct ImportSession {
 /// What one import did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Imported {
+    /// The conversation here.
     pub conversation_id: i64,
     /// The gateway's key for it.
     pub session: String,
+    /// Its title here.
     pub title: String,
     /// False when it had been imported before.
     pub created: bool,
@@ -47,7 +49,9 @@ pub struct Imported {
 /// One session that could not be imported, and why.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ImportFailure {
+    /// The gateway's key for it.
     pub session: String,
+    /// Why, in a sentence.
     pub error: String,
 }
 

@@ -32,13 +32,19 @@ use link::{Ended, Link, Target};
 /// all, several times what a gateway restart takes here (13–20 s).
 const RECONNECTS: u32 = 18;
 
+/// How to reach an OpenClaw gateway.
 pub struct OpenClawConfig {
+    /// Profile name, for messages.
     pub name: String,
+    /// `ws://` or `wss://` with host and port, e.g. `ws://127.0.0.1:18789`.
     pub url: String,
+    /// The gateway's token; `None`: the device token it handed this installation earlier.
     pub token: Option<String>,
+    /// Where the device key and device tokens are kept.
     pub data_dir: PathBuf,
 }
 
+/// An OpenClaw gateway: one connection shared by every reply, history load and check.
 pub struct OpenClaw {
     target: Target,
     data_dir: PathBuf,
@@ -49,6 +55,7 @@ pub struct OpenClaw {
 }
 
 impl OpenClaw {
+    /// Check the URL; nothing is sent yet (the connection is made on first use).
     pub fn new(config: OpenClawConfig) -> Result<OpenClaw> {
         let url = config.url.trim_end_matches('/').to_owned();
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
@@ -399,6 +406,7 @@ fn random_key() -> String {
 pub struct OpenClawGateway(Arc<OpenClaw>);
 
 impl OpenClawGateway {
+    /// Check the URL; nothing is sent yet.
     pub fn new(config: OpenClawConfig) -> Result<OpenClawGateway> {
         Ok(OpenClawGateway(Arc::new(OpenClaw::new(config)?)))
     }

@@ -10,6 +10,7 @@ use crate::store::writer::{db, WriteOp};
 
 pub(crate) struct Cancel(pub i64);
 
+/// What a cancel did: a queued job ends at once, a running one when its pool has stopped it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Canceled {
     /// It was queued and is now canceled.
