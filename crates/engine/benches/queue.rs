@@ -8,7 +8,9 @@
 //! 3. mixed: the same N submitted by a producer while 3 workers drain, jobs/s — first one
 //!    submit at a time, then 16 in flight;
 //! 4. cross-process pick-up: a job submitted through a second engine (its own connections, as
-//!    another process would have), time until the pool has it running.
+//!    another process would have), time until the pool has it running;
+//! 5. worker count raised by another process: a 1-worker pool holds a job and has a second
+//!    queued; a second engine raises the count to 2; time until the second job runs.
 //!
 //! The no-op kind does nothing, so the figures are the queue's own cost: claim, complete,
 //! submit, all through SQLite on disk (a temp dir), WAL, synchronous=NORMAL.
@@ -19,6 +21,24 @@ use std::time::{Duration, Instant};
 use gatehouse_engine::{
     Engine, EngineOptions, JobEvent, JobKind, JobRun, JobState, NewJob, Outcome, PoolConfig,
 };
+
+/// Runs until the benchmark adds a permit.
+struct Hold(Arc<tokio::sync::Semaphore>);
+impl JobKind for Hold {
+    fn name(&self) -> &'static str {
+        "hold"
+    }
+    fn validate(&self, _: &serde_json::Value) -> gatehouse_engine::Result<()> {
+        Ok(())
+    }
+    fn run(&self, _: JobRun) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>> {
+        let permits = self.0.clone();
+        Box::pin(async move {
+            permits.acquire().await.expect("open").forget();
+            Outcome::Succeeded { exit_code: None }
+        })
+    }
+}
 
 struct NoOp;
 impl JobKind for NoOp {
@@ -155,6 +175,57 @@ async fn main() {
         "cross-process pick-up: p50 {:.0} ms  max {:.0} ms ({samples} samples)",
         pct(&pickups, 0.5).as_secs_f64() * 1e3,
         pickups.last().unwrap().as_secs_f64() * 1e3
+    );
+    pool.shutdown(Duration::from_secs(5)).await;
+    other.close().await;
+    e.close().await;
+
+    // 5. The worker count raised from another process.
+    let dir = tempfile::tempdir().unwrap();
+    let permits = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut options = EngineOptions::new(dir.path());
+    options.extra_kinds = vec![Arc::new(Hold(permits.clone()))];
+    let e = Engine::open(options).await.expect("open engine");
+    let other = Engine::open(EngineOptions::new(dir.path())).await.expect("open engine");
+    let count = |n| gatehouse_engine::SettingsChange { workers: Some(n), ..Default::default() };
+    other.change_settings(count(1)).await.unwrap();
+    let pool = e.start_pool(PoolConfig::default()).await.unwrap();
+    let mut events = e.subscribe();
+    let running = |events: &mut tokio::sync::broadcast::Receiver<JobEvent>, id: i64| {
+        let mut events = events.resubscribe();
+        async move {
+            loop {
+                match events.recv().await {
+                    Ok(JobEvent::State { id: j, state: JobState::Running }) if j == id => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => panic!("engine closed"),
+                    _ => {}
+                }
+            }
+        }
+    };
+    let samples = if full { 20 } else { 3 };
+    let mut raises = Vec::new();
+    for _ in 0..samples {
+        let first = e.submit(NewJob::new("hold", serde_json::Value::Null)).await.unwrap();
+        let first_runs = running(&mut events, first);
+        first_runs.await;
+        let second = e.submit(NewJob::new("hold", serde_json::Value::Null)).await.unwrap();
+        let second_runs = running(&mut events, second);
+        let t = Instant::now();
+        other.change_settings(count(2)).await.unwrap();
+        second_runs.await;
+        raises.push(t.elapsed());
+        other.change_settings(count(1)).await.unwrap();
+        permits.add_permits(2);
+        until_succeeded(&e, &mut events, 2).await;
+        // Past the pool's next look (cancel_poll, 250 ms): the next sample starts from one worker.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    raises.sort();
+    println!(
+        "worker count raised by another process, until the next job runs: p50 {:.0} ms  max {:.0} ms ({samples} samples)",
+        pct(&raises, 0.5).as_secs_f64() * 1e3,
+        raises.last().unwrap().as_secs_f64() * 1e3
     );
     pool.shutdown(Duration::from_secs(5)).await;
     other.close().await;
