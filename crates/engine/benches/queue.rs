@@ -71,6 +71,18 @@ fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
+/// Wait until job `id` runs. `events` was subscribed before it was submitted, so its start is
+/// not missed.
+async fn until_running(events: &mut tokio::sync::broadcast::Receiver<JobEvent>, id: i64) {
+    loop {
+        match events.recv().await {
+            Ok(JobEvent::State { id: j, state: JobState::Running }) if j == id => return,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => panic!("engine closed"),
+            _ => {}
+        }
+    }
+}
+
 /// Wait until `n` jobs have succeeded, counting events and re-reading the store after a lag.
 async fn until_succeeded(engine: &Engine, events: &mut tokio::sync::broadcast::Receiver<JobEvent>, n: i64) {
     let mut done = 0;
@@ -191,29 +203,15 @@ async fn main() {
     other.change_settings(count(1)).await.unwrap();
     let pool = e.start_pool(PoolConfig::default()).await.unwrap();
     let mut events = e.subscribe();
-    let running = |events: &mut tokio::sync::broadcast::Receiver<JobEvent>, id: i64| {
-        let mut events = events.resubscribe();
-        async move {
-            loop {
-                match events.recv().await {
-                    Ok(JobEvent::State { id: j, state: JobState::Running }) if j == id => return,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => panic!("engine closed"),
-                    _ => {}
-                }
-            }
-        }
-    };
     let samples = if full { 20 } else { 3 };
     let mut raises = Vec::new();
     for _ in 0..samples {
         let first = e.submit(NewJob::new("hold", serde_json::Value::Null)).await.unwrap();
-        let first_runs = running(&mut events, first);
-        first_runs.await;
+        until_running(&mut events, first).await;
         let second = e.submit(NewJob::new("hold", serde_json::Value::Null)).await.unwrap();
-        let second_runs = running(&mut events, second);
         let t = Instant::now();
         other.change_settings(count(2)).await.unwrap();
-        second_runs.await;
+        until_running(&mut events, second).await;
         raises.push(t.elapsed());
         other.change_settings(count(1)).await.unwrap();
         permits.add_permits(2);
