@@ -140,16 +140,16 @@ pub(crate) fn read_changes(conn: &Connection, seen: &mut Seen, from: i64) -> rus
             out.events.push(ConversationEvent::Changed { conversation });
         }
     }
-    let mut messages = messages;
-    for (_, _, _, message) in messages.iter_mut() {
-        super::branch::attach_versions(conn, std::slice::from_mut(message))?;
-    }
-    for (seq, conversation_id, stop, message) in messages {
+    // Versions are read only for the messages that become events: a streaming reply is stamped
+    // on every flush, and is not news until it settles.
+    let versions = |m: &mut Message| super::branch::attach_versions(conn, std::slice::from_mut(m));
+    for (seq, conversation_id, stop, mut message) in messages {
         out.cursor = out.cursor.max(seq);
         let id = message.id;
         let streaming = message.state == MessageState::Streaming;
         if id > seen.last_message {
             seen.last_message = id;
+            versions(&mut message)?;
             if streaming {
                 seen.streaming.insert(id);
             }
@@ -161,6 +161,7 @@ pub(crate) fn read_changes(conn: &Connection, seen: &mut Seen, from: i64) -> rus
             }
         } else if !streaming && seen.streaming.remove(&id) {
             seen.stopping.remove(&id);
+            versions(&mut message)?;
             out.events.push(ConversationEvent::Settled { conversation_id, message });
         } else if streaming && stop && seen.stopping.insert(id) {
             out.stops.push(id);

@@ -50,19 +50,25 @@ impl WriteOp for Claim {
         if let Some(f) = &self.finished {
             out.finished = finish(conn, f, now)?;
         }
-        let (running, registered, paused): (i64, bool, bool) = conn
+        // One statement for everything the claim decides on: it runs once per job.
+        let (running, registered, paused, stored_cap): (i64, bool, bool, Option<String>) = conn
             .prepare_cached(
                 "SELECT (SELECT count(*) FROM jobs INDEXED BY jobs_running WHERE state = 'running'),
                         EXISTS (SELECT 1 FROM pools WHERE owner = ?1),
-                        EXISTS (SELECT 1 FROM settings WHERE key = ?2)",
+                        EXISTS (SELECT 1 FROM settings WHERE key = ?2),
+                        (SELECT value FROM settings WHERE key = ?3)",
             )
-            .and_then(|mut st| st.query_row(params![&*self.owner, PAUSED], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+            .and_then(|mut st| {
+                st.query_row(params![&*self.owner, PAUSED, crate::settings::WORKERS], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+            })
             .map_err(db)?;
         if !registered {
             out.evicted = true;
             return Ok(out);
         }
-        let cap = crate::settings::stored(conn, crate::settings::WORKERS).map_err(db)?.map_or(self.cap, i64::from);
+        let cap = stored_cap.and_then(|v| v.parse::<i64>().ok()).unwrap_or(self.cap);
         // Paused: the previous job is finished above, nothing new starts.
         if paused || running >= cap {
             return Ok(out);
