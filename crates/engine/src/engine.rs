@@ -388,6 +388,12 @@ impl Engine {
         pool::query::live_pools(&self.shared.store, self.shared.clock.now() - lease_ttl.as_millis() as i64).await
     }
 
+    /// How many jobs run in this process now: what quitting it would stop or wait for (a
+    /// desktop window hides rather than quits while there are any).
+    pub fn jobs_running_here(&self) -> usize {
+        self.shared.jobs.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Stop every job running in this process; each goes back to the queue without its attempt
     /// counting. Cuts a pool shutdown's grace period short (a second Ctrl-C).
     pub fn stop_running_jobs(&self) {

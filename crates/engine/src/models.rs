@@ -77,12 +77,14 @@ const DEFAULT_KEY: &str = "local.default_model";
 
 /// A model as `gatehouse models` lists it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ModelInfo {
     /// The name a profile or `--model` uses for it.
     pub name: String,
     /// Its file in `models/` (a symlink for a model added from elsewhere).
     pub path: PathBuf,
     /// `None` when the file is not there (the built-in model before `models fetch`).
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub bytes: Option<u64>,
     /// Whether a local profile with no model named uses this one.
     pub is_default: bool,

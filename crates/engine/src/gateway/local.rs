@@ -130,10 +130,12 @@ impl LocalModel {
         Ok(Arc::new(LocalModel { name: name.to_owned(), path: path.to_owned(), requests: tx, failed }))
     }
 
+    /// The model's name (its file in `models/` is NAME.gguf).
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The GGUF file it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -181,7 +183,9 @@ fn tokio_stream_from(mut rx: mpsc::UnboundedReceiver<Result<ChatEvent>>) -> Chat
 
 /// A [`Gateway`] over a shared [`LocalModel`], under a profile's name.
 pub struct LocalGateway {
+    /// The profile's name, as chats and jobs record it.
     pub profile: String,
+    /// The loaded model, shared by every profile that uses it.
     pub model: Arc<LocalModel>,
 }
 

@@ -19,6 +19,7 @@ use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 /// What a gateway speaks.
 pub enum GatewayKind {
     /// Any OpenAI-compatible HTTP API (`/v1/chat/completions` with SSE).
@@ -46,6 +47,7 @@ impl GatewayKind {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 /// A gateway profile: a name, how to reach the gateway, and where its token comes from (never
 /// the token itself).
 pub struct Profile {

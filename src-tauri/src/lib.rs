@@ -1,0 +1,146 @@
+//! Gatehouse's desktop app: a thin Tauri adapter over `gatehouse-engine`.
+//!
+//! Layout (one file per front-end concept):
+//! - `lib.rs` — [`run`]: open the engine on the data directory the CLI uses, start the pool,
+//!   and [`run_app`]: register state and commands (generic over the runtime, so the command
+//!   layer is tested on Tauri's mock runtime);
+//! - `state.rs` — the managed state: the engine and its pool, nothing else;
+//! - `error.rs` — the one error shape across IPC, `{code, message, data?}`;
+//! - `chat.rs`, `settings.rs`, `jobs.rs` — the commands, each a few lines around one engine call;
+//! - `stream.rs` — a reply's deltas to the webview through a channel, coalesced per frame;
+//! - `events.rs` — the engine's feeds as app-wide events;
+//! - `windows.rs` — first paint (and the WebKitGTK fallback), links, close-to-hide.
+//!
+//! Nothing here runs SQL, spawns a process or talks to a gateway: the engine does.
+
+mod chat;
+mod error;
+mod events;
+mod jobs;
+mod settings;
+mod state;
+pub mod stream;
+mod windows;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gatehouse_engine::{Engine, EngineOptions, PoolConfig};
+use tauri::{Manager, RunEvent, Runtime};
+
+pub use state::Core;
+
+/// How long running jobs get to finish when the app quits before they go back to the queue.
+const QUIT_GRACE: Duration = Duration::from_secs(5);
+
+/// The app's command line: the same data directory flag as the CLI.
+struct Args {
+    data_dir: Option<PathBuf>,
+}
+
+impl Args {
+    fn parse() -> Args {
+        let mut data_dir = None;
+        let mut args = std::env::args_os().skip(1);
+        while let Some(arg) = args.next() {
+            if arg == "--data-dir" {
+                data_dir = args.next().map(PathBuf::from);
+            } else if let Some(dir) = arg.to_str().and_then(|a| a.strip_prefix("--data-dir=")) {
+                data_dir = Some(PathBuf::from(dir));
+            }
+        }
+        Args { data_dir }
+    }
+}
+
+/// Start the desktop app; returns when it has quit.
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| "info,tao=warn,wry=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let data_dir = match gatehouse_engine::paths::resolve_data_dir(args.data_dir.as_deref()) {
+        Ok(dir) => dir,
+        Err(e) => fail(&e),
+    };
+    windows::prepare_webkit(&data_dir);
+    let opened = tauri::async_runtime::block_on(async {
+        let engine = Engine::open(EngineOptions::new(data_dir.clone())).await?;
+        let pool = engine.start_pool(PoolConfig::default()).await?;
+        Ok::<_, gatehouse_engine::Error>((engine, pool))
+    });
+    let (engine, pool) = match opened {
+        Ok(opened) => opened,
+        Err(e) => fail(&e),
+    };
+    tracing::info!(data_dir = %data_dir.display(), "Gatehouse is open");
+    let builder = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| windows::show_main(app)))
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .plugin(tauri_plugin_opener::init());
+    let app = run_app(builder, Core::new(engine, Some(pool))).build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "the window could not be created");
+            eprintln!("Gatehouse could not open its window: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(move |app, event| match event {
+        RunEvent::Ready => windows::watch_first_paint(app, data_dir.clone()),
+        RunEvent::Exit => {
+            let core = app.state::<Core>();
+            let requeued = tauri::async_runtime::block_on(core.shut_down(QUIT_GRACE));
+            tracing::info!(requeued, "Gatehouse has quit");
+        }
+        _ => {}
+    });
+}
+
+fn fail(e: &gatehouse_engine::Error) -> ! {
+    tracing::error!(code = e.code(), error = %e, "cannot start");
+    eprintln!("Gatehouse cannot start: {e}");
+    std::process::exit(1)
+}
+
+/// The app on any runtime: its state, commands and events. Plugins that need a desktop
+/// (single instance, window state, the opener) are added by [`run`].
+pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Core) -> tauri::Builder<R> {
+    let engine = core.engine.clone();
+    builder
+        .manage(core)
+        .manage(windows::Painted::default())
+        .invoke_handler(tauri::generate_handler![
+            windows::painted,
+            windows::open_link,
+            chat::conversations,
+            chat::messages,
+            chat::message,
+            chat::send,
+            chat::regenerate,
+            chat::edit_message,
+            chat::continue_reply,
+            chat::watch_reply,
+            chat::stop_reply,
+            chat::show_version,
+            chat::rename_conversation,
+            chat::pin_conversation,
+            chat::delete_conversation,
+            chat::search,
+            settings::gateways,
+            settings::models,
+            settings::fetch_model,
+            settings::settings,
+            settings::change_settings,
+            jobs::pool_status,
+        ])
+        .on_window_event(windows::on_window_event)
+        .setup(move |app| {
+            events::start(app.handle().clone(), engine);
+            Ok(())
+        })
+}

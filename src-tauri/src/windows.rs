@@ -1,0 +1,129 @@
+//! The main window's life: a first paint that must come, links that open outside, and a close
+//! that hides the window while jobs run here rather than stopping them.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tauri::{AppHandle, Manager, Runtime, State, WindowEvent};
+use tauri_plugin_opener::OpenerExt;
+
+use crate::error::{Failure, Result};
+use crate::state::Core;
+
+/// The main window's label (the desktop test contract names it).
+pub const MAIN: &str = "main";
+
+/// WebKitGTK's switch for the renderer that leaves the window blank on some GPU drivers
+/// (the problem Jan, also on Tauri, met: tauri-apps/tauri#9304).
+pub const DMABUF_ENV: &str = "WEBKIT_DISABLE_DMABUF_RENDERER";
+
+/// How long the first paint may take before the window counts as blank. A debug build under
+/// Xvfb paints in about a second; a cold start on a slow disk takes a few.
+pub const FIRST_PAINT: Duration = Duration::from_secs(15);
+
+/// The file that remembers the fallback was needed, so later starts use it at once.
+fn fallback_marker(data_dir: &Path) -> PathBuf {
+    data_dir.join("desktop-webkit-fallback")
+}
+
+/// Before WebKit starts: if an earlier start needed the fallback, use it now.
+pub fn prepare_webkit(data_dir: &Path) {
+    if std::env::var_os(DMABUF_ENV).is_none() && fallback_marker(data_dir).exists() {
+        tracing::info!("using {DMABUF_ENV}=1: an earlier start on this machine showed a blank window without it");
+        // SAFETY (edition 2024 terms): called from main before any other thread starts.
+        std::env::set_var(DMABUF_ENV, "1");
+    }
+}
+
+/// Set when the UI reports its first frame.
+#[derive(Default)]
+pub struct Painted(pub Arc<AtomicBool>);
+
+/// The UI calls this once its first frame is on screen.
+#[tauri::command]
+pub fn painted(painted: State<'_, Painted>) {
+    painted.0.store(true, Ordering::SeqCst);
+}
+
+/// Open an http(s) or mailto link in the system's browser (never in the app's webview).
+#[tauri::command]
+pub fn open_link<R: Runtime>(app: AppHandle<R>, url: String) -> Result<()> {
+    let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+    if !matches!(scheme.as_deref(), Some("http" | "https" | "mailto")) {
+        return Err(Failure::invalid(format!("only web and mail links open from a message, not {url}")));
+    }
+    app.opener().open_url(url, None::<&str>).map_err(|e| Failure::invalid(format!("the link could not be opened: {e}")))
+}
+
+/// If no first paint comes within [`FIRST_PAINT`], start again with the DMA-BUF renderer off,
+/// and remember that for later starts. Does nothing when the fallback is already on.
+pub fn watch_first_paint<R: Runtime>(app: &AppHandle<R>, data_dir: PathBuf) {
+    if std::env::var_os(DMABUF_ENV).is_some() {
+        return;
+    }
+    let painted = app.state::<Painted>().0.clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(FIRST_PAINT).await;
+        if painted.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::warn!(
+            "the window did not paint within {} s; starting again with {DMABUF_ENV}=1 (WebKitGTK's DMA-BUF renderer \
+             leaves the window blank with some GPU drivers); later starts use it at once",
+            FIRST_PAINT.as_secs()
+        );
+        if let Err(e) = std::fs::write(fallback_marker(&data_dir), b"no first paint without WEBKIT_DISABLE_DMABUF_RENDERER=1\n") {
+            tracing::warn!(error = %e, "cannot remember the fallback");
+        }
+        std::env::set_var(DMABUF_ENV, "1");
+        // Let go of the single-instance name first, or the new process would hand its
+        // arguments to this one and exit.
+        tauri_plugin_single_instance::destroy(&app);
+        app.restart();
+    });
+}
+
+/// Closing the main window while jobs run in this process hides it instead; the app quits
+/// when they have finished (and the window is still closed).
+pub fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &WindowEvent) {
+    let WindowEvent::CloseRequested { api, .. } = event else { return };
+    if window.label() != MAIN {
+        return;
+    }
+    let core = window.state::<Core>();
+    let running = core.engine.jobs_running_here();
+    if running == 0 {
+        return;
+    }
+    api.prevent_close();
+    let _ = window.hide();
+    tracing::info!(running, "window closed while jobs run: hidden until they finish");
+    let (app, engine) = (window.app_handle().clone(), core.engine.clone());
+    tauri::async_runtime::spawn(async move {
+        let mut events = engine.subscribe();
+        loop {
+            let hidden = app.get_webview_window(MAIN).is_some_and(|w| !w.is_visible().unwrap_or(true));
+            if !hidden {
+                return; // opened again: it is the person's to close
+            }
+            if engine.jobs_running_here() == 0 {
+                return app.exit(0);
+            }
+            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = events.recv().await {
+                return;
+            }
+        }
+    });
+}
+
+/// Show and focus the main window (a second launch, later the tray).
+pub fn show_main<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(w) = app.get_webview_window(MAIN) {
+        let _ = w.unminimize();
+        let _ = w.show();
+        let _ = w.set_focus();
+    }
+}

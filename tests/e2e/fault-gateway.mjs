@@ -1,0 +1,57 @@
+// A MOCK OpenAI-compatible gateway for the faults a real one cannot be made to produce on
+// demand: a reply cut mid-stream (the socket closes, no [DONE]), a 401, and a reply that
+// streams slowly enough to be stopped by hand. Everything else in the E2E uses the real
+// built-in model.
+import http from "node:http";
+
+export async function startFaultGateway() {
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      const path = req.url ?? "";
+      if (path.startsWith("/unauthorized/")) {
+        res.writeHead(401, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: { message: "Incorrect API key provided", type: "invalid_request_error", code: "invalid_api_key" } }));
+        return;
+      }
+      if (!path.endsWith("/chat/completions")) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      const chunk = (text) => `data: ${JSON.stringify({ id: "x", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: text } }] })}\n\n`;
+      if (path.startsWith("/cut/")) {
+        // Some of the reply, then the connection ends with no [DONE].
+        const words = "The first part of this reply arrives and then the line goes".split(" ");
+        let i = 0;
+        const t = setInterval(() => {
+          if (i < words.length) res.write(chunk((i ? " " : "") + words[i++]));
+          else {
+            clearInterval(t);
+            res.socket?.destroy();
+          }
+        }, 20);
+        return;
+      }
+      if (path.startsWith("/slow/")) {
+        // A long reply, one word every 50 ms (a minute in all): long enough to stop.
+        let i = 0;
+        const t = setInterval(() => {
+          if (res.destroyed || i >= 1200) {
+            clearInterval(t);
+            if (!res.destroyed) res.end("data: [DONE]\n\n");
+            return;
+          }
+          res.write(chunk(`word${i++} `));
+        }, 50);
+        res.on("close", () => clearInterval(t));
+        return;
+      }
+      res.writeHead(404).end();
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  return { url: (kind) => `http://127.0.0.1:${port}/${kind}/v1`, close: () => new Promise((r) => server.close(r)) };
+}

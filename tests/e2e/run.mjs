@@ -1,0 +1,343 @@
+// End-to-end tests of the real desktop app: the release-shaped binary (UI embedded) under
+// Xvfb, driven through tauri-driver + WebKitWebDriver with WebdriverIO, only through the
+// desktop test contract's data-testids (../../../shared/DESIGN.md is the developers' copy;
+// docs/desktop-testing.md lists them). The replies come from the real built-in model; a
+// mock gateway (fault-gateway.mjs) stands in only for faults: a cut stream, a 401, a slow reply.
+//
+// Run by scripts/e2e, which builds the app and the CLI, installs tauri-driver and starts Xvfb.
+// Every screen visited is saved to target/e2e-screens/; axe-core checks each one.
+
+import { remote } from "webdriverio";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startFaultGateway } from "./fault-gateway.mjs";
+
+const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+const APP = process.env.GATEHOUSE_APP ?? join(root, "target/debug/gatehouse-desktop");
+const CLI = process.env.GATEHOUSE_CLI ?? join(root, "target/debug/gatehouse");
+const DRIVER = process.env.TAURI_DRIVER ?? join(root, ".tools/bin/tauri-driver");
+const MODEL = process.env.GATEHOUSE_TEST_MODEL;
+const SHOTS = join(root, "target/e2e-screens");
+const AXE = readFileSync(join(root, "node_modules/axe-core/axe.min.js"), "utf8");
+const only = process.argv.slice(2);
+
+if (!MODEL) throw new Error("GATEHOUSE_TEST_MODEL must name the built-in model's .gguf file (scripts/e2e sets it)");
+mkdirSync(SHOTS, { recursive: true });
+
+/** How long a step may take before the test fails: the model's reply in a debug build included. */
+const WAIT = 60_000;
+
+function gatehouse(dataDir, ...args) {
+  return execFileSync(CLI, ["--data-dir", dataDir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** A data directory with the built-in model in place and nothing else set up. */
+function freshDataDir() {
+  const dir = mkdtempSync(join(tmpdir(), "gatehouse-e2e-"));
+  gatehouse(dir, "models", "add", MODEL, "--name", "SmolLM2-135M-Instruct.Q4_1");
+  return dir;
+}
+
+/** The sessions the running test opened: closed after it, their screens saved if it failed. */
+let sessions = [];
+
+async function openApp(dataDir) {
+  const app = await remote({
+    hostname: "127.0.0.1",
+    port: 4444,
+    logLevel: "warn",
+    connectionRetryCount: 0,
+    capabilities: { "tauri:options": { application: APP, args: ["--data-dir", dataDir] } },
+  });
+  await app.$('[data-testid="composer"]').waitForExist({ timeout: WAIT });
+  sessions.push(app);
+  return app;
+}
+
+/** End the test's sessions; a failure here must not hide the test's own error. */
+async function closeAll(failedAs) {
+  for (const [i, app] of sessions.entries()) {
+    if (failedAs) await app.saveScreenshot(join(SHOTS, `FAIL-${failedAs}-${i}.png`)).catch(() => {});
+    await app.deleteSession().catch(() => {});
+  }
+  sessions = [];
+}
+
+const $t = (app, id) => app.$(`[data-testid="${id}"]`);
+const $$t = (app, id) => app.$$(`[data-testid="${id}"]`);
+
+async function frames(app) {
+  // WebKitWebDriver's screenshot can show a frame from before the last DOM change: wait two frames.
+  await app.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+}
+
+/** Save what the person sees, and check it with axe-core: no serious or critical violations. */
+async function screen(app, name) {
+  await frames(app);
+  await app.saveScreenshot(join(SHOTS, `${name}.png`));
+  await app.execute(AXE);
+  const violations = await app.executeAsync((done) => {
+    // eslint-disable-next-line no-undef
+    axe.run(document, { resultTypes: ["violations"] }).then((r) =>
+      done(r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`)),
+    );
+  });
+  if (violations.length) throw new Error(`accessibility on ${name}:\n  ${violations.join("\n  ")}`);
+}
+
+async function lastMessage(app, role) {
+  const all = await app.$$(`[data-testid="message"][data-role="${role}"]`);
+  return all[all.length - 1];
+}
+
+async function waitState(app, el, states) {
+  await app.waitUntil(async () => states.includes(await el.getAttribute("data-state")), {
+    timeout: WAIT,
+    timeoutMsg: `the message did not become ${states.join(" or ")}`,
+  });
+  return el.getAttribute("data-state");
+}
+
+async function send(app, text) {
+  const box = await $t(app, "composer");
+  await box.setValue(text);
+  await (await $t(app, "send")).click();
+}
+
+function assert(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+const tests = {
+  async "with no set-up, a message gets the built-in model's reply, streamed"() {
+    const dir = freshDataDir();
+    const app = await openApp(dir);
+    await screen(app, "01-first-run");
+    // Record every state the reply's DOM goes through, from inside the page.
+    await app.execute(() => {
+      const seen = (window.__replyStates = []);
+      new MutationObserver(() => {
+        const m = document.querySelector('[data-testid="message"][data-role="assistant"]');
+        if (!m) return;
+        const entry = `${m.dataset.state}:${m.querySelector('[data-testid="message-text"]')?.textContent?.length ?? 0}`;
+        if (seen[seen.length - 1] !== entry) seen.push(entry);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+    await send(app, "What is the capital of France?");
+    const reply = await app.$('[data-testid="message"][data-role="assistant"]');
+    await reply.waitForExist({ timeout: WAIT });
+    await waitState(app, reply, ["complete", "interrupted", "failed"]);
+    assert((await reply.getAttribute("data-state")) === "complete", "the reply completed");
+    const states = await app.execute(() => window.__replyStates);
+    const growing = states.filter((s) => s.startsWith("streaming:") && !s.endsWith(":0"));
+    assert(growing.length >= 2, `the reply streamed in: text grew while streaming (${states.join(" ")})`);
+    const text = await (await reply.$('[data-testid="message-text"]')).getText();
+    assert(text.trim().length > 0, "the reply has text");
+    const items = await $$t(app, "conversation-item");
+    assert(items.length === 1, `one conversation in the list, not ${items.length}`);
+    await screen(app, "02-chat-reply");
+  },
+
+  async "a reply can be stopped, regenerated, and a message edited and sent again, with versions kept"() {
+    const dir = freshDataDir();
+    const faults = await startFaultGateway();
+    gatehouse(dir, "gateways", "add", "slow", "--kind", "openai", "--url", faults.url("slow"));
+    const app = await openApp(dir);
+    try {
+      const picker = await $t(app, "gateway-picker");
+      await picker.selectByAttribute("value", "slow");
+      await send(app, "Tell me a long story");
+      const reply = await app.$('[data-testid="message"][data-role="assistant"]');
+      await reply.waitForExist({ timeout: WAIT });
+      await app.waitUntil(async () => (await (await reply.$('[data-testid="message-text"]')).getText()).includes("word3"), { timeout: WAIT });
+      await (await $t(app, "stop")).click();
+      assert((await waitState(app, reply, ["interrupted", "complete"])) === "interrupted", "a stopped reply shows as interrupted");
+      const stoppedText = await (await reply.$('[data-testid="message-text"]')).getText();
+      assert(stoppedText.includes("word3") && !stoppedText.includes("word1199"), "the partial text is kept");
+      await screen(app, "03-stopped");
+
+      // Regenerate on the built-in model: a second version of the reply, browsable.
+      await picker.selectByAttribute("value", "local");
+      await (await $t(app, "regenerate")).click();
+      await app.waitUntil(async () => (await (await $t(app, "version")).isExisting()) && (await (await $t(app, "version")).getText()) === "2/2", { timeout: WAIT, timeoutMsg: "no version 2/2 after regenerating" });
+      const second = await lastMessage(app, "assistant");
+      await waitState(app, second, ["complete"]);
+      await (await $t(app, "version-previous")).click();
+      await app.waitUntil(async () => (await (await $t(app, "version")).getText()) === "1/2", { timeout: WAIT });
+      const back = await (await (await lastMessage(app, "assistant")).$('[data-testid="message-text"]')).getText();
+      assert(back === stoppedText, "version 1 is the stopped reply, as it was");
+
+      // Edit the question and send it again: a new version of it, with its own reply.
+      await (await $t(app, "edit")).click();
+      const input = await $t(app, "edit-input");
+      await input.setValue("What is the capital of Italy?");
+      await (await $t(app, "edit-send")).click();
+      await app.waitUntil(async () => (await (await (await lastMessage(app, "user")).$('[data-testid="message-text"]')).getText()) === "What is the capital of Italy?", { timeout: WAIT });
+      const edited = await lastMessage(app, "assistant");
+      await waitState(app, edited, ["complete"]);
+      const userVersion = await (await lastMessage(app, "user")).$('[data-testid="version"]');
+      assert((await userVersion.getText()) === "2/2", "the edited message keeps its first version");
+      await screen(app, "04-edited");
+    } finally {
+      await faults.close();
+    }
+  },
+
+  async "a cut reply shows as interrupted with its text, and a refused token as a sentence"() {
+    const dir = freshDataDir();
+    const faults = await startFaultGateway();
+    gatehouse(dir, "gateways", "add", "cut", "--kind", "openai", "--url", faults.url("cut"));
+    gatehouse(dir, "gateways", "add", "locked", "--kind", "openai", "--url", faults.url("unauthorized"));
+    const app = await openApp(dir);
+    try {
+      await (await $t(app, "gateway-picker")).selectByAttribute("value", "cut");
+      await send(app, "Hello?");
+      const reply = await app.$('[data-testid="message"][data-role="assistant"]');
+      await reply.waitForExist({ timeout: WAIT });
+      assert((await waitState(app, reply, ["interrupted", "failed", "complete"])) === "interrupted", "a cut reply is interrupted");
+      const text = await (await reply.$('[data-testid="message-text"]')).getText();
+      assert(text.startsWith("The first part of this reply"), `the partial text is shown: ${text}`);
+      const err = await reply.$('[data-testid="error"]');
+      assert((await err.getAttribute("data-code")) === "gateway.incomplete", `code ${await err.getAttribute("data-code")}`);
+      assert(await (await $t(app, "continue")).isExisting(), "an interrupted reply can be continued");
+      await screen(app, "05-interrupted");
+
+      await (await $t(app, "new-conversation")).click();
+      await (await $t(app, "gateway-picker")).selectByAttribute("value", "locked");
+      await send(app, "Hello?");
+      const refused = await app.$('[data-testid="error"][data-code="gateway.unauthorized"]');
+      await refused.waitForExist({ timeout: WAIT });
+      const sentence = await refused.getText();
+      assert(/locked refused the credentials/.test(sentence) && /token/.test(sentence), `a sentence naming the gateway and the token: ${sentence}`);
+      assert(!/gateway\.unauthorized|panicked|Error\(/.test(sentence), "no raw code or debug text");
+      await screen(app, "06-unauthorized");
+    } finally {
+      await faults.close();
+    }
+  },
+
+  async "search finds an old message and opens it"() {
+    const dir = freshDataDir();
+    gatehouse(dir, "chat", "Tell me about the zanzibar archipelago");
+    gatehouse(dir, "chat", "Something else entirely");
+    const app = await openApp(dir);
+    await (await $t(app, "search-input")).setValue("zanzib");
+    const hit = await app.$('[data-testid="search-result"][data-message-id]:not([data-message-id=""])');
+    await hit.waitForExist({ timeout: WAIT });
+    const messageId = await hit.getAttribute("data-message-id");
+    assert((await hit.getText()).toLowerCase().includes("zanzibar"), "the hit shows the matching words");
+    await screen(app, "07-search");
+    await hit.click();
+    const target = await app.$(`[data-testid="message"][data-id="${messageId}"]`);
+    await target.waitForDisplayed({ timeout: WAIT });
+    assert((await target.getText()).toLowerCase().includes("zanzibar"), "the message opened is the one found");
+  },
+
+  async "a conversation started from the CLI on the same data dir appears"() {
+    const dir = freshDataDir();
+    const app = await openApp(dir);
+    assert((await $$t(app, "conversation-item")).length === 0, "no conversations at first");
+    gatehouse(dir, "chat", "Hello from the terminal");
+    await app.waitUntil(async () => (await $$t(app, "conversation-item")).length === 1, { timeout: WAIT, timeoutMsg: "the CLI's conversation did not appear" });
+    const item = await $t(app, "conversation-item");
+    // innerText: the text as rendered (WebKitWebDriver's getText leaves out an ellipsised title).
+    await app.waitUntil(async () => (await app.execute((el) => el.innerText, item)).includes("Hello from the terminal"), { timeout: WAIT, timeoutMsg: "titled by its first message" });
+    await item.$("button").click();
+    const reply = await app.$('[data-testid="message"][data-role="assistant"][data-state="complete"]');
+    await reply.waitForExist({ timeout: WAIT });
+    await screen(app, "08-from-cli");
+  },
+
+  async "the app killed mid-reply shows the partial reply when it starts again"() {
+    const dir = freshDataDir();
+    const faults = await startFaultGateway();
+    gatehouse(dir, "gateways", "add", "slow", "--kind", "openai", "--url", faults.url("slow"));
+    gatehouse(dir, "gateways", "default", "slow");
+    let app = await openApp(dir);
+    try {
+      await send(app, "Tell me a long story");
+      const reply = await app.$('[data-testid="message"][data-role="assistant"]');
+      await reply.waitForExist({ timeout: WAIT });
+      await app.waitUntil(async () => (await (await reply.$('[data-testid="message-text"]')).getText()).includes("word5"), { timeout: WAIT });
+      const pid = execFileSync("pgrep", ["-f", `gatehouse-desktop --data-dir ${dir}`], { encoding: "utf8" }).trim().split("\n")[0];
+      process.kill(Number(pid), "SIGKILL");
+      await app.deleteSession().catch(() => {});
+      sessions = sessions.filter((s) => s !== app);
+      app = await openApp(dir);
+      await (await $$t(app, "conversation-item"))[0].$("button").click();
+      const again = await app.$('[data-testid="message"][data-role="assistant"]');
+      await again.waitForExist({ timeout: WAIT });
+      assert((await waitState(app, again, ["interrupted", "failed"])) === "interrupted", "the cut reply is interrupted");
+      assert((await (await again.$('[data-testid="message-text"]')).getText()).includes("word5"), "its partial text survived");
+      await screen(app, "09-after-crash");
+    } finally {
+      await faults.close();
+    }
+  },
+
+  async "the settings and jobs views open"() {
+    const dir = freshDataDir();
+    const app = await openApp(dir);
+    await (await $t(app, "nav-settings")).click();
+    await (await $t(app, "gateway-row")).waitForExist({ timeout: WAIT });
+    await screen(app, "10-settings");
+    await (await $t(app, "nav-jobs")).click();
+    await screen(app, "11-jobs");
+    await (await $t(app, "nav-chat")).click();
+    await (await $t(app, "composer")).waitForExist({ timeout: WAIT });
+  },
+};
+
+/** tauri-driver, fresh for each test: a WebKitWebDriver that a test's app took down stays down. */
+async function startDriver() {
+  const driver = spawn(DRIVER, ["--port", "4444", "--native-port", "4445"], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  driver.stderr.on("data", (d) => (log += d));
+  // It listens within a moment; poll its status endpoint rather than sleeping blindly.
+  for (let i = 0; ; i++) {
+    try {
+      await fetch("http://127.0.0.1:4444/status");
+      break;
+    } catch (e) {
+      if (i > 200) throw new Error(`tauri-driver did not start: ${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    log: () => log,
+    stop: () =>
+      new Promise((r) => {
+        driver.once("exit", r);
+        driver.kill("SIGTERM");
+      }),
+  };
+}
+
+async function main() {
+  let failed = 0;
+  for (const [name, test] of Object.entries(tests)) {
+    if (only.length && !only.some((o) => name.includes(o))) continue;
+    const t0 = Date.now();
+    const driver = await startDriver();
+    try {
+      await test();
+      await closeAll(null);
+      console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    } catch (e) {
+      failed++;
+      await closeAll(Object.keys(tests).indexOf(name) + 1);
+      console.log(`FAIL ${name}\n     ${String(e?.stack ?? e).split("\n").slice(0, 6).join("\n     ")}`);
+      const log = driver.log().split("\n").filter((l) => l && !/^\s+(\d+:|at )/.test(l)).slice(-8).join("\n     ");
+      if (log) console.log(`     tauri-driver said:\n     ${log}`);
+    } finally {
+      await driver.stop();
+    }
+  }
+  console.log(failed ? `${failed} end-to-end test(s) failed` : "all end-to-end tests passed");
+  process.exit(failed ? 1 : 0);
+}
+
+await main();

@@ -1,0 +1,78 @@
+// The one way the UI reaches the app: every command, event and stream, typed by the
+// bindings generated from the Rust types (ui/src/lib/bindings, checked in CI).
+// An error is always an ErrorBody `{code, message}`: branch on `code`, show `message`.
+
+import { invoke, Channel } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { ErrorBody } from "./bindings/ErrorBody";
+import type { ConversationPage } from "./bindings/ConversationPage";
+import type { MessagePage } from "./bindings/MessagePage";
+import type { Message } from "./bindings/Message";
+import type { ReplyFeed } from "./bindings/ReplyFeed";
+import type { SearchHit } from "./bindings/SearchHit";
+import type { Sent } from "./bindings/Sent";
+import type { Route } from "./bindings/Route";
+import type { At } from "./bindings/At";
+import type { Profile } from "./bindings/Profile";
+import type { ModelInfo } from "./bindings/ModelInfo";
+import type { FetchProgress } from "./bindings/FetchProgress";
+import type { Settings } from "./bindings/Settings";
+import type { SettingsChange } from "./bindings/SettingsChange";
+import type { PoolStatus } from "./bindings/PoolStatus";
+import type { ConversationEvent } from "./bindings/ConversationEvent";
+import type { JobFeed } from "./bindings/JobFeed";
+
+/** Any failure as the engine's error shape; a failure of the IPC itself gets `app.ipc`. */
+export function asError(e: unknown): ErrorBody {
+  if (e && typeof e === "object" && "code" in e && "message" in e) return e as ErrorBody;
+  return { code: "app.ipc", message: `Gatehouse could not do that: ${String(e)}` };
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw asError(e);
+  }
+}
+
+function channel<T>(on: (m: T) => void): Channel<T> {
+  const c = new Channel<T>();
+  c.onmessage = on;
+  return c;
+}
+
+export const api = {
+  painted: () => call<void>("painted"),
+  openLink: (url: string) => call<void>("open_link", { url }),
+
+  conversations: (after: string | null, limit: number) => call<ConversationPage>("conversations", { after, limit }),
+  messages: (conversationId: number, at: At, limit: number) => call<MessagePage>("messages", { conversationId, at, limit }),
+  message: (id: number) => call<Message>("message", { id }),
+  send: (text: string, conversationId: number | null, route: Route, on: (f: ReplyFeed) => void) =>
+    call<Sent>("send", { text, conversationId, route, channel: channel(on) }),
+  regenerate: (messageId: number, route: Route, on: (f: ReplyFeed) => void) =>
+    call<Sent>("regenerate", { messageId, route, channel: channel(on) }),
+  editMessage: (messageId: number, text: string, route: Route, on: (f: ReplyFeed) => void) =>
+    call<Sent>("edit_message", { messageId, text, route, channel: channel(on) }),
+  continueReply: (messageId: number, route: Route, on: (f: ReplyFeed) => void) =>
+    call<Sent>("continue_reply", { messageId, route, channel: channel(on) }),
+  watchReply: (messageId: number, from: number, on: (f: ReplyFeed) => void) =>
+    call<void>("watch_reply", { messageId, from, channel: channel(on) }),
+  stopReply: (messageId: number) => call<boolean>("stop_reply", { messageId }),
+  showVersion: (messageId: number) => call<void>("show_version", { messageId }),
+  renameConversation: (id: number, title: string) => call<void>("rename_conversation", { id, title }),
+  pinConversation: (id: number, pinned: boolean) => call<void>("pin_conversation", { id, pinned }),
+  deleteConversation: (id: number) => call<void>("delete_conversation", { id }),
+  search: (query: string, limit: number) => call<SearchHit[]>("search", { query, limit }),
+
+  gateways: () => call<Profile[]>("gateways"),
+  models: () => call<ModelInfo[]>("models"),
+  fetchModel: (on: (p: FetchProgress) => void) => call<void>("fetch_model", { progress: channel(on) }),
+  settings: () => call<Settings>("settings"),
+  changeSettings: (change: SettingsChange) => call<Settings>("change_settings", { change }),
+  poolStatus: () => call<PoolStatus>("pool_status"),
+
+  onConversation: (f: (e: ConversationEvent) => void): Promise<UnlistenFn> => listen<ConversationEvent>("conversation", (e) => f(e.payload)),
+  onJob: (f: (e: JobFeed) => void): Promise<UnlistenFn> => listen<JobFeed>("job", (e) => f(e.payload)),
+};
