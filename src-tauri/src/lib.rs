@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use gatehouse_engine::{Engine, EngineOptions, PoolConfig};
 use tauri::{Manager, RunEvent, Runtime};
+use tauri_plugin_window_state::StateFlags;
 
 pub use state::Core;
 
@@ -55,6 +56,7 @@ impl Args {
 
 /// Start the desktop app; returns when it has quit.
 pub fn run() {
+    windows::STARTED.get_or_init(std::time::Instant::now);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| "info,tao=warn,wry=warn".into()),
@@ -79,7 +81,13 @@ pub fn run() {
     tracing::info!(data_dir = %data_dir.display(), "Gatehouse is open");
     let builder = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| windows::show_main(app)))
-        .plugin(tauri_plugin_window_state::Builder::default().build())
+        // Size, place and maximised state; not visibility (a window hidden while jobs ran must
+        // still open next time).
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(StateFlags::SIZE | StateFlags::POSITION | StateFlags::MAXIMIZED)
+                .build(),
+        )
         .plugin(tauri_plugin_opener::init());
     let app = run_app(builder, Core::new(engine, Some(pool))).build(tauri::generate_context!());
     let app = match app {
@@ -132,6 +140,13 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Core) -> tauri::Bui
             chat::delete_conversation,
             chat::search,
             settings::gateways,
+            settings::add_gateway,
+            settings::remove_gateway,
+            settings::set_default_gateway,
+            settings::check_gateway,
+            settings::add_model,
+            settings::set_default_model,
+            settings::remove_model,
             settings::models,
             settings::fetch_model,
             settings::settings,

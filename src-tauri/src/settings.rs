@@ -1,12 +1,14 @@
 //! Settings commands: gateway profiles, models, the shared settings (worker count,
 //! notifications). Tokens never come through here: a profile names where its token is.
 
+use std::path::PathBuf;
+
 use gatehouse_engine::models::{FetchProgress, ModelInfo};
-use gatehouse_engine::{Profile, Settings, SettingsChange};
+use gatehouse_engine::{GatewayKind, Profile, Settings, SettingsChange};
 use tauri::ipc::Channel;
 use tauri::State;
 
-use crate::error::Result;
+use crate::error::{Failure, Result};
 use crate::state::Core;
 
 #[tauri::command]
@@ -34,4 +36,100 @@ pub async fn settings(core: State<'_, Core>) -> Result<Settings> {
 #[tauri::command]
 pub async fn change_settings(core: State<'_, Core>, change: SettingsChange) -> Result<Settings> {
     Ok(core.engine.change_settings(change).await?)
+}
+
+/// Where a new gateway's token is, as the person chose it. Never logged, never sent back.
+#[derive(serde::Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub enum Token {
+    /// The gateway takes no token.
+    None,
+    /// An environment variable of the app's holds it.
+    Env { var: String },
+    /// An owner-only file holds it.
+    File { path: PathBuf },
+    /// Keep it in the OS keyring: the token itself, typed once.
+    Keyring { token: String },
+}
+
+/// A gateway profile to add, from the settings form.
+#[derive(serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct NewGateway {
+    /// The name chats and jobs use.
+    pub name: String,
+    /// `openai` or `openclaw`.
+    pub kind: String,
+    /// Where it is: `http(s)://…/v1` or `ws(s)://…`.
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub url: Option<String>,
+    /// The model to ask for; none = the server's default.
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub model: Option<String>,
+    /// Where its token is.
+    pub token: Token,
+}
+
+/// Add (or replace) a gateway profile; a token for the keyring is kept there first, so a
+/// keyring that refuses leaves no profile without its token.
+#[tauri::command]
+pub async fn add_gateway(core: State<'_, Core>, gateway: NewGateway) -> Result<()> {
+    let kind = GatewayKind::parse(&gateway.kind).ok_or_else(|| Failure::invalid(format!("`{}` is not a gateway kind", gateway.kind)))?;
+    let blank = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let (mut token_env, mut token_file, mut keyring) = (None, None, None);
+    match gateway.token {
+        Token::None => {}
+        Token::Env { var } => token_env = blank(Some(var)),
+        Token::File { path } => token_file = Some(std::path::absolute(&path).map_err(|e| Failure::invalid(e.to_string()))?),
+        Token::Keyring { token } => keyring = Some(token),
+    }
+    let profile = Profile {
+        name: gateway.name.trim().to_owned(),
+        kind,
+        url: blank(gateway.url),
+        model: blank(gateway.model),
+        token_env,
+        token_file,
+        token_keyring: keyring.is_some(),
+        is_default: false,
+    };
+    profile.validate()?;
+    if let Some(token) = keyring {
+        core.engine.keep_gateway_token(&profile.name, token).await?;
+    }
+    Ok(core.engine.add_gateway(profile).await?)
+}
+
+#[tauri::command]
+pub async fn remove_gateway(core: State<'_, Core>, name: String) -> Result<()> {
+    Ok(core.engine.remove_gateway(&name).await?)
+}
+
+#[tauri::command]
+pub async fn set_default_gateway(core: State<'_, Core>, name: String) -> Result<()> {
+    Ok(core.engine.set_default_gateway(&name).await?)
+}
+
+/// Whether the gateway answers and takes its token, as a sentence.
+#[tauri::command]
+pub async fn check_gateway(core: State<'_, Core>, name: String) -> Result<String> {
+    Ok(core.engine.check_gateway(Some(&name)).await?)
+}
+
+/// Make a GGUF file on this computer available to the built-in gateway.
+#[tauri::command]
+pub async fn add_model(core: State<'_, Core>, path: PathBuf, name: Option<String>) -> Result<ModelInfo> {
+    let name = name.filter(|n| !n.trim().is_empty());
+    Ok(core.engine.add_model(&path, name.as_deref())?)
+}
+
+#[tauri::command]
+pub async fn set_default_model(core: State<'_, Core>, name: String) -> Result<()> {
+    Ok(core.engine.set_default_model(&name).await?)
+}
+
+#[tauri::command]
+pub async fn remove_model(core: State<'_, Core>, name: String) -> Result<()> {
+    Ok(core.engine.remove_model(&name).await?)
 }

@@ -108,8 +108,7 @@ pub async fn run(engine: &Engine, cmd: Gateways, json: bool) -> Outcome {
             }
         }
         Gateways::Test { name } => {
-            let (_, gateway) = engine.open_gateway(name.as_deref()).await?;
-            let sentence = gateway.check().await?;
+            let sentence = engine.check_gateway(name.as_deref()).await?;
             if json {
                 print_json(&serde_json::json!({ "ok": true, "message": sentence }));
             } else {

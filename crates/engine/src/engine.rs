@@ -461,6 +461,13 @@ impl Engine {
         gateway::profile::find(&self.shared.store, name).await
     }
 
+    /// Whether the named gateway (or the default) answers and takes its token, in one sentence
+    /// for a person; no tokens are spent. A gateway that does not is an error saying why.
+    pub async fn check_gateway(&self, name: Option<&str>) -> Result<String> {
+        let (_, gateway) = self.open_gateway(name).await?;
+        gateway.check().await
+    }
+
     /// The named gateway profile (or the default), ready to use.
     pub async fn open_gateway(&self, name: Option<&str>) -> Result<(Profile, Arc<dyn Gateway>)> {
         self.shared.gateways.open(name).await

@@ -522,6 +522,9 @@ impl Error {
             Error::ApprovalClosed { id, .. } => json!({ "id": id }),
             Error::JobInvalidState { id, state, .. } => json!({ "id": id, "state": state }),
             Error::GatewayUnknown(name) => json!({ "gateway": name }),
+            Error::GatewayUnauthorized { gateway, .. } | Error::GatewayForbidden { gateway, .. } | Error::GatewayNotFound { gateway, .. } => {
+                json!({ "gateway": gateway })
+            }
             Error::GatewayServer { gateway, status, .. } => json!({ "gateway": gateway, "status": status }),
             Error::GatewayRateLimited { gateway, retry_after } => json!({ "gateway": gateway, "retry_after": retry_after }),
             Error::GatewayUnreachable { gateway, url, .. } => json!({ "gateway": gateway, "url": url }),

@@ -192,11 +192,13 @@ async fn exactly_n_jobs_run_at_once_and_submit_does_not_wait_for_a_worker() {
     }
     let running = engine.jobs(&gatehouse_engine::JobFilter { state: Some(JobState::Running), limit: None }).await.unwrap();
     assert_eq!(running.len(), 3);
+    assert_eq!(engine.jobs_running_here(), 3, "what quitting this process would stop (the app hides instead)");
     let mut events = engine.subscribe();
     permits.add_permits(ids.len());
     for id in &ids {
         wait_for(&engine, &mut events, *id, JobState::Succeeded).await;
     }
+    assert_eq!(engine.jobs_running_here(), 0);
     assert_eq!(max.load(Ordering::SeqCst), 3, "at most (and at some point exactly) 3 ran at once");
     pool.shutdown(Duration::from_secs(5)).await;
 }

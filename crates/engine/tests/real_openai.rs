@@ -48,8 +48,7 @@ async fn read(mut reply: gatehouse_engine::Reply) -> (Vec<String>, MessageState)
 async fn a_real_server_streams_a_factual_answer_token_by_token() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    let (_, gateway) = engine.open_gateway(None).await.unwrap();
-    let sentence = gateway.check().await.unwrap();
+    let sentence = engine.check_gateway(None).await.unwrap();
     assert!(sentence.contains("answers"), "{sentence}");
 
     let reply = engine.send("What is the capital of France?".into(), deterministic(), CancellationToken::new()).await.unwrap();

@@ -19,6 +19,7 @@ import type { FetchProgress } from "./bindings/FetchProgress";
 import type { Settings } from "./bindings/Settings";
 import type { SettingsChange } from "./bindings/SettingsChange";
 import type { PoolStatus } from "./bindings/PoolStatus";
+import type { NewGateway } from "./bindings/NewGateway";
 import type { ConversationEvent } from "./bindings/ConversationEvent";
 import type { JobFeed } from "./bindings/JobFeed";
 
@@ -67,7 +68,14 @@ export const api = {
   search: (query: string, limit: number) => call<SearchHit[]>("search", { query, limit }),
 
   gateways: () => call<Profile[]>("gateways"),
+  addGateway: (gateway: NewGateway) => call<void>("add_gateway", { gateway }),
+  removeGateway: (name: string) => call<void>("remove_gateway", { name }),
+  setDefaultGateway: (name: string) => call<void>("set_default_gateway", { name }),
+  checkGateway: (name: string) => call<string>("check_gateway", { name }),
   models: () => call<ModelInfo[]>("models"),
+  addModel: (path: string, name: string | null) => call<ModelInfo>("add_model", { path, name }),
+  setDefaultModel: (name: string) => call<void>("set_default_model", { name }),
+  removeModel: (name: string) => call<void>("remove_model", { name }),
   fetchModel: (on: (p: FetchProgress) => void) => call<void>("fetch_model", { progress: channel(on) }),
   settings: () => call<Settings>("settings"),
   changeSettings: (change: SettingsChange) => call<Settings>("change_settings", { change }),
