@@ -161,10 +161,11 @@ async function tokenGateway() {
 }
 
 async function withDriver(f) {
-  const driver = spawn(DRIVER, ["--port", "4444", "--native-port", "4445"], { stdio: "ignore" });
+  // Ports of its own, so an end-to-end run on the same machine does not collide with it.
+  const driver = spawn(DRIVER, ["--port", "4446", "--native-port", "4447"], { stdio: "ignore" });
   for (let i = 0; ; i++) {
     try {
-      await fetch("http://127.0.0.1:4444/status");
+      await fetch("http://127.0.0.1:4446/status");
       break;
     } catch (e) {
       if (i > 200) throw e;
@@ -179,7 +180,7 @@ async function withDriver(f) {
 }
 
 async function open(dir) {
-  const app = await remote({ hostname: "127.0.0.1", port: 4444, logLevel: "error", capabilities: { "tauri:options": { application: APP, args: ["--data-dir", dir] } } });
+  const app = await remote({ hostname: "127.0.0.1", port: 4446, logLevel: "error", capabilities: { "tauri:options": { application: APP, args: ["--data-dir", dir] } } });
   await app.$('[data-testid="composer"]').waitForExist({ timeout: 60_000 });
   return app;
 }
@@ -202,7 +203,7 @@ async function tokenPath(gw) {
           last = t;
           const m = [...document.querySelectorAll('[data-testid="message"][data-role="assistant"]')].pop();
           const text = m?.querySelector('[data-testid="message-text"]')?.textContent ?? "";
-          const found = text.match(/t(\d{5}) *$/);
+          const found = text.match(/t(\d{5})\s*$/);
           if (found) {
             const n = Number(found[1]);
             const at = performance.timeOrigin + t;
@@ -273,12 +274,15 @@ async function openLong(gw) {
   });
 }
 
+// Sections by name (startup, memory, tokens, open); all when none is named.
+const pick = process.argv.slice(2);
+const want = (name) => pick.length === 0 || pick.includes(name);
 const gw = await tokenGateway();
 try {
-  await startup();
-  await memory();
-  await tokenPath(gw);
-  await openLong(gw);
+  if (want("startup")) await startup();
+  if (want("memory")) await memory();
+  if (want("tokens")) await tokenPath(gw);
+  if (want("open")) await openLong(gw);
 } finally {
   gw.close();
 }

@@ -111,6 +111,9 @@ function assert(cond, what) {
   if (!cond) throw new Error(what);
 }
 
+/** The dark theme, as a desktop that prefers dark would ask for it (GTK's theme variant). */
+const DARK = { GTK_THEME: "Adwaita:dark" };
+
 const tests = {
   async "with no set-up, a message gets the built-in model's reply, streamed"() {
     const dir = freshDataDir();
@@ -363,8 +366,8 @@ const tests = {
 };
 
 /** tauri-driver, fresh for each test: a WebKitWebDriver that a test's app took down stays down. */
-async function startDriver() {
-  const driver = spawn(DRIVER, ["--port", "4444", "--native-port", "4445"], { stdio: ["ignore", "ignore", "pipe"] });
+async function startDriver(env = {}) {
+  const driver = spawn(DRIVER, ["--port", "4444", "--native-port", "4445"], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
   let log = "";
   driver.stderr.on("data", (d) => (log += d));
   // It listens within a moment; poll its status endpoint rather than sleeping blindly.
@@ -387,12 +390,31 @@ async function startDriver() {
   };
 }
 
+// The dark theme's screens pass the same accessibility check.
+tests["in the dark theme, the chat and settings read as well"] = Object.assign(
+  async () => {
+    const dir = freshDataDir();
+    gatehouse(dir, "chat", "Show me a short Python function that adds two numbers");
+    const app = await openApp(dir);
+    const dark = await app.execute(() => matchMedia("(prefers-color-scheme: dark)").matches);
+    assert(dark, "the window follows the system's dark preference");
+    await (await $t(app, "conversation-item")).$("button").click();
+    await app.$('[data-testid="message"][data-role="assistant"][data-state="complete"]').waitForExist({ timeout: WAIT });
+    await screen(app, "14-dark-chat");
+    await (await $t(app, "nav-settings")).click();
+    await (await $t(app, "gateway-row")).waitForExist({ timeout: WAIT });
+    await screen(app, "15-dark-settings");
+  },
+  { env: DARK },
+);
+
 async function main() {
   let failed = 0;
   for (const [name, test] of Object.entries(tests)) {
     if (only.length && !only.some((o) => name.includes(o))) continue;
     const t0 = Date.now();
-    const driver = await startDriver();
+    // A test may set the app's environment (the driver passes its own on to the app).
+    const driver = await startDriver(test.env);
     try {
       await test();
       await closeAll(null);

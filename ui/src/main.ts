@@ -1,6 +1,7 @@
 import { mount } from "svelte";
-import "./app.css";
+// highlight.js's light theme first, so the app's dark overrides (app.css) come after it.
 import "highlight.js/styles/github.css";
+import "./app.css";
 import App from "./App.svelte";
 import { api } from "./lib/api";
 
