@@ -8,7 +8,8 @@
 // 3. The token path: a gateway of the benchmark's own streams N tokens at a fixed rate; the
 //    page notes when each token is painted. Latency = painted − written by the gateway (same
 //    machine, same clock), p50/p95; the longest frame while it streams; the text must match.
-// 4. Opening a conversation of 10,000 messages: click to its newest message painted.
+// 4. Opening a conversation of 10,000 messages: click to its newest message painted; then
+//    scrolling up through it (frame lengths, and how far it got).
 
 import { spawn, execFileSync, execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -194,25 +195,32 @@ async function tokenPath(gw) {
       Object.assign(gw.state, { rate, count });
       await (await app.$('[data-testid="new-conversation"]')).click();
       // In the page: each frame, the highest token painted and when; and every frame's length.
+      // The text is read in a task posted from the frame's callback: it runs after every
+      // callback of that frame (the window's own, which may come after this one) and after the
+      // frame's rendering, so it sees what that frame painted.
       await app.execute(() => {
         const w = window;
         w.__bench = { painted: [], frames: [], done: false };
         let last = performance.now();
-        const frame = (t) => {
-          w.__bench.frames.push(t - last);
-          last = t;
+        const read = () => {
           const m = [...document.querySelectorAll('[data-testid="message"][data-role="assistant"]')].pop();
           const text = m?.querySelector('[data-testid="message-text"]')?.textContent ?? "";
           const found = text.match(/t(\d{5})\s*$/);
           if (found) {
             const n = Number(found[1]);
-            const at = performance.timeOrigin + t;
+            const at = performance.timeOrigin + performance.now();
             for (let k = w.__bench.painted.length; k <= n; k++) w.__bench.painted[k] = at;
           }
           if (m?.dataset.state === "complete") {
             w.__bench.done = true;
             w.__bench.text = text;
-          } else requestAnimationFrame(frame);
+          }
+        };
+        const frame = (t) => {
+          w.__bench.frames.push(t - last);
+          last = t;
+          setTimeout(read, 0);
+          if (!w.__bench.done) requestAnimationFrame(frame);
         };
         requestAnimationFrame(frame);
       });
@@ -270,11 +278,35 @@ async function openLong(gw) {
       times.push(ms);
     }
     console.log(`opening a conversation of ${long.messages} messages, click to newest message painted (median of ${RUNS}): ${median(times).toFixed(0)} ms (${times.map((t) => t.toFixed(0)).join(" ")}; budget 300 ms)`);
+    const newest = Math.max(...(await app.execute(() => [...document.querySelectorAll('[data-testid="message"]')].map((m) => Number(m.dataset.id)))));
+    // Scrolling up through it as fast as a flick of the wheel: 400 px a frame for 10 s, older
+    // pages loading as the top comes near. Every frame's length, and how far it got.
+    const scroll = await app.executeAsync((done) => {
+      let el = document.querySelector('[data-testid="message"]');
+      while (el && !(el.scrollHeight > el.clientHeight + 10 && /auto|scroll/.test(getComputedStyle(el).overflowY))) el = el.parentElement;
+      const frames = [];
+      let lowest = Infinity;
+      let last = performance.now();
+      const t0 = last;
+      const step = (t) => {
+        frames.push(t - last);
+        last = t;
+        el.scrollTop -= 400;
+        for (const m of document.querySelectorAll('[data-testid="message"]')) lowest = Math.min(lowest, Number(m.dataset.id));
+        if (t - t0 > 10_000) done({ frames, lowest });
+        else requestAnimationFrame(step);
+      };
+      requestAnimationFrame(step);
+    });
+    const f = scroll.frames.slice(1);
+    console.log(
+      `scrolling up 400 px a frame for 10 s: ${f.length} frames, p50 ${pct(f, 50).toFixed(1)} ms, p95 ${pct(f, 95).toFixed(1)} ms, longest ${Math.max(...f).toFixed(0)} ms; reached message ${scroll.lowest} (newest ${newest}: about ${newest - scroll.lowest} messages up)`,
+    );
     await app.deleteSession();
   });
 }
 
-// Sections by name (startup, memory, tokens, open); all when none is named.
+// Sections by name (startup, memory, tokens, open — which also scrolls); all when none is named.
 const pick = process.argv.slice(2);
 const want = (name) => pick.length === 0 || pick.includes(name);
 const gw = await tokenGateway();

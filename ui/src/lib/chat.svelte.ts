@@ -3,7 +3,7 @@
 // streaming into `live` when another conversation is shown, so coming back shows it as it is.
 
 import { api, asError } from "./api";
-import { applyFeed, type Streamed } from "./reply";
+import { applyFeed, freshText, type Streamed } from "./reply";
 import { utf8Length } from "./text";
 import type { Conversation } from "./bindings/Conversation";
 import type { ConversationEvent } from "./bindings/ConversationEvent";
@@ -28,6 +28,14 @@ export function sortConversations(list: Conversation[]): Conversation[] {
   return list.sort((a, b) => Number(b.pinned) - Number(a.pinned) || b.updated_at.localeCompare(a.updated_at) || b.id - a.id);
 }
 
+/** Calls its argument before the next paint: the window's display frame. */
+export type Frame = (f: () => void) => void;
+
+const nextFrame: Frame = (f) => {
+  if (typeof requestAnimationFrame === "function") requestAnimationFrame(() => f());
+  else setTimeout(f, 16);
+};
+
 export class Chat {
   conversations = $state<Conversation[]>([]);
   /** The conversation shown; null = a new one, not started yet. */
@@ -49,6 +57,25 @@ export class Chat {
   /** Counts loads so a slow one that lost the race is dropped. */
   private load = 0;
   private branch = new Map<number, number>();
+  /** Text that came in since the last frame, by message id: shown all at once at the next
+   * frame. The channel's messages arrive as separate tasks; applied one by one, each would
+   * render the reply again, and a window that falls behind (a busy machine, 1,000 tokens/s)
+   * would then fall further behind. Applied per frame, it renders once whatever came. */
+  private drafts = new Map<number, string>();
+  private drafting = false;
+
+  /** `frame` schedules work for the next display frame (tests pass their own). */
+  constructor(private frame: Frame = nextFrame) {}
+
+  /** The reply streaming in the conversation shown, if one is. Read from states only, so it
+   * does not change (nor what depends on it) with each token. */
+  readonly streamingId = $derived.by(() => {
+    for (const m of this.messages) {
+      const l = this.live[m.id];
+      if ((l ? l.state : m.state) === "streaming") return m.id;
+    }
+    return null;
+  });
 
   get current(): Conversation | undefined {
     return this.conversations.find((c) => c.id === this.selected);
@@ -61,7 +88,8 @@ export class Chat {
   }
 
   get streaming(): Message | undefined {
-    return this.messages.map((m) => this.shown(m)).find((m) => m.state === "streaming");
+    const m = this.messages.find((m) => m.id === this.streamingId);
+    return m && this.shown(m);
   }
 
   async start(): Promise<void> {
@@ -145,6 +173,7 @@ export class Chat {
     const have = this.live[m.id];
     if (have && have.state === "streaming") return;
     const generation = (have?.generation ?? 0) + 1;
+    this.drafts.delete(m.id);
     this.live[m.id] = { text: m.text, bytes: utf8Length(m.text), state: m.state, error: m.error, tools: [...m.tools], generation };
     api.watchReply(m.id, this.live[m.id].bytes, (f) => this.onFeed(m.id, generation, f)).catch((e) => (this.error = asError(e)));
   }
@@ -152,6 +181,7 @@ export class Chat {
   /** A reply begun by this window: followed from its first byte. */
   private begun(id: number): { generation: number; on: (f: ReplyFeed) => void } {
     const generation = (this.live[id]?.generation ?? 0) + 1;
+    this.drafts.delete(id);
     this.live[id] = { text: "", bytes: 0, state: "streaming", error: null, tools: [], generation };
     return { generation, on: (f) => this.onFeed(id, generation, f) };
   }
@@ -159,15 +189,39 @@ export class Chat {
   private onFeed(id: number, generation: number, f: ReplyFeed): void {
     const l = this.live[id];
     if (!l || l.generation !== generation) return;
-    const { bytes, applied } = applyFeed(l, l.bytes, f);
-    l.bytes = bytes;
-    if (applied === "gap") {
-      // Text went missing on the way: take the message from the store and follow it again.
-      api.message(id).then((m) => {
-        l.state = "complete"; // let follow() start anew
-        this.follow(m);
-      });
+    if (f.type === "text") {
+      const got = freshText(l.bytes, f);
+      if (!got) {
+        // Text went missing on the way: take the message from the store and follow it again.
+        api.message(id).then((m) => {
+          l.state = "complete"; // let follow() start anew
+          this.follow(m);
+        });
+        return;
+      }
+      l.bytes = got.bytes;
+      if (got.fresh) {
+        this.drafts.set(id, (this.drafts.get(id) ?? "") + got.fresh);
+        if (!this.drafting) {
+          this.drafting = true;
+          this.frame(() => this.flush());
+        }
+      }
+      return;
     }
+    // A tool or the end: after the text that came before it.
+    this.flush();
+    l.bytes = applyFeed(l, l.bytes, f).bytes;
+  }
+
+  /** Show the text that came in since the last frame. */
+  flush(): void {
+    this.drafting = false;
+    for (const [id, text] of this.drafts) {
+      const l = this.live[id];
+      if (l) l.text += text;
+    }
+    this.drafts.clear();
   }
 
   /** Run a turn-starting command for the conversation shown. */

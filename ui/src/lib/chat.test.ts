@@ -35,7 +35,13 @@ function msg(id: number, role: string, text: string, state: Message["state"] = "
   return { id, parent_id: null, role, text, state, error: null, tools: [], versions: [], created_at: "2026-01-01T00:00:00Z" };
 }
 
+/** The window's display frames, run by the test when it "paints". */
+const frames: Array<() => void> = [];
+const paint = () => frames.splice(0).forEach((f) => f());
+const newChat = () => new Chat((f) => void frames.push(f));
+
 beforeEach(() => {
+  frames.length = 0;
   channels.clear();
   pages.clear();
   sendHook = null;
@@ -48,7 +54,7 @@ describe("the conversation list", () => {
   });
 
   it("follows news from any process: created, changed to the top, deleted", async () => {
-    const chat = new Chat();
+    const chat = newChat();
     chat.onEvent({ type: "created", conversation: conv(1, "2026-01-01T10:00:00Z") });
     chat.onEvent({ type: "created", conversation: conv(2, "2026-01-02T10:00:00Z") });
     chat.onEvent({ type: "changed", conversation: conv(1, "2026-01-03T10:00:00Z") });
@@ -62,7 +68,7 @@ describe("the conversation list", () => {
 
 describe("a streaming reply", () => {
   it("keeps streaming while another conversation is shown, and shows where it is on coming back", async () => {
-    const chat = new Chat();
+    const chat = newChat();
     pages.set(1, [msg(10, "user", "hi"), msg(11, "assistant", "Hel", "streaming")]);
     pages.set(2, [msg(20, "user", "other")]);
     await chat.open(1);
@@ -72,6 +78,7 @@ describe("a streaming reply", () => {
     feed({ type: "text", offset: 5, text: ", world" });
     // The store still has the old text; the window shows the live one.
     await chat.open(1);
+    paint();
     expect(chat.shown(chat.messages[1]).text).toBe("Hello, world");
     feed({ type: "settled", state: "complete", error: null });
     expect(chat.shown(chat.messages[1]).state).toBe("complete");
@@ -79,11 +86,31 @@ describe("a streaming reply", () => {
   });
 
   it("keeps what arrives on the channel before the send command has returned", async () => {
-    const chat = new Chat();
+    const chat = newChat();
     pages.set(1, [msg(10, "user", "hi"), msg(11, "assistant", "", "streaming")]);
     sendHook = (on) => on({ type: "text", offset: 0, text: "Early " });
     await chat.send("hi");
     expect(chat.selected).toBe(1);
+    paint();
     expect(chat.live[11].text).toBe("Early ");
+  });
+
+  it("shows what came within a frame at once, in order, nothing lost or repeated", async () => {
+    const chat = newChat();
+    pages.set(1, [msg(10, "user", "hi"), msg(11, "assistant", "", "streaming")]);
+    await chat.open(1);
+    const feed = channels.get(11)!;
+    feed({ type: "text", offset: 0, text: "One " });
+    feed({ type: "text", offset: 4, text: "two " });
+    feed({ type: "text", offset: 4, text: "two three " }); // partly repeated: the new part only
+    expect(chat.live[11].text).toBe(""); // nothing rendered between frames
+    expect(frames).toHaveLength(1); // one frame asked for, however many messages came
+    paint();
+    expect(chat.live[11].text).toBe("One two three ");
+    feed({ type: "text", offset: 14, text: "four." });
+    feed({ type: "settled", state: "complete", error: null });
+    // The end shows at once, after the text that came before it.
+    expect(chat.shown(chat.messages[1])).toMatchObject({ text: "One two three four.", state: "complete" });
+    expect(chat.streamingId).toBeNull();
   });
 });

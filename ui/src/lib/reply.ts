@@ -18,17 +18,24 @@ export interface Streamed {
 /** What applying a message did: `gap` means text is missing and the message must be reloaded. */
 export type Applied = "ok" | "gap" | "settled";
 
+/** The part of a text message that is new to a reply holding `bytes` bytes, and the reply's
+ * length after it; null when the message starts past the end (text went missing). */
+export function freshText(bytes: number, feed: { offset: number; text: string }): { fresh: string; bytes: number } | null {
+  const end = feed.offset + utf8Length(feed.text);
+  if (feed.offset > bytes) return null;
+  if (end <= bytes) return { fresh: "", bytes };
+  const skip = bytes - feed.offset;
+  return { fresh: skip === 0 ? feed.text : feed.text.slice(byteToIndex(feed.text, skip)), bytes: end };
+}
+
 /** Apply one channel message to `into` (whose `text` has `bytes` UTF-8 bytes); returns the new byte count and what happened. */
 export function applyFeed(into: Streamed, bytes: number, feed: ReplyFeed): { bytes: number; applied: Applied } {
   switch (feed.type) {
     case "text": {
-      const end = feed.offset + utf8Length(feed.text);
-      if (feed.offset > bytes) return { bytes, applied: "gap" };
-      if (end <= bytes) return { bytes, applied: "ok" };
-      const skip = bytes - feed.offset;
-      const fresh = skip === 0 ? feed.text : feed.text.slice(byteToIndex(feed.text, skip));
-      into.text += fresh;
-      return { bytes: end, applied: "ok" };
+      const got = freshText(bytes, feed);
+      if (!got) return { bytes, applied: "gap" };
+      into.text += got.fresh;
+      return { bytes: got.bytes, applied: "ok" };
     }
     case "tool": {
       const i = into.tools.findIndex((t) => t.call_id === feed.tool.call_id);
