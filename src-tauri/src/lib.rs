@@ -69,16 +69,19 @@ pub fn run() {
         Err(e) => fail(&e),
     };
     windows::prepare_webkit(&data_dir);
-    let opened = tauri::async_runtime::block_on(async {
-        let engine = Engine::open(EngineOptions::new(data_dir.clone())).await?;
+    // The engine opens (the database, its migrations) on the async runtime while GTK starts and
+    // the window is made — WebKit loads the page in its own processes meanwhile — and is awaited
+    // in setup, before the window's first command can be served. The pool starts only there:
+    // a second launch hands over to the first app in the single-instance plugin and exits
+    // before setup, and must not have claimed a job by then.
+    let opening = tauri::async_runtime::spawn(Engine::open(EngineOptions::new(data_dir.clone())));
+    let open = async move {
+        let engine = opening.await.unwrap_or_else(|e| panic!("opening the engine panicked: {e}"))?;
         let pool = engine.start_pool(PoolConfig::default()).await?;
-        Ok::<_, gatehouse_engine::Error>((engine, pool))
-    });
-    let (engine, pool) = match opened {
-        Ok(opened) => opened,
-        Err(e) => fail(&e),
+        let ms = windows::STARTED.get().map(|s| s.elapsed().as_millis()).unwrap_or_default();
+        tracing::info!(data_dir = %engine.data_dir().display(), "Gatehouse is open after {ms} ms");
+        Ok(Core::new(engine, Some(pool)))
     };
-    tracing::info!(data_dir = %data_dir.display(), "Gatehouse is open");
     let builder = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| windows::show_main(app)))
         // Size, place and maximised state; not visibility (a window hidden while jobs ran must
@@ -89,7 +92,14 @@ pub fn run() {
                 .build(),
         )
         .plugin(tauri_plugin_opener::init());
-    let app = run_app(builder, Core::new(engine, Some(pool))).build(tauri::generate_context!());
+    let app = commands(builder)
+        .setup(move |app| {
+            let core = tauri::async_runtime::block_on(open).unwrap_or_else(|e| fail(&e));
+            events::start(app.handle().clone(), core.engine.clone());
+            app.manage(core);
+            Ok(())
+        })
+        .build(tauri::generate_context!());
     let app = match app {
         Ok(app) => app,
         Err(e) => {
@@ -101,9 +111,10 @@ pub fn run() {
     app.run(move |app, event| match event {
         RunEvent::Ready => windows::watch_first_paint(app, data_dir.clone()),
         RunEvent::Exit => {
-            let core = app.state::<Core>();
-            let requeued = tauri::async_runtime::block_on(core.shut_down(QUIT_GRACE));
-            tracing::info!(requeued, "Gatehouse has quit");
+            if let Some(core) = app.try_state::<Core>() {
+                let requeued = tauri::async_runtime::block_on(core.shut_down(QUIT_GRACE));
+                tracing::info!(requeued, "Gatehouse has quit");
+            }
         }
         _ => {}
     });
@@ -115,12 +126,19 @@ fn fail(e: &gatehouse_engine::Error) -> ! {
     std::process::exit(1)
 }
 
-/// The app on any runtime: its state, commands and events. Plugins that need a desktop
-/// (single instance, window state, the opener) are added by [`run`].
+/// The app on any runtime (the command-layer tests use Tauri's mock runtime): its state,
+/// commands and events. Plugins that need a desktop (single instance, window state, the opener)
+/// are added by [`run`], which also opens the engine later, in setup.
 pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Core) -> tauri::Builder<R> {
-    let engine = core.engine.clone();
+    commands(builder).manage(core).setup(|app| {
+        events::start(app.handle().clone(), app.state::<Core>().engine.clone());
+        Ok(())
+    })
+}
+
+/// The commands and window handling, without the state.
+fn commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder
-        .manage(core)
         .manage(windows::Painted::default())
         .invoke_handler(tauri::generate_handler![
             windows::painted,
@@ -154,8 +172,4 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Core) -> tauri::Bui
             jobs::pool_status,
         ])
         .on_window_event(windows::on_window_event)
-        .setup(move |app| {
-            events::start(app.handle().clone(), engine);
-            Ok(())
-        })
 }

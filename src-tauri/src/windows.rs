@@ -23,6 +23,16 @@ pub const DMABUF_ENV: &str = "WEBKIT_DISABLE_DMABUF_RENDERER";
 /// Xvfb paints in about a second; a cold start on a slow disk takes a few.
 pub const FIRST_PAINT: Duration = Duration::from_secs(15);
 
+/// How long to wait for the first paint: [`FIRST_PAINT`], or `GATEHOUSE_FIRST_PAINT_TIMEOUT_MS`
+/// (a very slow machine may want more; the end-to-end test sets it to 1 to see the fallback work).
+fn first_paint_timeout() -> Duration {
+    std::env::var("GATEHOUSE_FIRST_PAINT_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(FIRST_PAINT)
+}
+
 /// The file that remembers the fallback was needed, so later starts use it at once.
 fn fallback_marker(data_dir: &Path) -> PathBuf {
     data_dir.join("desktop-webkit-fallback")
@@ -64,7 +74,7 @@ pub fn open_link<R: Runtime>(app: AppHandle<R>, url: String) -> Result<()> {
     app.opener().open_url(url, None::<&str>).map_err(|e| Failure::invalid(format!("the link could not be opened: {e}")))
 }
 
-/// If no first paint comes within [`FIRST_PAINT`], start again with the DMA-BUF renderer off,
+/// If no first paint comes within [`FIRST_PAINT`] (see [`first_paint_timeout`]), start again with the DMA-BUF renderer off,
 /// and remember that for later starts. Does nothing when the fallback is already on.
 pub fn watch_first_paint<R: Runtime>(app: &AppHandle<R>, data_dir: PathBuf) {
     if std::env::var_os(DMABUF_ENV).is_some() {
@@ -72,15 +82,15 @@ pub fn watch_first_paint<R: Runtime>(app: &AppHandle<R>, data_dir: PathBuf) {
     }
     let painted = app.state::<Painted>().0.clone();
     let app = app.clone();
+    let timeout = first_paint_timeout();
     tauri::async_runtime::spawn(async move {
-        tokio::time::sleep(FIRST_PAINT).await;
+        tokio::time::sleep(timeout).await;
         if painted.load(Ordering::SeqCst) {
             return;
         }
         tracing::warn!(
-            "the window did not paint within {} s; starting again with {DMABUF_ENV}=1 (WebKitGTK's DMA-BUF renderer \
-             leaves the window blank with some GPU drivers); later starts use it at once",
-            FIRST_PAINT.as_secs()
+            "the window did not paint within {timeout:?}; starting again with {DMABUF_ENV}=1 (WebKitGTK's DMA-BUF \
+             renderer leaves the window blank with some GPU drivers); later starts use it at once"
         );
         if let Err(e) = std::fs::write(fallback_marker(&data_dir), b"no first paint without WEBKIT_DISABLE_DMABUF_RENDERER=1\n") {
             tracing::warn!(error = %e, "cannot remember the fallback");

@@ -7,9 +7,9 @@
 // Run by scripts/e2e, which builds the app and the CLI, installs tauri-driver and starts Xvfb.
 // Every screen visited is saved to target/e2e-screens/; axe-core checks each one.
 
-import { remote } from "webdriverio";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { remote, Key } from "webdriverio";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -111,6 +111,40 @@ function assert(cond, what) {
   if (!cond) throw new Error(what);
 }
 
+/** Wait until `cond()` holds (checked every 100 ms), or fail saying `what` did not happen. */
+async function until(cond, what, timeout = WAIT) {
+  const end = Date.now() + timeout;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The app's process on `dir` (the driver starts it), or null. */
+function appPid(dir) {
+  const found = spawnSync("pgrep", ["-f", `gatehouse-desktop --data-dir ${dir}$`], { encoding: "utf8" }).stdout.trim();
+  return found ? Number(found.split("\n")[0]) : null;
+}
+
+const alive = (pid) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].startsWith("Z");
+
+/** What a window manager sees of, and does to, a process's window (tests/e2e/xwindow.py, run by
+ * the system's Python: python3-xlib is a Debian package). */
+const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+function xwindow(cmd, pid, ...args) {
+  return execFileSync(PYTHON, [join(root, "tests/e2e/xwindow.py"), cmd, String(pid), ...args.map(String)], { encoding: "utf8" }).trim();
+}
+
+function jobState(dir, id) {
+  return JSON.parse(gatehouse(dir, "--json", "jobs", "show", String(id))).state;
+}
+
+/** A D-Bus session bus of the test's own (the single-instance handshake goes over it). */
+function sessionBus() {
+  const out = execFileSync("dbus-daemon", ["--session", "--fork", "--print-address=1", "--print-pid=1"], { encoding: "utf8" }).trim().split("\n");
+  return { env: { DBUS_SESSION_BUS_ADDRESS: out[0] }, after: () => process.kill(Number(out[1])) };
+}
+
 /** The dark theme, as a desktop that prefers dark would ask for it (GTK's theme variant). */
 const DARK = { GTK_THEME: "Adwaita:dark" };
 
@@ -129,7 +163,7 @@ const tests = {
         if (seen[seen.length - 1] !== entry) seen.push(entry);
       }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
     });
-    await send(app, "What is the capital of France?");
+    await send(app, "Tell me about the city of Paris in a few sentences.");
     const reply = await app.$('[data-testid="message"][data-role="assistant"]');
     await reply.waitForExist({ timeout: WAIT });
     await waitState(app, reply, ["complete", "interrupted", "failed"]);
@@ -390,6 +424,113 @@ async function startDriver(env = {}) {
   };
 }
 
+tests["closing the window while a job runs hides it; a second launch shows it; it quits when the job ends"] = Object.assign(
+  async function () {
+    const dir = freshDataDir();
+    await openApp(dir);
+    const pid = appPid(dir);
+    assert(pid, "found the app's process");
+    const job = JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "sleep", "8")).id;
+    await until(() => jobState(dir, job) === "running", "the app's pool ran the job");
+    xwindow("close", pid);
+    await until(() => xwindow("state", pid).startsWith("unmapped"), "the closed window was hidden");
+    assert(alive(pid), "the app keeps running while its job runs");
+    assert(jobState(dir, job) === "running", "the job goes on");
+    // A second launch hands over to the running app (single instance) and exits.
+    const second = spawnSync(APP, ["--data-dir", dir], { encoding: "utf8", timeout: WAIT, env: { ...process.env, ...this.env } });
+    assert(second.status === 0, `the second launch exited at once (status ${second.status}): ${second.stderr}`);
+    await until(() => xwindow("state", pid).startsWith("mapped"), "the second launch showed the first window");
+    assert(appPid(dir) === pid, "still one app on this data");
+    xwindow("close", pid);
+    await until(() => !alive(pid), "the app quit once its job had finished", 30_000);
+    assert(jobState(dir, job) === "succeeded", `the job finished rather than being cut (${jobState(dir, job)})`);
+  },
+  { before: sessionBus },
+);
+
+tests["the window opens again at the size it was left at"] = async () => {
+  const dir = freshDataDir();
+  await openApp(dir);
+  let pid = appPid(dir);
+  xwindow("resize", pid, 900, 640);
+  await until(() => xwindow("state", pid) === "mapped 900x640", "the window took the new size");
+  xwindow("close", pid); // no job runs: the app quits
+  await until(() => !alive(pid), "the app quit when its window was closed with no job running");
+  await closeAll(null);
+  await openApp(dir);
+  pid = appPid(dir);
+  const state = xwindow("state", pid);
+  assert(state === "mapped 900x640", `the window opened at 900x640, as it was left (${state})`);
+};
+
+tests["a window that does not paint in time is started again with WebKit's DMA-BUF renderer off"] = async () => {
+  const dir = freshDataDir();
+  // The watchdog's wait, cut to nothing: the first paint cannot come in time.
+  const started = [];
+  const start = (env) => {
+    const child = spawn(APP, ["--data-dir", dir], { env: { ...process.env, GATEHOUSE_LOG: "info", ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    const run = { log: "" };
+    child.stderr.on("data", (d) => (run.log += d));
+    started.push(run);
+    return run;
+  };
+  const stop = async () => {
+    const pid = appPid(dir);
+    if (!pid) return;
+    process.kill(pid, "SIGTERM");
+    await until(() => !alive(pid), "the app stopped");
+  };
+  try {
+    const first = start({ GATEHOUSE_FIRST_PAINT_TIMEOUT_MS: "1" });
+    await until(() => /did not paint within/.test(first.log), "the app noticed the missing first paint and said why");
+    await until(() => /first paint after/.test(first.log), "the app, started again, painted").catch((e) => {
+      throw new Error(`${e.message}; its log:\n${first.log}`);
+    });
+    assert(existsSync(join(dir, "desktop-webkit-fallback")), "the fallback is remembered in the data dir");
+    const env = readFileSync(`/proc/${appPid(dir)}/environ`, "utf8").split("\0");
+    assert(env.includes("WEBKIT_DISABLE_DMABUF_RENDERER=1"), "it runs with the DMA-BUF renderer off");
+    await stop();
+    // A later start uses the fallback at once rather than waiting for a blank window again.
+    const later = start({});
+    await until(() => /first paint after/.test(later.log), "a later start painted");
+    assert(/using WEBKIT_DISABLE_DMABUF_RENDERER=1/.test(later.log), `a later start says it uses the fallback:\n${later.log}`);
+    assert(!/did not paint within/.test(later.log), "a later start did not wait for a blank window");
+  } finally {
+    await stop();
+  }
+};
+
+tests["the keyboard shortcuts work in the window"] = async () => {
+  const dir = freshDataDir();
+  gatehouse(dir, "chat", "Say hello");
+  gatehouse(dir, "chat", "Say goodbye");
+  const app = await openApp(dir);
+  const focused = () => app.execute(() => document.activeElement?.getAttribute("data-testid"));
+  const selected = () => app.execute(() => document.querySelector('[data-testid="conversation-item"][data-selected="true"]')?.dataset.id ?? null);
+  const items = await app.execute(() => [...document.querySelectorAll('[data-testid="conversation-item"]')].map((e) => e.dataset.id));
+  assert(items.length === 2, `two conversations listed (${items})`);
+  await app.keys([Key.Ctrl, "k"]);
+  await until(async () => (await focused()) === "search-input", "Ctrl+K put the cursor in the search box");
+  await app.keys([Key.Alt, Key.ArrowDown]);
+  await until(async () => (await selected()) === items[0], "Alt+Down opened the newest conversation");
+  await app.keys([Key.Alt, Key.ArrowDown]);
+  await until(async () => (await selected()) === items[1], "Alt+Down again opened the next one");
+  await app.$('[data-testid="message"][data-role="assistant"]').waitForExist({ timeout: WAIT });
+  await app.keys([Key.Alt, Key.ArrowUp]);
+  await until(async () => (await selected()) === items[0], "Alt+Up went back");
+  await app.keys([Key.Ctrl, "/"]);
+  await (await $t(app, "help")).waitForDisplayed({ timeout: WAIT });
+  await screen(app, "16-shortcuts");
+  await app.keys([Key.Escape]);
+  await (await $t(app, "help")).waitForExist({ reverse: true, timeout: WAIT });
+  await app.keys([Key.Ctrl, "n"]);
+  await until(async () => (await selected()) === null && (await app.$$('[data-testid="message"]')).length === 0, "Ctrl+N started a new conversation");
+  assert((await focused()) === "composer", "a new conversation puts the cursor in the message box");
+  await (await $t(app, "nav-settings")).click();
+  await app.keys([Key.Ctrl, "l"]);
+  await until(async () => (await focused()) === "composer", "Ctrl+L went back to the chat's message box");
+};
+
 // The dark theme's screens pass the same accessibility check.
 tests["in the dark theme, the chat and settings read as well"] = Object.assign(
   async () => {
@@ -414,9 +555,12 @@ async function main() {
     if (only.length && !only.some((o) => name.includes(o))) continue;
     const t0 = Date.now();
     // A test may set the app's environment (the driver passes its own on to the app).
+    // A test may set up something of its own first (a session bus), undone after it.
+    const ctx = test.before ? test.before() : {};
+    test.env = { ...test.env, ...ctx.env };
     const driver = await startDriver(test.env);
     try {
-      await test();
+      await test.call(test);
       await closeAll(null);
       console.log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     } catch (e) {
@@ -427,6 +571,7 @@ async function main() {
       if (log) console.log(`     tauri-driver said:\n     ${log}`);
     } finally {
       await driver.stop();
+      ctx.after?.();
     }
   }
   console.log(failed ? `${failed} end-to-end test(s) failed` : "all end-to-end tests passed");
