@@ -1,7 +1,7 @@
-// A MOCK OpenAI-compatible gateway for the faults a real one cannot be made to produce on
-// demand: a reply cut mid-stream (the socket closes, no [DONE]), a 401, and a reply that
-// streams slowly enough to be stopped by hand. Everything else in the E2E uses the real
-// built-in model.
+// A MOCK OpenAI-compatible gateway for what a real one cannot be made to do on demand: a reply
+// cut mid-stream (the socket closes, no [DONE]), a 401, a reply that streams slowly enough to be
+// stopped by hand, and a model that calls the exec tool on cue (the built-in 135M model does
+// not call tools reliably). Everything else in the E2E uses the real built-in model.
 import http from "node:http";
 
 export async function startFaultGateway() {
@@ -32,6 +32,17 @@ export async function startFaultGateway() {
             res.socket?.destroy();
           }
         }, 20);
+        return;
+      }
+      if (path.startsWith("/tools/")) {
+        // First turn: ask for `echo`; once the tool's result is in the request, answer.
+        if (!body.includes('"role":"tool"')) {
+          const call = { index: 0, id: "call_1", type: "function", function: { name: "exec", arguments: JSON.stringify({ program: "echo", args: ["hello from the sandbox"] }) } };
+          res.write(`data: ${JSON.stringify({ id: "x", object: "chat.completion.chunk", choices: [{ index: 0, delta: { tool_calls: [call] }, finish_reason: "tool_calls" }] })}\n\n`);
+        } else {
+          res.write(chunk("It printed a greeting."));
+        }
+        res.end("data: [DONE]\n\n");
         return;
       }
       if (path.startsWith("/slow/")) {

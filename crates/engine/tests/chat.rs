@@ -248,6 +248,9 @@ async fn the_model_runs_commands_through_the_exec_tool_and_gets_the_results() {
     assert!(stored[1].tools[1].summary.contains("blocked by policy"), "{:?}", stored[1].tools);
     let statuses: Vec<&str> = stored[1].tools.iter().map(|t| t.status.as_str()).collect();
     assert_eq!(statuses, ["completed", "refused"]);
+    // What each printed is kept too, for the window to show folded under the call.
+    assert_eq!(stored[1].tools[0].output, "exit code 0\nfrom the sandbox\n");
+    assert!(stored[1].tools[1].output.starts_with("not run: blocked by policy"), "{:?}", stored[1].tools[1]);
 }
 
 #[tokio::test]

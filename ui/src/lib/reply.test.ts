@@ -64,9 +64,9 @@ describe("a reply put back together from its channel messages", () => {
 
   it("settles with the state and error the engine gives, and keeps tool activity by call", () => {
     const r = fresh();
-    const tool = { call_id: "c1", name: "exec", summary: "ls", status: "running", ran_by: "gatehouse" };
+    const tool = { call_id: "c1", name: "exec", summary: "ls", status: "running", ran_by: "gatehouse", output: "" };
     applyFeed(r, 0, { type: "tool", tool });
-    applyFeed(r, 0, { type: "tool", tool: { ...tool, status: "completed" } });
+    applyFeed(r, 0, { type: "tool", tool: { ...tool, status: "completed", output: "a.txt\n" } });
     const out = applyFeed(r, 0, { type: "settled", state: "interrupted", error: { code: "gateway.incomplete", message: "cut" } });
     expect(out.applied).toBe("settled");
     expect(r.tools).toEqual([{ ...tool, status: "completed" }]);

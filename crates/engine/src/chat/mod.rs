@@ -130,6 +130,23 @@ pub struct ToolActivity {
     pub status: String,
     /// `gatehouse` (the sandboxed exec tool) or `gateway` (the gateway ran it itself).
     pub ran_by: String,
+    /// What it printed, as the model was given it (bounded); empty while it runs and for a
+    /// gateway's own tools, whose output the gateway keeps.
+    pub output: String,
+}
+
+impl ToolActivity {
+    /// Read from `call_id, name, summary, status, ran_by, output`, starting at column `first`.
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<ToolActivity> {
+        Ok(ToolActivity {
+            call_id: r.get(first)?,
+            name: r.get(first + 1)?,
+            summary: r.get(first + 2)?,
+            status: r.get(first + 3)?,
+            ran_by: r.get(first + 4)?,
+            output: r.get(first + 5)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -282,7 +299,7 @@ pub(crate) async fn run_turn(turn: TurnRun) {
             Some(Ok(ChatEvent::ToolActivity { call_id, name, title, status })) => {
                 let summary = format!("{title} — {status}, run by {}", gateway.name());
                 let shown = tools::ToolOutcome { summary: summary.clone(), result: String::new(), status: status.clone() };
-                let activity = ToolActivity { call_id, name, summary, status, ran_by: "gateway".into() };
+                let activity = ToolActivity { call_id, name, summary, status, ran_by: "gateway".into(), output: String::new() };
                 live.tool(activity.clone());
                 record(activity).await;
                 let _ = tx.send(ReplyEvent::Tool(shown));
@@ -324,6 +341,7 @@ pub(crate) async fn run_turn(turn: TurnRun) {
                         summary: outcome.summary.clone(),
                         status: outcome.status.clone(),
                         ran_by: "gatehouse".into(),
+                        output: outcome.result.clone(),
                     };
                     live.tool(activity.clone());
                     record(activity).await;
@@ -453,10 +471,10 @@ pub(crate) async fn message(store: &Store, id: i64) -> Result<Message> {
             };
             message.tools = c
                 .prepare_cached(
-                    "SELECT call_id, name, summary, status, ran_by FROM message_tools WHERE message_id = ?1 ORDER BY seq",
+                    "SELECT call_id, name, summary, status, ran_by, output FROM message_tools WHERE message_id = ?1 ORDER BY seq",
                 )?
                 .query_map([id], |r| {
-                    Ok(ToolActivity { call_id: r.get(0)?, name: r.get(1)?, summary: r.get(2)?, status: r.get(3)?, ran_by: r.get(4)? })
+                    ToolActivity::from_row(r, 0)
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             branch::attach_versions(c, std::slice::from_mut(&mut message))?;
@@ -485,14 +503,12 @@ pub(crate) async fn conversation(store: &Store, id: i64) -> Result<(Conversation
                 .collect::<rusqlite::Result<_>>()?;
             let mut messages = messages;
             let mut tools = c.prepare_cached(
-                "SELECT t.message_id, t.call_id, t.name, t.summary, t.status, t.ran_by FROM message_tools t
+                "SELECT t.message_id, t.call_id, t.name, t.summary, t.status, t.ran_by, t.output FROM message_tools t
                  JOIN messages m ON m.id = t.message_id WHERE m.conversation_id = ?1 AND m.active = 1
                  ORDER BY t.message_id, t.seq",
             )?;
             for row in tools.query_map([id], |r| {
-                Ok((r.get::<_, i64>(0)?, ToolActivity {
-                    call_id: r.get(1)?, name: r.get(2)?, summary: r.get(3)?, status: r.get(4)?, ran_by: r.get(5)?,
-                }))
+                Ok((r.get::<_, i64>(0)?, ToolActivity::from_row(r, 1)?))
             })? {
                 let (message_id, tool) = row?;
                 if let Some(m) = messages.iter_mut().find(|m| m.id == message_id) {

@@ -147,12 +147,12 @@ pub(crate) async fn messages(store: &Store, conversation: i64, at: MessagesAt, l
 /// The tools that ran during each of `messages`.
 fn attach_tools(c: &rusqlite::Connection, messages: &mut [Message]) -> rusqlite::Result<()> {
     let mut st = c.prepare_cached(
-        "SELECT call_id, name, summary, status, ran_by FROM message_tools WHERE message_id = ?1 ORDER BY seq",
+        "SELECT call_id, name, summary, status, ran_by, output FROM message_tools WHERE message_id = ?1 ORDER BY seq",
     )?;
     for m in messages.iter_mut().filter(|m| m.role == "assistant") {
         m.tools = st
             .query_map([m.id], |r| {
-                Ok(ToolActivity { call_id: r.get(0)?, name: r.get(1)?, summary: r.get(2)?, status: r.get(3)?, ran_by: r.get(4)? })
+                ToolActivity::from_row(r, 0)
             })?
             .collect::<rusqlite::Result<_>>()?;
     }

@@ -57,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0014_chat_search.sql"),
     include_str!("../../migrations/0015_job_interruptions.sql"),
     include_str!("../../migrations/0016_turn_history.sql"),
+    include_str!("../../migrations/0017_tool_output.sql"),
 ];
 
 /// The open database: one writer thread and a few read connections, shared by cloning.

@@ -23,4 +23,9 @@ status: string,
 /**
  * `gatehouse` (the sandboxed exec tool) or `gateway` (the gateway ran it itself).
  */
-ran_by: string, };
+ran_by: string, 
+/**
+ * What it printed, as the model was given it (bounded); empty while it runs and for a
+ * gateway's own tools, whose output the gateway keeps.
+ */
+output: string, };
