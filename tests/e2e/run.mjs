@@ -8,7 +8,8 @@
 // Every screen visited is saved to target/e2e-screens/; axe-core checks each one.
 
 import { remote, Key } from "webdriverio";
-import { spawn, spawnSync, execFileSync } from "node:child_process";
+import { spawn, spawnSync, execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -423,6 +424,31 @@ async function startDriver(env = {}) {
       }),
   };
 }
+
+tests["a command the model ran shows inline in the reply, its output folded"] = async () => {
+  const dir = freshDataDir();
+  const faults = await startFaultGateway();
+  try {
+    gatehouse(dir, "gateways", "add", "tools", "--kind", "openai", "--url", faults.url("tools"));
+    // Not execFileSync: the mock gateway answers from this process.
+    await promisify(execFile)(CLI, ["--data-dir", dir, "chat", "--gateway", "tools", "--tools", "Say hello from the sandbox"]);
+    const app = await openApp(dir);
+    await (await $t(app, "conversation-item")).$("button").click();
+    const tool = await $t(app, "tool-activity");
+    await tool.waitForExist({ timeout: WAIT });
+    assert((await tool.getAttribute("data-status")) === "completed", `the call completed (${await tool.getAttribute("data-status")})`);
+    const summary = await app.execute((el) => el.querySelector("summary").innerText, tool);
+    assert(summary.includes("echo 'hello from the sandbox'"), `the command is shown: ${summary}`);
+    const output = await tool.$('[data-testid="tool-output"]');
+    assert(!(await output.isDisplayed()), "the output is folded");
+    await (await tool.$("summary")).click();
+    await output.waitForDisplayed({ timeout: WAIT });
+    assert((await output.getText()).includes("hello from the sandbox"), `the output unfolds: ${await output.getText()}`);
+    await screen(app, "17-tool-activity");
+  } finally {
+    await faults.close();
+  }
+};
 
 tests["closing the window while a job runs hides it; a second launch shows it; it quits when the job ends"] = Object.assign(
   async function () {
