@@ -57,6 +57,7 @@ impl Args {
 /// Start the desktop app; returns when it has quit.
 pub fn run() {
     windows::STARTED.get_or_init(std::time::Instant::now);
+    windows::STARTED_AT.get_or_init(windows::epoch_ms);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| "info,tao=warn,wry=warn".into()),

@@ -38,29 +38,57 @@ fn fallback_marker(data_dir: &Path) -> PathBuf {
     data_dir.join("desktop-webkit-fallback")
 }
 
-/// Before WebKit starts: if an earlier start needed the fallback, use it now.
+/// WebKitGTK's switch for compositing layers on the GPU.
+pub const COMPOSITING_ENV: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+
+/// Before WebKit starts: if an earlier start needed the fallback, use it now; with no GPU to
+/// composite on, draw without compositing layers.
 pub fn prepare_webkit(data_dir: &Path) {
     if std::env::var_os(DMABUF_ENV).is_none() && fallback_marker(data_dir).exists() {
         tracing::info!("using {DMABUF_ENV}=1: an earlier start on this machine showed a blank window without it");
         // SAFETY (edition 2024 terms): called from main before any other thread starts.
         std::env::set_var(DMABUF_ENV, "1");
     }
+    // Without a GPU render node, WebKit composites its layers with software GL (llvmpipe), which
+    // costs more than it saves: measured under Xvfb on 2 cores, a reply streaming at 100
+    // tokens/s had frames of 40–57 ms with it and ≤ 40 ms without, and the web process took
+    // 262 MiB at rest with it and 181 MiB without (docs/performance.md). With a GPU, WebKit's
+    // default stays.
+    if std::env::var_os(COMPOSITING_ENV).is_none() && !has_gpu() {
+        tracing::info!("no GPU render node (/dev/dri/renderD*): using {COMPOSITING_ENV}=1");
+        std::env::set_var(COMPOSITING_ENV, "1");
+    }
+}
+
+/// Whether a GPU render node is there for WebKit to composite on.
+fn has_gpu() -> bool {
+    std::fs::read_dir("/dev/dri")
+        .map(|dir| dir.flatten().any(|e| e.file_name().to_string_lossy().starts_with("renderD")))
+        .unwrap_or(false)
 }
 
 /// When the process started: the first paint is logged as time since then.
 pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+/// The same moment on the wall clock, in milliseconds (the page reports its paint on that clock).
+pub static STARTED_AT: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+/// Now on the wall clock, in milliseconds since the Unix epoch.
+pub fn epoch_ms() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or_default()
+}
 
 /// Set when the UI reports its first frame.
 #[derive(Default)]
 pub struct Painted(pub Arc<AtomicBool>);
 
-/// The UI calls this once its first frame is on screen (the desktop benchmark reads the log
-/// line to time start-up).
+/// The UI calls this once its first frame is on screen, with the wall-clock time `at` of that
+/// frame (the call itself is served only once the engine is open). The desktop benchmark reads
+/// the log line to time start-up.
 #[tauri::command]
-pub fn painted(painted: State<'_, Painted>) {
+pub fn painted(painted: State<'_, Painted>, at: f64) {
     if !painted.0.swap(true, Ordering::SeqCst) {
-        let ms = STARTED.get().map(|s| s.elapsed().as_millis()).unwrap_or_default();
-        tracing::info!("first paint after {ms} ms");
+        let ms = STARTED_AT.get().map(|s| at - s).unwrap_or_default();
+        tracing::info!("first paint after {ms:.0} ms (at {at:.0})");
     }
 }
 

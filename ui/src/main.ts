@@ -9,6 +9,7 @@ const app = mount(App, { target: document.getElementById("app")! });
 
 // Tell the app the window has painted (two frames: the first may come before layout), so it
 // knows WebKit is drawing; without this it falls back to another renderer (see windows.rs).
-requestAnimationFrame(() => requestAnimationFrame(() => void api.painted().catch(() => {})));
+// The time of that frame goes with it: the call itself waits until the engine is open.
+requestAnimationFrame(() => requestAnimationFrame(() => void api.painted(performance.timeOrigin + performance.now()).catch(() => {})));
 
 export default app;

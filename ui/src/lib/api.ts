@@ -44,7 +44,8 @@ function channel<T>(on: (m: T) => void): Channel<T> {
 }
 
 export const api = {
-  painted: () => call<void>("painted"),
+  /** The window has painted; `at` is when, in wall-clock milliseconds. */
+  painted: (at: number) => call<void>("painted", { at }),
   openLink: (url: string) => call<void>("open_link", { url }),
 
   conversations: (after: string | null, limit: number) => call<ConversationPage>("conversations", { after, limit }),
