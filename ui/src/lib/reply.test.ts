@@ -69,7 +69,7 @@ describe("a reply put back together from its channel messages", () => {
     applyFeed(r, 0, { type: "tool", tool: { ...tool, status: "completed", output: "a.txt\n" } });
     const out = applyFeed(r, 0, { type: "settled", state: "interrupted", error: { code: "gateway.incomplete", message: "cut" } });
     expect(out.applied).toBe("settled");
-    expect(r.tools).toEqual([{ ...tool, status: "completed" }]);
+    expect(r.tools).toEqual([{ ...tool, status: "completed", output: "a.txt\n" }]);
     expect(r.state).toBe("interrupted");
     expect(r.error?.code).toBe("gateway.incomplete");
   });
