@@ -110,11 +110,6 @@ function sanitize(html: string): string {
   return DOMPurify.sanitize(html, PURIFY);
 }
 
-/** Markdown to sanitised HTML, safe to put in the DOM. */
-export function renderMarkdown(text: string): string {
-  return sanitize(marked.parse(text, { async: false }) as string);
-}
-
 /**
  * One message's markdown as a list of top-level blocks (paragraphs, lists, code blocks…),
  * each sanitised HTML on its own. A streaming reply grows at its end, so every block but the
