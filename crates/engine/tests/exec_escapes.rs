@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,10 @@ async fn sh(engine: &Engine, cwd: Option<&Path>, script: &str) -> Ran {
 /// Keep swapping `dir` for a symlink to `target` and back, until dropped.
 struct Swapper {
     stop: Arc<AtomicBool>,
+    /// How many times the swapper yields in the real state: raised by `calm_down` when no run
+    /// got past the checks, since how the swapper is scheduled against the runs depends on the
+    /// machine's load (a loaded 2-core CI once refused all 300 jobs at the first check).
+    calm: Arc<AtomicU32>,
     thread: Option<std::thread::JoinHandle<usize>>,
 }
 
@@ -41,7 +45,8 @@ impl Swapper {
         let (dir, target) = (dir.to_owned(), target.to_owned());
         let aside = dir.with_extension("aside");
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let calm = Arc::new(AtomicU32::new(1));
+        let (flag, yields) = (stop.clone(), calm.clone());
         let thread = std::thread::spawn(move || {
             let mut swaps = 0;
             while !flag.load(Ordering::Relaxed) {
@@ -51,14 +56,22 @@ impl Swapper {
                     let _ = std::fs::remove_file(&dir);
                     let _ = std::fs::rename(&aside, &dir);
                     swaps += 1;
-                    // As long in the real state as in the swapped one, so that some checks
-                    // pass and the race is run past them.
-                    std::thread::yield_now();
+                    // At least as long in the real state as in the swapped one, so that some
+                    // checks pass and the race is run past them.
+                    for _ in 0..yields.load(Ordering::Relaxed) {
+                        std::thread::yield_now();
+                    }
                 }
             }
             swaps
         });
-        Swapper { stop, thread: Some(thread) }
+        Swapper { stop, calm, thread: Some(thread) }
+    }
+
+    /// Stay longer in the real state (doubling, up to 1024 yields).
+    fn calm_down(&self) {
+        let now = self.calm.load(Ordering::Relaxed);
+        self.calm.store((now * 2).min(1024), Ordering::Relaxed);
     }
 
     fn stop(mut self) -> usize {
@@ -88,6 +101,9 @@ async fn a_working_directory_swapped_for_a_symlink_to_the_data_dir_never_exposes
         let all = format!("{}{}", ran.stdout, ran.stderr);
         assert!(!data_dir_reached(dir.path(), &all), "the data directory was reached: {all}");
         ran_ok += ran.result.is_ok() as usize;
+        if runs % 20 == 0 && ran_ok == 0 {
+            swapper.calm_down();
+        }
     }
     assert!(swapper.stop() > 0, "the race was run");
     assert!(ran_ok > 0, "some runs got past the checks (else the race proves nothing)");
@@ -102,9 +118,10 @@ async fn exec_jobs_three_at_once_in_a_swapped_directory_never_reach_the_data_dir
     let swapper = Swapper::start(&sub, "..");
     let pool = engine.start_pool(PoolConfig { workers: 3, ..PoolConfig::default() }).await.unwrap();
     // Batches until enough jobs got past the checks to prove the race was run (how many do
-    // depends on how the swapper is scheduled against the workers), at most 300 jobs.
+    // depends on how the swapper is scheduled against the workers), at most 600 jobs.
     let (mut started, mut submitted) = (0, 0);
-    while (started < 5 || submitted < 30) && submitted < 300 {
+    while (started < 5 || submitted < 30) && submitted < 600 {
+        let before = started;
         let mut ids = Vec::new();
         for _ in 0..15 {
             let mut spec = ExecSpec::new("sh", ["-c", "ls -a; touch pwned-$$"]);
@@ -122,6 +139,9 @@ async fn exec_jobs_three_at_once_in_a_swapped_directory_never_reach_the_data_dir
                 engine.output(*id, 0, 1000).await.unwrap().into_iter().map(|l| l.text + "\n").collect();
             assert!(!data_dir_reached(dir.path(), &lines), "job {id} reached the data directory: {lines}");
             started += lines.contains("..") as usize;
+        }
+        if started == before {
+            swapper.calm_down();
         }
     }
     assert!(swapper.stop() > 0);
