@@ -56,7 +56,6 @@ impl Args {
 
 /// Start the desktop app; returns when it has quit.
 pub fn run() {
-    windows::STARTED.get_or_init(std::time::Instant::now);
     windows::STARTED_AT.get_or_init(windows::epoch_ms);
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -79,8 +78,8 @@ pub fn run() {
     let open = async move {
         let engine = opening.await.unwrap_or_else(|e| panic!("opening the engine panicked: {e}"))?;
         let pool = engine.start_pool(PoolConfig::default()).await?;
-        let ms = windows::STARTED.get().map(|s| s.elapsed().as_millis()).unwrap_or_default();
-        tracing::info!(data_dir = %engine.data_dir().display(), "Gatehouse is open after {ms} ms");
+        let ms = windows::since_start();
+        tracing::info!(data_dir = %engine.data_dir().display(), "Gatehouse is open after {ms:.0} ms");
         Ok(Core::new(engine, Some(pool)))
     };
     let builder = tauri::Builder::default()

@@ -67,10 +67,14 @@ fn has_gpu() -> bool {
         .unwrap_or(false)
 }
 
-/// When the process started: the first paint is logged as time since then.
-pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-/// The same moment on the wall clock, in milliseconds (the page reports its paint on that clock).
+/// When the process started, on the wall clock in milliseconds (the page reports its paint on
+/// that clock): start-up is logged as time since then.
 pub static STARTED_AT: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+/// Milliseconds since [`STARTED_AT`].
+pub fn since_start() -> f64 {
+    STARTED_AT.get().map(|s| epoch_ms() - s).unwrap_or_default()
+}
 
 /// Now on the wall clock, in milliseconds since the Unix epoch.
 pub fn epoch_ms() -> f64 {
@@ -81,14 +85,16 @@ pub fn epoch_ms() -> f64 {
 #[derive(Default)]
 pub struct Painted(pub Arc<AtomicBool>);
 
-/// The UI calls this once its first frame is on screen, with the wall-clock time `at` of that
-/// frame (the call itself is served only once the engine is open). The desktop benchmark reads
-/// the log line to time start-up.
+/// The UI calls this once the app is on screen, with the wall-clock times of the window's first
+/// frame `at` (the app's outline, index.html) and of the mounted app's first frame `ready` (the
+/// call itself is served only once the engine is open). The desktop benchmark reads the log line
+/// to time start-up.
 #[tauri::command]
-pub fn painted(painted: State<'_, Painted>, at: f64) {
+pub fn painted(painted: State<'_, Painted>, at: f64, ready: Option<f64>) {
     if !painted.0.swap(true, Ordering::SeqCst) {
-        let ms = STARTED_AT.get().map(|s| at - s).unwrap_or_default();
-        tracing::info!("first paint after {ms:.0} ms (at {at:.0})");
+        let started = STARTED_AT.get().copied().unwrap_or_default();
+        let ready = ready.map(|r| r - started).unwrap_or_default();
+        tracing::info!("first paint after {:.0} ms (at {at:.0}), app ready after {ready:.0} ms", at - started);
     }
 }
 

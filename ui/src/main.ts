@@ -1,15 +1,14 @@
-import { mount } from "svelte";
+// The page's entry: the styles, then the app once the window shows its outline.
+//
+// index.html paints the app's outline first (public/first-paint.js keeps the time of that
+// frame). Only then is the app itself loaded, parsed and mounted over it (./app.ts): parsing
+// its code before that frame would hold the frame back by as long (measured with
+// scripts/bench-desktop; figures in docs/performance.md).
 // highlight.js's light theme first, so the app's dark overrides (app.css) come after it.
 import "highlight.js/styles/github.css";
 import "./app.css";
-import App from "./App.svelte";
-import { api } from "./lib/api";
+import { painted } from "./lib/frame";
 
-const app = mount(App, { target: document.getElementById("app")! });
+const outline: Promise<number> = (window as { __gatehouse?: { painted: Promise<number> } }).__gatehouse?.painted ?? painted();
 
-// Tell the app the window has painted (two frames: the first may come before layout), so it
-// knows WebKit is drawing; without this it falls back to another renderer (see windows.rs).
-// The time of that frame goes with it: the call itself waits until the engine is open.
-requestAnimationFrame(() => requestAnimationFrame(() => void api.painted(performance.timeOrigin + performance.now()).catch(() => {})));
-
-export default app;
+export default outline.then(async (at) => (await import("./app")).start(at));

@@ -44,8 +44,8 @@ function channel<T>(on: (m: T) => void): Channel<T> {
 }
 
 export const api = {
-  /** The window has painted; `at` is when, in wall-clock milliseconds. */
-  painted: (at: number) => call<void>("painted", { at }),
+  /** The window has painted: its first frame at `at`, the mounted app's at `ready` (wall-clock ms). */
+  painted: (at: number, ready: number) => call<void>("painted", { at, ready }),
   openLink: (url: string) => call<void>("open_link", { url }),
 
   conversations: (after: string | null, limit: number) => call<ConversationPage>("conversations", { after, limit }),
