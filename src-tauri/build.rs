@@ -2,6 +2,10 @@
 //! (an app command not listed in a capability cannot be called from a window).
 
 fn main() {
+    // The engine's exec escape suite runs in this package's tests through the app's launcher
+    // (tests/exec_escapes.rs); this tells its shared part to use it.
+    println!("cargo::rustc-check-cfg=cfg(app_launcher)");
+    println!("cargo::rustc-cfg=app_launcher");
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)))
         .expect("the Tauri build step failed");
 }
@@ -37,4 +41,10 @@ const COMMANDS: &[&str] = &[
         "settings",
         "change_settings",
         "pool_status",
+        "jobs",
+        "job",
+        "cancel_job",
+        "retry_job",
+        "pause_pool",
+        "job_output",
 ];

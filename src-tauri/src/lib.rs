@@ -9,6 +9,7 @@
 //! - `chat.rs`, `settings.rs`, `jobs.rs` — the commands, each a few lines around one engine call;
 //! - `stream.rs` — a reply's deltas to the webview through a channel, coalesced per frame;
 //! - `events.rs` — the engine's feeds as app-wide events;
+//! - `exec.rs` — the exec tool's processes, made by the shell plugin;
 //! - `windows.rs` — first paint (and the WebKitGTK fallback), links, close-to-hide.
 //!
 //! Nothing here runs SQL, spawns a process or talks to a gateway: the engine does.
@@ -16,6 +17,7 @@
 mod chat;
 mod error;
 mod events;
+pub mod exec;
 mod jobs;
 mod settings;
 mod state;
@@ -74,7 +76,10 @@ pub fn run() {
     // in setup, before the window's first command can be served. The pool starts only there:
     // a second launch hands over to the first app in the single-instance plugin and exits
     // before setup, and must not have claimed a job by then.
-    let opening = tauri::async_runtime::spawn(Engine::open(EngineOptions::new(data_dir.clone())));
+    let shell = exec::ShellLauncher::<tauri::Wry>::default();
+    let mut options = EngineOptions::new(data_dir.clone());
+    options.launcher = std::sync::Arc::new(shell.clone());
+    let opening = tauri::async_runtime::spawn(Engine::open(options));
     let open = async move {
         let engine = opening.await.unwrap_or_else(|e| panic!("opening the engine panicked: {e}"))?;
         let pool = engine.start_pool(PoolConfig::default()).await?;
@@ -94,6 +99,7 @@ pub fn run() {
         .plugin(tauri_plugin_opener::init());
     let app = commands(builder)
         .setup(move |app| {
+            shell.attach(app.handle().clone());
             let core = tauri::async_runtime::block_on(open).unwrap_or_else(|e| fail(&e));
             events::start(app.handle().clone(), core.engine.clone());
             app.manage(core);
@@ -139,6 +145,8 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Core) -> tauri::Bui
 /// The commands and window handling, without the state.
 fn commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder
+        // The exec tool's processes (exec.rs); no window is granted any of its commands.
+        .plugin(tauri_plugin_shell::init())
         .manage(windows::Painted::default())
         .invoke_handler(tauri::generate_handler![
             windows::painted,
@@ -170,6 +178,12 @@ fn commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             settings::settings,
             settings::change_settings,
             jobs::pool_status,
+            jobs::jobs,
+            jobs::job,
+            jobs::cancel_job,
+            jobs::retry_job,
+            jobs::pause_pool,
+            jobs::job_output,
         ])
         .on_window_event(windows::on_window_event)
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{get_ipc_response, mock_builder, MockRuntime, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
-use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+use tauri::{App, Manager, WebviewWindow, WebviewWindowBuilder};
 
 fn app(dir: &std::path::Path) -> App<MockRuntime> {
     let engine = tauri::async_runtime::block_on(Engine::open(EngineOptions::new(dir))).expect("engine opens");
@@ -67,8 +67,39 @@ fn a_window_without_the_capability_can_call_nothing_and_no_window_gets_a_shell()
     let err = invoke(&other, "conversations", json!({ "after": null, "limit": 50 })).unwrap_err();
     assert!(err.as_str().is_some_and(|s| s.contains("not allowed")), "{err}");
     let main = window(&app, "main");
-    for cmd in ["plugin:shell|execute", "plugin:shell|spawn", "plugin:fs|read_file", "plugin:http|fetch", "plugin:opener|open_url"] {
-        let err = invoke(&main, cmd, json!({ "program": "sh", "args": ["-c", "id"], "path": "/etc/passwd", "url": "https://x" })).unwrap_err();
+    // The shell plugin is in the app (it makes the exec tool's processes) and refuses the window.
+    let run = json!({ "program": "sh", "args": ["-c", "id"], "options": {}, "onEvent": "__CHANNEL__:1" });
+    for cmd in ["plugin:shell|execute", "plugin:shell|spawn", "plugin:shell|open"] {
+        let err = invoke(&main, cmd, run.clone()).unwrap_err();
+        assert!(err.as_str().is_some_and(|s| s.contains("not allowed")), "{cmd}: {err}");
+    }
+    for cmd in ["plugin:fs|read_file", "plugin:http|fetch", "plugin:opener|open_url"] {
+        let err = invoke(&main, cmd, json!({ "path": "/etc/passwd", "url": "https://x" })).unwrap_err();
         assert!(err.as_str().is_some_and(|s| s.contains("not allowed") || s.contains("not found")), "{cmd}: {err}");
     }
+}
+
+#[test]
+fn jobs_are_listed_canceled_retried_and_the_pool_paused_through_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let main = window(&app, "main");
+    let engine = &app.state::<Core>().engine;
+    let spec = serde_json::to_value(gatehouse_engine::ExecSpec::new("true", Vec::<String>::new())).unwrap();
+    let id = tauri::async_runtime::block_on(engine.submit(gatehouse_engine::NewJob::new("exec", spec))).unwrap();
+
+    let queued = invoke(&main, "jobs", json!({ "state": "queued", "limit": 50 })).expect("allowed");
+    assert_eq!(queued.as_array().map(|a| a.len()), Some(1), "{queued}");
+    assert_eq!(queued[0]["id"], id);
+    // No pool runs in this app: the job waits, and a cancel ends it at once.
+    assert_eq!(invoke(&main, "cancel_job", json!({ "id": id })).expect("allowed"), json!(true));
+    assert_eq!(invoke(&main, "job", json!({ "id": id })).expect("allowed")["state"], "canceled");
+    invoke(&main, "retry_job", json!({ "id": id })).expect("allowed");
+    assert_eq!(invoke(&main, "job", json!({ "id": id })).expect("allowed")["state"], "queued");
+    let err = invoke(&main, "cancel_job", json!({ "id": 999 })).unwrap_err();
+    assert_eq!(err["code"], "job.not_found");
+
+    assert_eq!(invoke(&main, "pause_pool", json!({ "paused": true })).expect("allowed")["paused"], true);
+    assert!(tauri::async_runtime::block_on(engine.pool_status()).unwrap().paused, "the engine has it paused");
+    assert_eq!(invoke(&main, "pause_pool", json!({ "paused": false })).expect("allowed")["paused"], false);
 }

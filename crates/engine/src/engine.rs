@@ -93,11 +93,14 @@ pub struct EngineOptions {
     /// or a model) stays open before it counts as a no. An exec job's question lasts as long
     /// as its timeout.
     pub approval_wait: Duration,
+    /// Makes the processes the exec path starts (the desktop app's comes from its shell
+    /// plugin); the engine sets everything on them.
+    pub launcher: Arc<dyn exec::Launcher>,
 }
 
 impl EngineOptions {
     /// The production defaults on `data_dir`: the system clock, random jitter, 1 s kill grace,
-    /// the built-in job kinds only, [`DEFAULT_APPROVAL_WAIT`].
+    /// the built-in job kinds only, [`DEFAULT_APPROVAL_WAIT`], the standard library's processes.
     pub fn new(data_dir: impl Into<PathBuf>) -> EngineOptions {
         EngineOptions {
             data_dir: data_dir.into(),
@@ -106,6 +109,7 @@ impl EngineOptions {
             kill_grace: Duration::from_secs(1),
             extra_kinds: Vec::new(),
             approval_wait: DEFAULT_APPROVAL_WAIT,
+            launcher: Arc::new(exec::StdLauncher),
         }
     }
 }
@@ -164,6 +168,7 @@ impl Engine {
         let feed = pool::feed::Feed::new(store.clone(), options.clock.clone());
         let runner = exec::Runner {
             store: store.clone(),
+            launcher: options.launcher,
             feed: feed.clone(),
             data_dir: options.data_dir.clone(),
             kill_grace: options.kill_grace,

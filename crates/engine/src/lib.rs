@@ -58,7 +58,7 @@ pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use error::{Error, ErrorBody, JobError, Result};
 pub use exec::approval::{ApprovalEvent, ApprovalRequest, ApprovalState, ApprovalWatch};
-pub use exec::{Approval, Approver, ExecRequest, ExecResult, ExecSpec, NoApprover, Requester};
+pub use exec::{Approval, Approver, ExecRequest, ExecResult, ExecSpec, Launcher, NoApprover, Requester, StdLauncher};
 pub use pool::job::{Job, JobEvent, JobState, NewJob, OutputLine, Stream};
 pub use pool::kind::{JobKind, JobRun, Outcome};
 pub use pool::ops::cancel::Canceled;

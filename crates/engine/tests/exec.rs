@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use gatehouse_engine::exec::policy::Action;
-use gatehouse_engine::{Engine, EngineOptions, ExecRequest, ExecSpec, NoApprover, Requester, Stream};
+use gatehouse_engine::{Engine, ExecRequest, ExecSpec, NoApprover, Requester, Stream};
 use tokio_util::sync::CancellationToken;
 
 mod common;
@@ -155,7 +155,7 @@ async fn a_gigabyte_of_output_is_cut_at_the_cap_and_counted() {
 #[tokio::test]
 async fn asking_with_no_one_to_answer_refuses_and_default_rules_allow_read_only_tools() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    let engine = Engine::open(common::options(dir.path())).await.unwrap();
     // The default policy asks about sh; nobody is here.
     let ran = run(&engine, None, T, "sh", &sh("true")).await;
     let err = ran.result.unwrap_err();
@@ -177,7 +177,7 @@ async fn a_stored_request_is_answered_from_another_engine_for_a_while_and_the_gr
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new());
     let options = |clock: &Arc<ManualClock>| {
-        let mut options = EngineOptions::new(dir.path());
+        let mut options = common::options(dir.path());
         options.clock = clock.clone();
         options.approval_wait = Duration::from_secs(60);
         options

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use gatehouse_engine::exec::policy::Action;
 use gatehouse_engine::pool::kind::BoxFuture;
 use gatehouse_engine::{
-    Approval, ApprovalEvent, ApprovalRequest, Approver, Engine, EngineOptions, ExecSpec, NewJob, NewRule, NoApprover, PoolConfig,
+    Approval, ApprovalEvent, ApprovalRequest, Approver, Engine, ExecSpec, NewJob, NewRule, NoApprover, PoolConfig,
 };
 
 mod common;
@@ -283,7 +283,7 @@ impl Approver for Grants {
 #[tokio::test]
 async fn a_timed_grant_holds_for_the_file_approved_not_for_a_retargeted_symlink() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    let engine = Engine::open(common::options(dir.path())).await.unwrap();
     let ws = dir.path().join("workspace");
     std::fs::create_dir_all(&ws).unwrap();
     // `env`: asked about by default, and harmless with these arguments.
@@ -305,7 +305,7 @@ async fn a_timed_grant_holds_for_the_file_approved_not_for_a_retargeted_symlink(
 #[tokio::test]
 async fn a_workspace_program_swapped_while_it_starts_runs_only_as_approved() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    let engine = Engine::open(common::options(dir.path())).await.unwrap();
     let ws = dir.path().join("workspace");
     std::fs::create_dir_all(&ws).unwrap();
     let write = |name: &str, body: &str| {
@@ -356,7 +356,7 @@ async fn a_workspace_program_swapped_while_it_starts_runs_only_as_approved() {
 #[tokio::test]
 async fn a_job_approved_at_submit_does_not_run_a_program_swapped_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
+    let engine = Engine::open(common::options(dir.path())).await.unwrap();
     let ws = dir.path().join("workspace");
     std::fs::create_dir_all(&ws).unwrap();
     let tool = ws.join("tool");

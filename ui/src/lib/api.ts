@@ -22,6 +22,9 @@ import type { PoolStatus } from "./bindings/PoolStatus";
 import type { NewGateway } from "./bindings/NewGateway";
 import type { ConversationEvent } from "./bindings/ConversationEvent";
 import type { JobFeed } from "./bindings/JobFeed";
+import type { Job } from "./bindings/Job";
+import type { JobState } from "./bindings/JobState";
+import type { OutputLine } from "./bindings/OutputLine";
 
 /** Any failure as the engine's error shape; a failure of the IPC itself gets `app.ipc`. */
 export function asError(e: unknown): ErrorBody {
@@ -81,6 +84,14 @@ export const api = {
   settings: () => call<Settings>("settings"),
   changeSettings: (change: SettingsChange) => call<Settings>("change_settings", { change }),
   poolStatus: () => call<PoolStatus>("pool_status"),
+  jobs: (state: JobState | null, limit: number) => call<Job[]>("jobs", { state, limit }),
+  job: (id: number) => call<Job>("job", { id }),
+  /** True if the job ended at once (it was queued); false if its pool was asked to stop it. */
+  cancelJob: (id: number) => call<boolean>("cancel_job", { id }),
+  retryJob: (id: number) => call<void>("retry_job", { id }),
+  pausePool: (paused: boolean) => call<PoolStatus>("pause_pool", { paused }),
+  /** Job `id`'s output after line `after`: stored lines, then new ones until it has finished. */
+  jobOutput: (id: number, after: number, on: (lines: OutputLine[]) => void) => call<void>("job_output", { id, after, channel: channel(on) }),
 
   onConversation: (f: (e: ConversationEvent) => void): Promise<UnlistenFn> => listen<ConversationEvent>("conversation", (e) => f(e.payload)),
   onJob: (f: (e: JobFeed) => void): Promise<UnlistenFn> => listen<JobFeed>("job", (e) => f(e.payload)),

@@ -5,7 +5,7 @@
 //! (`workspace`) → the program, resolved once to an open file (`program`) → policy on that
 //! file ([`policy`]) → approval when a rule says ask ([`Approver`]) → an audit row, written
 //! before anything starts ([`audit`]) → confinement ([`sandbox`], bubblewrap, with a seccomp
-//! filter from `seccomp`) → limits (timeout that kills the whole sandbox, output cap,
+//! filter from `seccomp`, on a process made by the engine's [`Launcher`]) → limits (timeout that kills the whole sandbox, output cap,
 //! allowlisted environment) → the audit row completed. Every refusal names the rule or limit.
 //!
 //! The rule throughout: check the object that will be used (a descriptor, a device and inode,
@@ -15,6 +15,7 @@
 pub mod approval;
 pub mod audit;
 pub(crate) mod held;
+pub mod launcher;
 pub mod policy;
 pub(crate) mod process;
 pub(crate) mod program;
@@ -22,6 +23,7 @@ pub mod sandbox;
 pub(crate) mod seccomp;
 pub(crate) mod workspace;
 
+pub use launcher::{Launcher, StdLauncher};
 pub use program::SANDBOX_PATH;
 
 use std::path::{Path, PathBuf};
@@ -142,6 +144,8 @@ pub(crate) fn fingerprint(program: &program::Program) -> String {
 #[derive(Clone)]
 pub(crate) struct Runner {
     pub store: crate::store::Store,
+    /// Makes the processes commands run in.
+    pub launcher: std::sync::Arc<dyn Launcher>,
     pub feed: crate::pool::feed::Feed,
     pub data_dir: PathBuf,
     pub kill_grace: Duration,
@@ -154,6 +158,7 @@ impl Runner {
     fn context(&self) -> Context<'_> {
         Context {
             store: &self.store,
+            launcher: &*self.launcher,
             feed: &self.feed,
             data_dir: &self.data_dir,
             kill_grace: self.kill_grace,
@@ -383,6 +388,7 @@ fn sandbox_ready() -> Result<()> {
 /// What one run or check needs, borrowed from a [`Runner`].
 pub(crate) struct Context<'a> {
     pub store: &'a crate::store::Store,
+    pub launcher: &'a dyn Launcher,
     pub feed: &'a crate::pool::feed::Feed,
     pub data_dir: &'a Path,
     pub kill_grace: Duration,
@@ -596,7 +602,7 @@ pub(crate) async fn run_now(
     };
     // `cap` is held until the command is over (dropping a cgroup cap removes the cgroup);
     // `fds` until it has been spawned.
-    let sandbox::Sandboxed { command, mut cap, fds } = match sandbox::command(spec, &program, &confinement, &marker) {
+    let sandbox::Sandboxed { command, mut cap, fds } = match sandbox::command(spec, &program, &confinement, &marker, ctx.launcher) {
         Ok(c) => c,
         Err(e) => refuse!(e),
     };

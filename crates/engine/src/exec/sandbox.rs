@@ -227,9 +227,20 @@ pub(crate) struct Sandboxed {
     pub fds: Vec<OwnedFd>,
 }
 
-/// `bwrap … -- program args`, ready to spawn.
-pub(crate) fn command(spec: &ExecSpec, program: &Program, confinement: &Confinement, marker: &str) -> Result<Sandboxed> {
-    let mut cmd = Command::new(bwrap()?);
+/// `bwrap … -- program args`, ready to spawn, on a command made by `launcher`.
+pub(crate) fn command(
+    spec: &ExecSpec,
+    program: &Program,
+    confinement: &Confinement,
+    marker: &str,
+    launcher: &dyn super::Launcher,
+) -> Result<Sandboxed> {
+    let bwrap = bwrap()?;
+    let mut cmd = Command::from(
+        launcher
+            .command(&bwrap)
+            .map_err(|e| Error::SandboxUnavailable(format!("cannot make the command that starts {}: {e}", bwrap.display())))?,
+    );
     // First of the steps between fork and exec: nothing this process inherited (a shell's
     // `7<gatehouse.db`) reaches bubblewrap or the command. The descriptors meant for
     // bubblewrap are let through by the steps added after this one.

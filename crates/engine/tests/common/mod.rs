@@ -15,9 +15,22 @@ pub struct Ran {
     pub stderr: String,
 }
 
+/// The options the suites open engines with: the standard library's processes (the CLI's), or
+/// the desktop app's shell plugin's when a suite is compiled into the app's tests
+/// (`src-tauri/tests/exec_escapes.rs` sets `cfg(app_launcher)` and gives `app_launcher`).
+pub fn options(dir: &Path) -> EngineOptions {
+    #[allow(unused_mut)]
+    let mut options = EngineOptions::new(dir);
+    #[cfg(app_launcher)]
+    {
+        options.launcher = crate::app_launcher();
+    }
+    options
+}
+
 /// An engine on `dir` where `sh` is allowed (the default policy asks about it).
 pub async fn engine(dir: &Path) -> Engine {
-    let engine = Engine::open(EngineOptions::new(dir)).await.unwrap();
+    let engine = Engine::open(options(dir)).await.unwrap();
     engine.add_exec_rule(Action::Allow, "sh", vec![], true, false).await.unwrap();
     engine
 }
