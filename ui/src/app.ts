@@ -2,7 +2,6 @@
 import { mount } from "svelte";
 import App from "./App.svelte";
 import { api } from "./lib/api";
-import { painted } from "./lib/frame";
 
 /** Mount the app; `at` is when the window's first frame (the outline) was painted. */
 export function start(at: number) {
@@ -11,8 +10,9 @@ export function start(at: number) {
   const app = mount(App, { target });
   // Tell the app the window has painted, so it knows WebKit is drawing (without this it falls
   // back to another renderer, see windows.rs), with the times of the outline's frame and of
-  // the mounted app's first frame. The call itself is served once the engine is open.
-  void painted()
+  // the mounted app's first frame (two animation frames on, as first-paint.js counts). The call
+  // itself is served once the engine is open.
+  void new Promise<number>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.timeOrigin + performance.now()))))
     .then((ready) => api.painted(at, ready))
     .catch(() => {});
   return app;

@@ -7,8 +7,7 @@
 // highlight.js's light theme first, so the app's dark overrides (app.css) come after it.
 import "highlight.js/styles/github.css";
 import "./app.css";
-import { painted } from "./lib/frame";
 
-const outline: Promise<number> = (window as { __gatehouse?: { painted: Promise<number> } }).__gatehouse?.painted ?? painted();
+const { painted } = (window as unknown as { __gatehouse: { painted: Promise<number> } }).__gatehouse;
 
-export default outline.then(async (at) => (await import("./app")).start(at));
+export default painted.then(async (at) => (await import("./app")).start(at));

@@ -190,7 +190,7 @@ async fn logs(engine: &Engine, id: i64, follow: bool, json: bool) -> Outcome {
         );
     }
     if follow {
-        return follow_from(engine, id, 0, json).await;
+        return follow_output(engine, id, json).await;
     }
     let mut after = 0;
     let mut all = Vec::new();
@@ -210,33 +210,11 @@ async fn logs(engine: &Engine, id: i64, follow: bool, json: bool) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `logs --follow` from line `after` on: the stored lines, then live ones until the job ends.
-async fn follow_from(engine: &Engine, id: i64, mut after: i64, json: bool) -> Outcome {
-    // Subscribed before the store is read: a line stored meanwhile is in the page or in the
-    // feed, and a live line at or below the page's last seq is one already printed.
-    let mut feed = engine.watch_jobs().await?;
-    let finished = engine.job(id).await?.state.is_finished();
-    loop {
-        let page = engine.output(id, after, 1000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
+/// `logs --follow`: the stored lines, then live ones until the job ends.
+async fn follow_output(engine: &Engine, id: i64, json: bool) -> Outcome {
+    let mut lines = engine.follow_output(id, 0).await?;
+    while let Some(page) = lines.next().await? {
         page.iter().for_each(|line| print_line(line, json));
-    }
-    if finished {
-        return Ok(ExitCode::SUCCESS);
-    }
-    while let Some(event) = feed.next().await {
-        match event {
-            JobFeed::Output { id: j, line } if j == id && line.seq > after => {
-                after = line.seq;
-                print_line(&line, json);
-            }
-            JobFeed::Finished { job } if job.id == id => break,
-            JobFeed::Pruned { ids } if ids.contains(&id) => break,
-            // Events were missed: the store has the lines.
-            JobFeed::Resync => return Box::pin(follow_from(engine, id, after, json)).await,
-            _ => {}
-        }
     }
     Ok(ExitCode::SUCCESS)
 }

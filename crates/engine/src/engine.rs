@@ -311,6 +311,12 @@ impl Engine {
         self.shared.feed.jobs().await
     }
 
+    /// Job `id`'s output after line `after`: the stored lines, then new ones as they are
+    /// written (by whichever process runs it), each once and in order, until it has finished.
+    pub async fn follow_output(&self, id: i64, after: i64) -> Result<pool::follow::OutputFollow> {
+        pool::follow::OutputFollow::start(self, id, after).await
+    }
+
     /// Job `id` once it has finished (whichever process ran it), or as it is at `deadline`.
     pub async fn wait(&self, id: i64, deadline: Option<tokio::time::Instant>) -> Result<Job> {
         let mut feed = self.watch_jobs().await?;

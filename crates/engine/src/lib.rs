@@ -64,5 +64,6 @@ pub use pool::kind::{JobKind, JobRun, Outcome};
 pub use pool::ops::cancel::Canceled;
 pub use pool::query::JobFilter;
 pub use pool::feed::{FeedEvent, JobFeed, JobWatch, Watch};
+pub use pool::follow::OutputFollow;
 pub use pool::{Pool, PoolConfig};
 pub use engine::{Engine, EngineOptions, NewRule, PoolStatus, SendOptions, DEFAULT_APPROVAL_WAIT};

@@ -21,6 +21,7 @@
 //! (reads).
 
 pub mod feed;
+pub mod follow;
 pub mod job;
 pub mod kind;
 pub(crate) mod lease;
