@@ -2,7 +2,10 @@
 //! through a channel per reply ([`crate::stream`]); conversation news comes as the
 //! `conversation` event ([`crate::events`]).
 
-use gatehouse_engine::{ConversationPage, Message, MessagePage, MessagesAt, ReplyFeed, SearchHit, SendOptions};
+use std::sync::Arc;
+
+use gatehouse_engine::exec::approval::Elsewhere;
+use gatehouse_engine::{Approver, ConversationPage, Message, MessagePage, MessagesAt, ReplyFeed, SearchHit, SendOptions};
 use tauri::ipc::Channel;
 use tauri::State;
 use tokio_util::sync::CancellationToken;
@@ -33,11 +36,16 @@ pub struct Route {
     /// A model the gateway knows.
     #[cfg_attr(feature = "ts", ts(optional))]
     pub model: Option<String>,
+    /// Offer the model the exec tool. Its `ask` commands wait for the approval dialog (or any
+    /// other process's answer) until the request expires.
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub tools: Option<bool>,
 }
 
 impl Route {
     fn options(self, conversation: Option<i64>) -> SendOptions {
-        SendOptions { conversation, gateway: self.gateway, model: self.model, ..SendOptions::default() }
+        let exec_tool = self.tools.unwrap_or(false).then(|| Arc::new(Elsewhere) as Arc<dyn Approver>);
+        SendOptions { conversation, gateway: self.gateway, model: self.model, exec_tool, ..SendOptions::default() }
     }
 }
 

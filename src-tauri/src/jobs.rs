@@ -1,16 +1,97 @@
-//! Job commands: the pool's state and controls, the job table, one job's output. Job news comes
-//! as the `job` event ([`crate::events`]); a job's output streams through a channel to the
-//! window that shows it ([`job_output`]).
+//! Job commands: the pool's state and controls, the job table, one job's output, new jobs.
+//! Job news comes as the `job` event ([`crate::events`], as [`JobNews`]); a job's output
+//! streams through a channel to the window that shows it ([`job_output`]).
 
-use gatehouse_engine::{Canceled, Job, JobFilter, JobState, OutputLine, PoolStatus};
+use std::path::PathBuf;
+
+use gatehouse_engine::{Canceled, ExecSpec, Job, JobFeed, JobFilter, JobState, NewJob, OutputLine, PoolStatus, PromptSpec};
 use tauri::ipc::Channel;
 use tauri::State;
 
-use crate::error::Result;
+use crate::error::{Failure, Result};
 use crate::state::Core;
 
 /// Most rows a table asks for at once (the window is virtualised; 10,000 rows is a page).
 const MAX_ROWS: i64 = 10_000;
+
+/// A job as the jobs table shows it: the job, how far along it is, and which worker has it.
+/// (The engine's `Job` leaves these two out of the CLI's JSON contract.)
+#[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct JobRow {
+    #[serde(flatten)]
+    pub job: Job,
+    /// How far along it is, 0 to 100, when its kind says.
+    pub progress: Option<f64>,
+    /// The pool and worker running it (or that ran it last): `host:pid/worker`.
+    pub worker: Option<String>,
+}
+
+impl From<Job> for JobRow {
+    fn from(job: Job) -> JobRow {
+        JobRow { progress: job.progress, worker: job.lease_owner.clone(), job }
+    }
+}
+
+/// Job news for the windows: a row to put in place, progress, rows to drop, or "reload".
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub enum JobNews {
+    /// A job submitted, claimed, re-queued, finished or changed: its row as it is now.
+    Job { row: JobRow },
+    /// A running job reported how far along it is.
+    Progress {
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
+        id: i64,
+        percent: f64,
+    },
+    /// These jobs were deleted (retention).
+    Pruned {
+        #[cfg_attr(feature = "ts", ts(type = "Array<number>"))]
+        ids: Vec<i64>,
+    },
+    /// News was missed: reload the table.
+    Resync,
+}
+
+impl JobNews {
+    /// The news a window gets for an engine event; `None` for output lines (those stream to
+    /// the window that follows the job, [`job_output`]).
+    pub fn of(event: JobFeed) -> Option<JobNews> {
+        Some(match event {
+            JobFeed::Submitted { job }
+            | JobFeed::Claimed { job }
+            | JobFeed::Requeued { job }
+            | JobFeed::Finished { job }
+            | JobFeed::Changed { job } => JobNews::Job { row: job.into() },
+            JobFeed::Progress { id, percent } => JobNews::Progress { id, percent },
+            JobFeed::Pruned { ids } => JobNews::Pruned { ids },
+            JobFeed::Resync => JobNews::Resync,
+            JobFeed::Output { .. } => return None,
+        })
+    }
+}
+
+/// A new job from the jobs window: a prompt to a gateway, or a command through the exec path.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub enum JobRequest {
+    Prompt {
+        text: String,
+        /// A gateway profile; `None` = the default one.
+        #[cfg_attr(feature = "ts", ts(optional))]
+        gateway: Option<String>,
+    },
+    Exec {
+        program: String,
+        args: Vec<String>,
+        /// Where it runs; `None` = the default workspace.
+        #[cfg_attr(feature = "ts", ts(optional))]
+        cwd: Option<PathBuf>,
+    },
+}
 
 #[tauri::command]
 pub async fn pool_status(core: State<'_, Core>) -> Result<PoolStatus> {
@@ -19,13 +100,35 @@ pub async fn pool_status(core: State<'_, Core>) -> Result<PoolStatus> {
 
 /// Jobs newest first, all or in one state.
 #[tauri::command]
-pub async fn jobs(core: State<'_, Core>, state: Option<JobState>, limit: i64) -> Result<Vec<Job>> {
-    Ok(core.engine.jobs(&JobFilter { state, limit: Some(limit.clamp(1, MAX_ROWS)) }).await?)
+pub async fn jobs(core: State<'_, Core>, state: Option<JobState>, limit: i64) -> Result<Vec<JobRow>> {
+    let jobs = core.engine.jobs(&JobFilter { state, limit: Some(limit.clamp(1, MAX_ROWS)) }).await?;
+    Ok(jobs.into_iter().map(JobRow::from).collect())
 }
 
 #[tauri::command]
-pub async fn job(core: State<'_, Core>, id: i64) -> Result<Job> {
-    Ok(core.engine.job(id).await?)
+pub async fn job(core: State<'_, Core>, id: i64) -> Result<JobRow> {
+    Ok(core.engine.job(id).await?.into())
+}
+
+/// Queue a job; returns its id. A command the policy refuses is refused now, with the rule;
+/// one that needs approval asks when it runs (the approval dialog).
+#[tauri::command]
+pub async fn submit_job(core: State<'_, Core>, job: JobRequest, priority: i64) -> Result<i64> {
+    let (kind, spec) = match job {
+        JobRequest::Prompt { text, gateway } => {
+            ("prompt", serde_json::to_value(PromptSpec { text, gateway: gateway.filter(|g| !g.is_empty()), model: None }))
+        }
+        JobRequest::Exec { program, args, cwd } => {
+            let spec = ExecSpec { program: program.trim().to_owned(), args, cwd, env: Vec::new() };
+            if spec.program.is_empty() {
+                return Err(Failure::invalid("say which program to run"));
+            }
+            core.engine.check_exec(&spec).await?;
+            ("exec", serde_json::to_value(spec))
+        }
+    };
+    let spec = spec.map_err(|e| Failure::invalid(e.to_string()))?;
+    Ok(core.engine.submit(NewJob { priority, ..NewJob::new(kind, spec) }).await?)
 }
 
 /// Cancel a job: `true` if it ended now (it was queued), `false` if its pool was asked to stop it.

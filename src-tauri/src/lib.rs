@@ -6,22 +6,29 @@
 //!   layer is tested on Tauri's mock runtime);
 //! - `state.rs` — the managed state: the engine and its pool, nothing else;
 //! - `error.rs` — the one error shape across IPC, `{code, message, data?}`;
-//! - `chat.rs`, `settings.rs`, `jobs.rs` — the commands, each a few lines around one engine call;
+//! - `chat.rs`, `settings.rs`, `jobs.rs`, `approvals.rs` — the commands, each a few lines
+//!   around one engine call;
 //! - `stream.rs` — a reply's deltas to the webview through a channel, coalesced per frame;
 //! - `events.rs` — the engine's feeds as app-wide events;
 //! - `exec.rs` — the exec tool's processes, made by the shell plugin;
-//! - `windows.rs` — first paint (and the WebKitGTK fallback), links, close-to-hide.
+//! - `tray.rs` — the tray icon: the pool at a glance, recent jobs, pause, quit;
+//! - `notify.rs` — desktop notifications of jobs that ended and commands awaiting approval;
+//! - `windows.rs` — first paint (and the WebKitGTK fallback), links, close-to-hide, the jobs
+//!   window, quitting.
 //!
 //! Nothing here runs SQL, spawns a process or talks to a gateway: the engine does.
 
+mod approvals;
 mod chat;
 mod error;
 mod events;
 pub mod exec;
-mod jobs;
+pub mod jobs;
+mod notify;
 mod settings;
 mod state;
 pub mod stream;
+pub mod tray;
 mod windows;
 
 use std::path::PathBuf;
@@ -96,12 +103,15 @@ pub fn run() {
                 .with_state_flags(StateFlags::SIZE | StateFlags::POSITION | StateFlags::MAXIMIZED)
                 .build(),
         )
-        .plugin(tauri_plugin_opener::init());
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_notification::init());
     let app = commands(builder)
         .setup(move |app| {
             shell.attach(app.handle().clone());
             let core = tauri::async_runtime::block_on(open).unwrap_or_else(|e| fail(&e));
             events::start(app.handle().clone(), core.engine.clone());
+            tray::start(app.handle().clone(), core.engine.clone());
+            notify::start(app.handle().clone(), core.engine.clone());
             app.manage(core);
             Ok(())
         })
@@ -151,6 +161,7 @@ fn commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         .invoke_handler(tauri::generate_handler![
             windows::painted,
             windows::open_link,
+            windows::quit,
             chat::conversations,
             chat::messages,
             chat::message,
@@ -177,6 +188,15 @@ fn commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             settings::fetch_model,
             settings::settings,
             settings::change_settings,
+            settings::exec_rules,
+            settings::add_exec_rule,
+            settings::remove_exec_rule,
+            settings::workspaces,
+            settings::add_workspace,
+            settings::remove_workspace,
+            settings::exec_audit,
+            approvals::approvals,
+            approvals::answer_approval,
             jobs::pool_status,
             jobs::jobs,
             jobs::job,
@@ -184,6 +204,7 @@ fn commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             jobs::retry_job,
             jobs::pause_pool,
             jobs::job_output,
+            jobs::submit_job,
         ])
         .on_window_event(windows::on_window_event)
 }

@@ -1,10 +1,13 @@
 //! Settings commands: gateway profiles, models, the shared settings (worker count,
-//! notifications). Tokens never come through here: a profile names where its token is.
+//! notifications), and the exec tool's policy rules, workspaces and audit log. Tokens never
+//! come through here: a profile names where its token is.
 
 use std::path::PathBuf;
 
 use gatehouse_engine::models::{FetchProgress, ModelInfo};
-use gatehouse_engine::{GatewayKind, Profile, Settings, SettingsChange};
+use gatehouse_engine::exec::audit::AuditEntry;
+use gatehouse_engine::exec::policy::{Action, Rule};
+use gatehouse_engine::{GatewayKind, NewRule, Profile, Settings, SettingsChange};
 use tauri::ipc::Channel;
 use tauri::State;
 
@@ -132,4 +135,63 @@ pub async fn set_default_model(core: State<'_, Core>, name: String) -> Result<()
 #[tauri::command]
 pub async fn remove_model(core: State<'_, Core>, name: String) -> Result<()> {
     Ok(core.engine.remove_model(&name).await?)
+}
+
+/// Most audit rows the settings screen reads at once (it filters them where it shows them).
+const MAX_AUDIT_ROWS: i64 = 5_000;
+
+/// A policy rule as the settings form sends it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct NewExecRule {
+    pub action: Action,
+    /// A name on the sandbox's PATH, or a path.
+    pub program: String,
+    /// Argument patterns, one per argument: an exact string, or `/re/` for the whole argument.
+    pub args: Vec<String>,
+    /// Arguments after the patterns are free.
+    pub any_args: bool,
+    /// Commands under an allow rule may use the network.
+    pub network: bool,
+}
+
+/// The exec policy, in the order rules are matched.
+#[tauri::command]
+pub async fn exec_rules(core: State<'_, Core>) -> Result<Vec<Rule>> {
+    Ok(core.engine.exec_rules().await?)
+}
+
+/// Add a rule; returns its id. A bad pattern or program is refused with a sentence.
+#[tauri::command]
+pub async fn add_exec_rule(core: State<'_, Core>, rule: NewExecRule) -> Result<i64> {
+    let args = rule.args.into_iter().filter(|a| !a.is_empty()).collect();
+    let rule = NewRule { action: rule.action, program: rule.program.trim().into(), args, any_args: rule.any_args, network: rule.network, see: vec![], env: vec![] };
+    Ok(core.engine.add_rule(rule).await?)
+}
+
+#[tauri::command]
+pub async fn remove_exec_rule(core: State<'_, Core>, id: i64) -> Result<()> {
+    Ok(core.engine.remove_exec_rule(id).await?)
+}
+
+/// Workspace roots (where commands may run and write), the default one first.
+#[tauri::command]
+pub async fn workspaces(core: State<'_, Core>) -> Result<Vec<PathBuf>> {
+    Ok(core.engine.workspaces().await?)
+}
+
+#[tauri::command]
+pub async fn add_workspace(core: State<'_, Core>, dir: PathBuf) -> Result<PathBuf> {
+    Ok(core.engine.add_workspace(&dir).await?)
+}
+
+#[tauri::command]
+pub async fn remove_workspace(core: State<'_, Core>, dir: PathBuf) -> Result<()> {
+    Ok(core.engine.remove_workspace(&dir).await?)
+}
+
+/// The exec audit log, newest first.
+#[tauri::command]
+pub async fn exec_audit(core: State<'_, Core>, limit: i64) -> Result<Vec<AuditEntry>> {
+    Ok(core.engine.exec_audit(limit.clamp(1, MAX_AUDIT_ROWS)).await?)
 }

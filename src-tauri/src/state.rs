@@ -20,14 +20,20 @@ impl Core {
         Core { engine, pool: Mutex::new(pool) }
     }
 
-    /// Stop claiming; running jobs get `grace` to finish and then go back to the queue.
-    /// Then close the engine (the database is checkpointed). Returns the jobs re-queued.
-    pub async fn shut_down(&self, grace: Duration) -> usize {
+    /// Stop claiming; running jobs get `grace` to finish and then go back to the queue
+    /// (their attempt not counted). Returns the jobs re-queued; later calls do nothing.
+    pub async fn stop_pool(&self, grace: Duration) -> usize {
         let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let requeued = match pool {
+        match pool {
             Some(pool) => pool.shutdown(grace).await,
             None => 0,
-        };
+        }
+    }
+
+    /// [`Core::stop_pool`], then close the engine (the database is checkpointed). Returns the
+    /// jobs re-queued.
+    pub async fn shut_down(&self, grace: Duration) -> usize {
+        let requeued = self.stop_pool(grace).await;
         self.engine.clone().close().await;
         requeued
     }

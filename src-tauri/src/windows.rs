@@ -1,12 +1,13 @@
-//! The main window's life: a first paint that must come, links that open outside, and a close
-//! that hides the window while jobs run here rather than stopping them.
+//! The windows' life: a first paint that must come, links that open outside, a close that
+//! hides the main window while jobs run here rather than stopping them, the small jobs window,
+//! and quitting — which asks first when jobs run here: wait for them, or re-queue them now.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tauri::{AppHandle, Manager, Runtime, State, WindowEvent};
+use tauri::{AppHandle, Emitter, Manager, Runtime, State, WebviewUrl, WebviewWindowBuilder, WindowEvent};
 use tauri_plugin_opener::OpenerExt;
 
 use crate::error::{Failure, Result};
@@ -14,6 +15,14 @@ use crate::state::Core;
 
 /// The main window's label (the desktop test contract names it).
 pub const MAIN: &str = "main";
+/// The small job monitor's label, opened from the tray (the desktop test contract names it).
+pub const JOBS: &str = "jobs";
+/// Event to a window: show this job (its id).
+pub const OPEN_JOB: &str = "open-job";
+/// Event to the main window: the person asked to quit while jobs run here (how many).
+pub const QUIT_ASKED: &str = "quit-asked";
+/// How long "wait for them" waits: as long as the jobs take (each has its own timeout).
+const WAIT_FOR_JOBS: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// WebKitGTK's switch for the renderer that leaves the window blank on some GPU drivers
 /// (the problem Jan, also on Tauri, met: tauri-apps/tauri#9304).
@@ -170,11 +179,73 @@ pub fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &WindowEven
     });
 }
 
-/// Show and focus the main window (a second launch, later the tray).
+/// Show and focus the main window (a second launch, the tray).
 pub fn show_main<R: Runtime>(app: &AppHandle<R>) {
     if let Some(w) = app.get_webview_window(MAIN) {
         let _ = w.unminimize();
         let _ = w.show();
         let _ = w.set_focus();
     }
+}
+
+/// Open the small jobs window (or bring it forward), showing job `job` if one is given.
+pub fn open_jobs<R: Runtime>(app: &AppHandle<R>, job: Option<i64>) {
+    if let Some(w) = app.get_webview_window(JOBS) {
+        let _ = w.unminimize();
+        let _ = w.show();
+        let _ = w.set_focus();
+        if let Some(id) = job {
+            let _ = app.emit_to(JOBS, OPEN_JOB, id);
+        }
+        return;
+    }
+    // The job to show is known before the page loads; an event could come before it listens.
+    let open = format!("window.__gatehouseOpenJob = {};", job.map_or("null".to_owned(), |id| id.to_string()));
+    let built = WebviewWindowBuilder::new(app, JOBS, WebviewUrl::App("index.html".into()))
+        .title("Gatehouse — Jobs")
+        .inner_size(760.0, 520.0)
+        .min_inner_size(520.0, 320.0)
+        .initialization_script(&open)
+        .build();
+    if let Err(e) = built {
+        tracing::warn!(error = %e, "the jobs window could not be opened");
+    }
+}
+
+/// Pause or resume the pool from outside a window (the tray).
+pub fn pause_pool<R: Runtime>(app: &AppHandle<R>, paused: bool) {
+    let engine = app.state::<Core>().engine.clone();
+    tauri::async_runtime::spawn(async move {
+        let done = if paused { engine.pause_pool().await } else { engine.resume_pool().await };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, paused, "the pool could not be paused or resumed");
+        }
+    });
+}
+
+/// Quit, from the tray: at once when no job runs here; else the main window asks whether to
+/// wait for them or re-queue them ([`quit`]).
+pub fn ask_quit<R: Runtime>(app: &AppHandle<R>) {
+    let running = app.state::<Core>().engine.jobs_running_here();
+    if running == 0 {
+        return app.exit(0);
+    }
+    show_main(app);
+    let _ = app.emit_to(MAIN, QUIT_ASKED, running);
+}
+
+/// Quit now that the person has chosen: `wait` for the jobs running here to finish (the
+/// windows are hidden meanwhile, and no new job starts), or put them back in the queue at once
+/// — another pool or the next start runs them, their attempt not counted.
+#[tauri::command]
+pub fn quit<R: Runtime>(app: AppHandle<R>, wait: bool) {
+    for w in app.webview_windows().values() {
+        let _ = w.hide();
+    }
+    tauri::async_runtime::spawn(async move {
+        let grace = if wait { WAIT_FOR_JOBS } else { Duration::ZERO };
+        let requeued = app.state::<Core>().stop_pool(grace).await;
+        tracing::info!(requeued, wait, "quitting");
+        app.exit(0);
+    });
 }

@@ -21,8 +21,15 @@ import type { SettingsChange } from "./bindings/SettingsChange";
 import type { PoolStatus } from "./bindings/PoolStatus";
 import type { NewGateway } from "./bindings/NewGateway";
 import type { ConversationEvent } from "./bindings/ConversationEvent";
-import type { JobFeed } from "./bindings/JobFeed";
-import type { Job } from "./bindings/Job";
+import type { JobNews } from "./bindings/JobNews";
+import type { JobRow } from "./bindings/JobRow";
+import type { JobRequest } from "./bindings/JobRequest";
+import type { ApprovalEvent } from "./bindings/ApprovalEvent";
+import type { ApprovalRequest } from "./bindings/ApprovalRequest";
+import type { Answer } from "./bindings/Answer";
+import type { Rule } from "./bindings/Rule";
+import type { NewExecRule } from "./bindings/NewExecRule";
+import type { AuditEntry } from "./bindings/AuditEntry";
 import type { JobState } from "./bindings/JobState";
 import type { OutputLine } from "./bindings/OutputLine";
 
@@ -84,8 +91,10 @@ export const api = {
   settings: () => call<Settings>("settings"),
   changeSettings: (change: SettingsChange) => call<Settings>("change_settings", { change }),
   poolStatus: () => call<PoolStatus>("pool_status"),
-  jobs: (state: JobState | null, limit: number) => call<Job[]>("jobs", { state, limit }),
-  job: (id: number) => call<Job>("job", { id }),
+  jobs: (state: JobState | null, limit: number) => call<JobRow[]>("jobs", { state, limit }),
+  job: (id: number) => call<JobRow>("job", { id }),
+  /** Queue a prompt or a command; a command the policy denies is refused now. Returns its id. */
+  submitJob: (job: JobRequest, priority: number) => call<number>("submit_job", { job, priority }),
   /** True if the job ended at once (it was queued); false if its pool was asked to stop it. */
   cancelJob: (id: number) => call<boolean>("cancel_job", { id }),
   retryJob: (id: number) => call<void>("retry_job", { id }),
@@ -93,6 +102,23 @@ export const api = {
   /** Job `id`'s output after line `after`: stored lines, then new ones until it has finished. */
   jobOutput: (id: number, after: number, on: (lines: OutputLine[]) => void) => call<void>("job_output", { id, after, channel: channel(on) }),
 
+  approvals: () => call<ApprovalRequest[]>("approvals"),
+  answerApproval: (id: number, answer: Answer) => call<ApprovalRequest>("answer_approval", { id, answer }),
+  execRules: () => call<Rule[]>("exec_rules"),
+  addExecRule: (rule: NewExecRule) => call<number>("add_exec_rule", { rule }),
+  removeExecRule: (id: number) => call<void>("remove_exec_rule", { id }),
+  workspaces: () => call<string[]>("workspaces"),
+  addWorkspace: (dir: string) => call<string>("add_workspace", { dir }),
+  removeWorkspace: (dir: string) => call<void>("remove_workspace", { dir }),
+  execAudit: (limit: number) => call<AuditEntry[]>("exec_audit", { limit }),
+  /** Quit after the person chose: wait for the jobs running here, or re-queue them now. */
+  quit: (wait: boolean) => call<void>("quit", { wait }),
+
   onConversation: (f: (e: ConversationEvent) => void): Promise<UnlistenFn> => listen<ConversationEvent>("conversation", (e) => f(e.payload)),
-  onJob: (f: (e: JobFeed) => void): Promise<UnlistenFn> => listen<JobFeed>("job", (e) => f(e.payload)),
+  onJob: (f: (e: JobNews) => void): Promise<UnlistenFn> => listen<JobNews>("job", (e) => f(e.payload)),
+  onApproval: (f: (e: ApprovalEvent) => void): Promise<UnlistenFn> => listen<ApprovalEvent>("approval", (e) => f(e.payload)),
+  /** The tray asked this window to show a job. */
+  onOpenJob: (f: (id: number) => void): Promise<UnlistenFn> => listen<number>("open-job", (e) => f(e.payload)),
+  /** The tray's Quit, while jobs run here: how many. */
+  onQuitAsked: (f: (running: number) => void): Promise<UnlistenFn> => listen<number>("quit-asked", (e) => f(e.payload)),
 };

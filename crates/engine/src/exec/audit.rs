@@ -15,13 +15,16 @@ use crate::store::writer::{db, WriteOp};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 /// One command in the audit log: who asked, what, what the policy said, how it ended. Written
 /// before the command starts and completed when it ends.
 pub struct AuditEntry {
     /// Its id, in order of asking.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     /// When it was asked for.
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub at: Millis,
     /// `person`, `model` or `job:N`.
     pub requester: String,
@@ -55,6 +58,7 @@ pub struct AuditEntry {
     pub env: Vec<String>,
     /// When it ended; `None` while it runs, or if its runner died before it could say.
     #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub ended_at: Option<Millis>,
 }
 

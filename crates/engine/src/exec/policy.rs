@@ -26,6 +26,7 @@ use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 /// What a rule does with the commands it covers.
 pub enum Action {
     /// Run it.
@@ -54,6 +55,7 @@ impl Action {
 
 /// What a rule says, stored or about to be.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct RuleSpec {
     /// What the rule does.
     pub action: Action,
@@ -129,9 +131,11 @@ pub struct Scope<'a> {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 /// A stored policy rule.
 pub struct Rule {
     /// Its id: what `gatehouse exec policy remove ID` takes.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
     #[serde(flatten)]
     /// What it matches and does.
@@ -140,6 +144,7 @@ pub struct Rule {
     pub builtin: bool,
     /// A timed grant ends then.
     #[serde(serialize_with = "crate::clock::serde_rfc3339::opt_time")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub expires_at: Option<Millis>,
 }
 

@@ -11,4 +11,9 @@ gateway?: string,
 /**
  * A model the gateway knows.
  */
-model?: string, };
+model?: string, 
+/**
+ * Offer the model the exec tool. Its `ask` commands wait for the approval dialog (or any
+ * other process's answer) until the request expires.
+ */
+tools?: boolean, };
