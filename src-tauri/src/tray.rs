@@ -249,7 +249,8 @@ mod linux {
     }
 
     fn entry<R: Runtime>(item: &TrayItem) -> MenuItem<Item<R>> {
-        let label = item.label();
+        // dbusmenu reads `_` as the access-key mark: a job's `my_script` must show as typed.
+        let label = item.label().replace('_', "__");
         let act: Box<dyn Fn(&mut Item<R>) + Send> = match item.clone() {
             TrayItem::Separator => return MenuItem::Separator,
             TrayItem::Note(_) => return StandardItem { label, enabled: false, ..Default::default() }.into(),

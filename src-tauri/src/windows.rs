@@ -200,7 +200,10 @@ pub fn open_jobs<R: Runtime>(app: &AppHandle<R>, job: Option<i64>) {
         return;
     }
     // The job to show is known before the page loads; an event could come before it listens.
-    let open = format!("window.__gatehouseOpenJob = {};", job.map_or("null".to_owned(), |id| id.to_string()));
+    let open = format!(
+        "window.__gatehouseOpenJob = {}; document.documentElement.dataset.window = \"jobs\";",
+        job.map_or("null".to_owned(), |id| id.to_string())
+    );
     let built = WebviewWindowBuilder::new(app, JOBS, WebviewUrl::App("index.html".into()))
         .title("Gatehouse — Jobs")
         .inner_size(760.0, 520.0)

@@ -1,5 +1,6 @@
 // The app, mounted over the outline that index.html painted.
 import { mount } from "svelte";
+import { getCurrentWindow } from "@tauri-apps/api/window";
 import App from "./App.svelte";
 import { api } from "./lib/api";
 
@@ -8,6 +9,7 @@ export function start(at: number) {
   const target = document.getElementById("app")!;
   target.replaceChildren();
   const app = mount(App, { target });
+  if (getCurrentWindow().label !== "main") return app;
   // Tell the app the window has painted, so it knows WebKit is drawing (without this it falls
   // back to another renderer, see windows.rs), with the times of the outline's frame and of
   // the mounted app's first frame (two animation frames on, as first-paint.js counts). The call

@@ -49,6 +49,8 @@ export class Chat {
   gateways = $state<Profile[]>([]);
   /** The gateway and model the next message goes to. */
   route = $state<Route>({});
+  /** Offer the model the exec tool (kept across conversations and starts). */
+  tools = $state(typeof localStorage !== "undefined" && localStorage.getItem("gatehouse.tools") === "1");
   /** A message to bring into view (a search hit). */
   focus = $state<number | null>(null);
   searchQuery = $state("");
@@ -112,6 +114,16 @@ export class Chat {
     } catch (e) {
       this.error = asError(e);
     }
+  }
+
+  /** Where the next turn goes, and whether the model may run commands. */
+  private routed(): Route {
+    return { ...this.route, tools: this.tools };
+  }
+
+  setTools(on: boolean): void {
+    this.tools = on;
+    localStorage.setItem("gatehouse.tools", on ? "1" : "0");
   }
 
   newChat(): void {
@@ -248,19 +260,19 @@ export class Chat {
   }
 
   send(text: string): Promise<boolean> {
-    return this.turn((on) => api.send(text, this.selected, { ...this.route }, on));
+    return this.turn((on) => api.send(text, this.selected, this.routed(), on));
   }
 
   regenerate(replyId: number): Promise<boolean> {
-    return this.turn((on) => api.regenerate(replyId, { ...this.route }, on), replyId);
+    return this.turn((on) => api.regenerate(replyId, this.routed(), on), replyId);
   }
 
   edit(messageId: number, text: string): Promise<boolean> {
-    return this.turn((on) => api.editMessage(messageId, text, { ...this.route }, on), messageId);
+    return this.turn((on) => api.editMessage(messageId, text, this.routed(), on), messageId);
   }
 
   continueReply(replyId: number): Promise<boolean> {
-    return this.turn((on) => api.continueReply(replyId, { ...this.route }, on), replyId);
+    return this.turn((on) => api.continueReply(replyId, this.routed(), on), replyId);
   }
 
   async stop(): Promise<void> {

@@ -104,9 +104,13 @@ impl LiveReply {
         offset
     }
 
+    /// A tool call started or ended: a later activity of the same call replaces the earlier.
     pub(crate) fn tool(&self, tool: ToolActivity) {
         let mut live = self.text.lock().unwrap_or_else(|e| e.into_inner());
-        live.tools.push(tool.clone());
+        match live.tools.iter_mut().find(|t| t.call_id == tool.call_id) {
+            Some(was) => *was = tool.clone(),
+            None => live.tools.push(tool.clone()),
+        }
         let _ = self.tx.send(ReplyFeed::Tool { tool });
     }
 

@@ -319,6 +319,16 @@ pub(crate) async fn run_turn(turn: TurnRun) {
                 request.messages.push(said);
                 for call in asked {
                     let id = call.id.clone();
+                    // Shown at once as running (a command may wait minutes for its approval);
+                    // replaced by how it ended.
+                    live.tool(ToolActivity {
+                        call_id: id.clone(),
+                        name: call.function.name.clone(),
+                        summary: tools::announce(&call),
+                        status: "running".into(),
+                        ran_by: "gatehouse".into(),
+                        output: String::new(),
+                    });
                     // Spawned, so a cancel stops the turn at once while the command is killed
                     // and audited in its own time.
                     let running = tokio::spawn(runner.run(call, cancel.clone()));

@@ -52,6 +52,14 @@ struct ExecArgs {
     cwd: Option<std::path::PathBuf>,
 }
 
+/// What a call will run, in one line, for the chat to show while it waits for approval or runs.
+pub(crate) fn announce(call: &ToolCall) -> String {
+    match serde_json::from_str::<ExecArgs>(&call.function.arguments) {
+        Ok(a) => format!("running `{}`", ExecSpec::new(a.program, a.args).display()),
+        Err(_) => format!("the model called `{}`", call.function.name),
+    }
+}
+
 impl ToolRunner for ExecTool {
     fn definitions(&self) -> Vec<serde_json::Value> {
         vec![json!({

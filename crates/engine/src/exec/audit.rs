@@ -37,18 +37,23 @@ pub struct AuditEntry {
     /// `allow`, `ask` or `deny`, as the policy said.
     pub decision: String,
     /// The rule that decided, if one did.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub rule_id: Option<i64>,
     /// Why: the rule in words, or the refusal.
     pub reason: String,
     /// How a person answered when asked (`once`, `for N s`, `denied`, …).
     pub approval: Option<String>,
     /// Its exit code, when it exited by itself.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub exit_code: Option<i64>,
     /// The signal that ended it, when one did.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub signal: Option<i64>,
     /// How long it ran.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub duration_ms: Option<i64>,
     /// Bytes of output it wrote.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub output_bytes: Option<i64>,
     /// Output past the cap was not kept.
     pub truncated: bool,

@@ -36,7 +36,7 @@ decision: string,
 /**
  * The rule that decided, if one did.
  */
-rule_id: bigint | null, 
+rule_id: number | null, 
 /**
  * Why: the rule in words, or the refusal.
  */
@@ -48,19 +48,19 @@ approval: string | null,
 /**
  * Its exit code, when it exited by itself.
  */
-exit_code: bigint | null, 
+exit_code: number | null, 
 /**
  * The signal that ended it, when one did.
  */
-signal: bigint | null, 
+signal: number | null, 
 /**
  * How long it ran.
  */
-duration_ms: bigint | null, 
+duration_ms: number | null, 
 /**
  * Bytes of output it wrote.
  */
-output_bytes: bigint | null, 
+output_bytes: number | null, 
 /**
  * Output past the cap was not kept.
  */
