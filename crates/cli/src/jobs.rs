@@ -290,6 +290,8 @@ async fn watch(engine: &Engine, json: bool) -> Outcome {
             JobFeed::Changed { job } => format!("job {} changed ({})", job.id, job.state),
             JobFeed::Progress { id, percent } => format!("job {id} {percent:.0}%"),
             JobFeed::Output { id, line } => format!("job {id} | {}", show::safe(&line.text)),
+            JobFeed::Paused { paused: true } => "the pool is paused".into(),
+            JobFeed::Paused { paused: false } => "the pool is resumed".into(),
             JobFeed::Pruned { ids } => format!("{} finished job(s) pruned", ids.len()),
             JobFeed::Resync => "(events were missed; `gatehouse jobs list` shows where things stand)".into(),
         };

@@ -783,7 +783,9 @@ impl Engine {
     /// `approver` asks them at once, and a yes is stored with the job (its first attempt runs
     /// without asking again, if its program is still the file approved). A no refuses the
     /// submit; no answer (nobody at the terminal) queues it anyway, and the job asks when it
-    /// runs. [`Engine::submit`] queues an exec job that always asks when it runs.
+    /// runs. A command the policy denies is refused now, naming the rule: a job that could
+    /// only fail is not queued. [`Engine::submit`] queues an exec job that is checked (and
+    /// asks) only when it runs.
     pub async fn submit_exec(&self, job: NewJob, approver: &dyn Approver) -> Result<i64> {
         let kind = self.shared.jobs.kinds.get("exec").ok_or_else(|| Error::JobKindUnavailable("exec".into()))?;
         if job.kind != "exec" {
@@ -792,8 +794,10 @@ impl Engine {
         kind.validate(&job.spec)?;
         let spec: ExecSpec = serde_json::from_value(job.spec.clone()).map_err(|e| Error::JobInvalid(e.to_string()))?;
         let checked = self.shared.runner.check(&spec, exec::Requester::Job(0)).await?;
-        if checked.decision.action != exec::policy::Action::Ask {
-            return self.submit(job).await;
+        match checked.decision.action {
+            exec::policy::Action::Deny => return Err(Error::ExecDenied(checked.decision.reason)),
+            exec::policy::Action::Allow => return self.submit(job).await,
+            exec::policy::Action::Ask => {}
         }
         let question = exec::question(&spec, &checked, exec::Requester::Job(0), None);
         let grant_ms = match approver.approve(&question.preview(self.shared.runner.now())).await {

@@ -25,6 +25,7 @@ pub(crate) const RETENTION_DAYS: &str = "pool.retention_days";
 const NOTIFY_FINISHED: &str = "notify.finished";
 const NOTIFY_FAILED: &str = "notify.failed";
 const NOTIFY_APPROVALS: &str = "notify.approvals";
+const CHAT_TOOLS: &str = "chat.tools";
 
 /// The shared settings, each at its stored value or its default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,6 +43,8 @@ pub struct Settings {
     pub notify_failed: bool,
     /// … when a command waits for approval.
     pub notify_approvals: bool,
+    /// The app's chat offers the model the exec tool (off until a person turns it on).
+    pub chat_tools: bool,
 }
 
 /// A change to [`Settings`]: what is `None` stays as it is.
@@ -63,6 +66,9 @@ pub struct SettingsChange {
     /// Turn notifications of commands awaiting approval on or off.
     #[cfg_attr(feature = "ts", ts(optional))]
     pub notify_approvals: Option<bool>,
+    /// Offer the model the exec tool in the app's chat, or not.
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub chat_tools: Option<bool>,
 }
 
 /// The number stored under `key` (`WORKERS`, `RETENTION_DAYS`), if one is: a pool uses
@@ -84,6 +90,7 @@ pub(crate) fn read(conn: &Connection) -> rusqlite::Result<Settings> {
         notify_finished: flag(value(NOTIFY_FINISHED)?),
         notify_failed: flag(value(NOTIFY_FAILED)?),
         notify_approvals: flag(value(NOTIFY_APPROVALS)?),
+        chat_tools: value(CHAT_TOOLS)?.is_some_and(|v| v == "1"),
     })
 }
 
@@ -114,6 +121,7 @@ impl WriteOp for Change {
             (NOTIFY_FINISHED, c.notify_finished.map(flag)),
             (NOTIFY_FAILED, c.notify_failed.map(flag)),
             (NOTIFY_APPROVALS, c.notify_approvals.map(flag)),
+            (CHAT_TOOLS, c.chat_tools.map(flag)),
         ];
         for (key, value) in values {
             if let Some(value) = value {

@@ -159,4 +159,11 @@ async fn a_no_at_submit_queues_nothing() {
     let err = engine.submit_exec(NewJob::new("exec", spec), &No).await.unwrap_err();
     assert_eq!(err.code(), "exec.denied");
     assert!(engine.jobs(&Default::default()).await.unwrap().is_empty());
+    // Nor does a command the policy denies: refused at once, by its rule, without asking.
+    let rule = engine.add_exec_rule(gatehouse_engine::exec::policy::Action::Deny, "touch", vec![], true, false).await.unwrap();
+    let spec = serde_json::to_value(ExecSpec::new("touch", ["x"])).unwrap();
+    let err = engine.submit_exec(NewJob::new("exec", spec), &No).await.unwrap_err();
+    assert_eq!(err.code(), "exec.denied");
+    assert!(err.to_string().contains(&format!("rule {rule}")), "{err}");
+    assert!(engine.jobs(&Default::default()).await.unwrap().is_empty());
 }

@@ -218,8 +218,9 @@ async fn the_model_runs_commands_through_the_exec_tool_and_gets_the_results() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_with(dir.path(), &server.url).await;
     let options = SendOptions { exec_tool: Some(std::sync::Arc::new(gatehouse_engine::NoApprover)), ..Default::default() };
+    let mut feed = engine.watch_conversations().await.unwrap();
     let reply = engine.send("What does echo print?".into(), options, CancellationToken::new()).await.unwrap();
-    let conversation = reply.conversation_id;
+    let (conversation, id) = (reply.conversation_id, reply.message_id);
     let (text, state, _) = finish(reply).await;
     assert_eq!(state, MessageState::Complete);
     assert!(text.contains("[ran `echo 'from the sandbox'`: exit code 0]"), "{text}");
@@ -251,6 +252,21 @@ async fn the_model_runs_commands_through_the_exec_tool_and_gets_the_results() {
     // What each printed is kept too, for the window to show folded under the call.
     assert_eq!(stored[1].tools[0].output, "exit code 0\nfrom the sandbox\n");
     assert!(stored[1].tools[1].output.starts_with("not run: blocked by policy"), "{:?}", stored[1].tools[1]);
+    // The feed's news that the reply settled carries it whole, calls included: a window
+    // replaces what it showed with it.
+    let settled = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(gatehouse_engine::ConversationEvent::Settled { message, .. }) = feed.next().await {
+                if message.id == id {
+                    break message;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the reply settled on the feed");
+    assert_eq!(settled.tools.len(), 2, "{:?}", settled.tools);
+    assert_eq!(settled.tools[1].status, "refused");
 }
 
 #[tokio::test]

@@ -71,6 +71,24 @@ async fn a_job_another_process_submits_and_runs_is_seen_step_by_step() {
 }
 
 #[tokio::test]
+async fn a_pause_and_a_resume_by_another_process_are_told_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, cli) = (engine(dir.path()).await, engine(dir.path()).await);
+    let mut feed = app.watch_jobs().await.unwrap();
+    async fn next(feed: &mut JobWatch) -> JobFeed {
+        tokio::time::timeout(Duration::from_secs(10), feed.next()).await.expect("an event in time").unwrap()
+    }
+    cli.pause_pool().await.unwrap();
+    assert!(matches!(next(&mut feed).await, JobFeed::Paused { paused: true }));
+    // Pausing again changes nothing: no news. A job submitted after is the next event.
+    cli.pause_pool().await.unwrap();
+    let id = cli.submit(sh("true")).await.unwrap();
+    assert!(matches!(next(&mut feed).await, JobFeed::Submitted { job } if job.id == id));
+    app.resume_pool().await.unwrap();
+    assert!(matches!(next(&mut feed).await, JobFeed::Paused { paused: false }));
+}
+
+#[tokio::test]
 async fn live_lines_and_a_stored_page_merge_without_gaps_or_repeats() {
     let dir = tempfile::tempdir().unwrap();
     let (app, worker) = (engine(dir.path()).await, engine(dir.path()).await);

@@ -140,9 +140,13 @@ pub(crate) fn read_changes(conn: &Connection, seen: &mut Seen, from: i64) -> rus
             out.events.push(ConversationEvent::Changed { conversation });
         }
     }
-    // Versions are read only for the messages that become events: a streaming reply is stamped
-    // on every flush, and is not news until it settles.
-    let versions = |m: &mut Message| super::branch::attach_versions(conn, std::slice::from_mut(m));
+    // Versions and tool calls are read only for the messages that become events: a streaming
+    // reply is stamped on every flush, and is not news until it settles. A settled reply is
+    // whole: a window replaces what it showed with it.
+    let versions = |m: &mut Message| {
+        super::pages::attach_tools(conn, std::slice::from_mut(m))?;
+        super::branch::attach_versions(conn, std::slice::from_mut(m))
+    };
     for (seq, conversation_id, stop, mut message) in messages {
         out.cursor = out.cursor.max(seq);
         let id = message.id;

@@ -168,7 +168,7 @@ pub struct Message {
     /// Why a reply is not complete, when it is not.
     pub error: Option<JobError>,
     /// Tools that ran during this reply, in order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolActivity>,
     /// Every version of this message (itself, regenerated replies, edits), oldest first; empty
     /// when there is only this one. Show another with [`crate::Engine::show_version`].

@@ -145,7 +145,7 @@ pub(crate) async fn messages(store: &Store, conversation: i64, at: MessagesAt, l
 }
 
 /// The tools that ran during each of `messages`.
-fn attach_tools(c: &rusqlite::Connection, messages: &mut [Message]) -> rusqlite::Result<()> {
+pub(crate) fn attach_tools(c: &rusqlite::Connection, messages: &mut [Message]) -> rusqlite::Result<()> {
     let mut st = c.prepare_cached(
         "SELECT call_id, name, summary, status, ran_by, output FROM message_tools WHERE message_id = ?1 ORDER BY seq",
     )?;

@@ -68,13 +68,13 @@ pub struct RuleSpec {
     /// Commands under the rule may use the network (else the sandbox has none).
     pub network: bool,
     /// Holds only for commands run in this directory (timed grants).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_cwd: Option<String>,
     /// Holds only for this kind of requester: `person`, `model` or `job` (timed grants).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_requester: Option<String>,
     /// For a program outside the system directories: holds for this content only.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// Paths a command under this rule may read besides the system directories.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

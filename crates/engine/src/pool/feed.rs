@@ -92,6 +92,11 @@ pub enum JobFeed {
         /// The line, with the `seq` that merges it with a stored page.
         line: OutputLine,
     },
+    /// The pool was paused or resumed (by any process): a view of its status reads it again.
+    Paused {
+        /// Whether pools may not start jobs now.
+        paused: bool,
+    },
     /// These jobs were deleted (finished jobs past the retention period).
     Pruned {
         /// The deleted jobs' ids: drop them from what you show.
@@ -112,7 +117,7 @@ impl JobFeed {
             | JobFeed::Finished { job }
             | JobFeed::Changed { job } => Some(job.id),
             JobFeed::Progress { id, .. } | JobFeed::Output { id, .. } => Some(*id),
-            JobFeed::Pruned { .. } | JobFeed::Resync => None,
+            JobFeed::Paused { .. } | JobFeed::Pruned { .. } | JobFeed::Resync => None,
         }
     }
 }
@@ -296,6 +301,8 @@ impl Known {
 struct Seen {
     cursor: i64,
     version: i64,
+    /// Whether the pool is paused (a setting: it has no feed seq of its own).
+    paused: bool,
     jobs: HashMap<i64, Known>,
     open: HashMap<i64, ApprovalRequest>,
     chat: chat_feed::Seen,
@@ -327,8 +334,12 @@ impl Seen {
             };
             jobs.insert(r.get(0)?, known);
         }
-        Ok(Seen { cursor, version, jobs, open, chat: chat_feed::Seen::load(conn)? })
+        Ok(Seen { cursor, version, paused: paused(conn)?, jobs, open, chat: chat_feed::Seen::load(conn)? })
     }
+}
+
+fn paused(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM settings WHERE key = ?1")?.exists([super::ops::claim::PAUSED])
 }
 
 fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -532,6 +543,12 @@ fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>, now: crate
     }
     if !pruned.is_empty() {
         events.push(JobFeed::Pruned { ids: pruned });
+    }
+    // One indexed row, read only when some process committed something.
+    let paused = paused(conn)?;
+    if paused != seen.paused {
+        seen.paused = paused;
+        events.push(JobFeed::Paused { paused });
     }
     Ok(Changes { jobs: events, approvals, conversations: chat.events, stops: chat.stops, behind: left })
 }

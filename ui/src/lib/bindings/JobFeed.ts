@@ -41,7 +41,11 @@ id: number,
 /**
  * The line, with the `seq` that merges it with a stored page.
  */
-line: OutputLine, } | { "type": "pruned", 
+line: OutputLine, } | { "type": "paused", 
+/**
+ * Whether pools may not start jobs now.
+ */
+paused: boolean, } | { "type": "pruned", 
 /**
  * The deleted jobs' ids: drop them from what you show.
  */

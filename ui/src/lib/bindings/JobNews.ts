@@ -2,6 +2,6 @@
 import type { JobRow } from "./JobRow";
 
 /**
- * Job news for the windows: a row to put in place, progress, rows to drop, or "reload".
+ * Job news for the windows: a row to put in place, progress, a pause, rows to drop, or "reload".
  */
-export type JobNews = { "type": "job", row: JobRow, } | { "type": "progress", id: number, percent: number, } | { "type": "pruned", ids: Array<number>, } | { "type": "resync" };
+export type JobNews = { "type": "job", row: JobRow, } | { "type": "progress", id: number, percent: number, } | { "type": "paused", paused: boolean, } | { "type": "pruned", ids: Array<number>, } | { "type": "resync" };

@@ -34,7 +34,7 @@ error: JobError | null,
 /**
  * Tools that ran during this reply, in order.
  */
-tools: Array<ToolActivity>, 
+tools?: Array<ToolActivity>, 
 /**
  * Every version of this message (itself, regenerated replies, edits), oldest first; empty
  * when there is only this one. Show another with [`crate::Engine::show_version`].

@@ -28,15 +28,15 @@ network: boolean,
 /**
  * Holds only for commands run in this directory (timed grants).
  */
-only_cwd: string | null, 
+only_cwd?: string | null, 
 /**
  * Holds only for this kind of requester: `person`, `model` or `job` (timed grants).
  */
-only_requester: string | null, 
+only_requester?: string | null, 
 /**
  * For a program outside the system directories: holds for this content only.
  */
-sha256: string | null, 
+sha256?: string | null, 
 /**
  * Paths a command under this rule may read besides the system directories.
  */

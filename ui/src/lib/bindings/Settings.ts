@@ -25,4 +25,8 @@ notify_failed: boolean,
 /**
  * … when a command waits for approval.
  */
-notify_approvals: boolean, };
+notify_approvals: boolean, 
+/**
+ * The app's chat offers the model the exec tool (off until a person turns it on).
+ */
+chat_tools: boolean, };

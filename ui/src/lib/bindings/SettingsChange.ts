@@ -23,4 +23,8 @@ notify_failed?: boolean,
 /**
  * Turn notifications of commands awaiting approval on or off.
  */
-notify_approvals?: boolean, };
+notify_approvals?: boolean, 
+/**
+ * Offer the model the exec tool in the app's chat, or not.
+ */
+chat_tools?: boolean, };
