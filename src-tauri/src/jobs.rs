@@ -33,7 +33,7 @@ impl From<Job> for JobRow {
     }
 }
 
-/// Job news for the windows: a row to put in place, progress, rows to drop, or "reload".
+/// Job news for the windows: a row to put in place, progress, a pause, rows to drop, or "reload".
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
@@ -46,6 +46,8 @@ pub enum JobNews {
         id: i64,
         percent: f64,
     },
+    /// The pool was paused or resumed, by this process or another: read its status again.
+    Paused { paused: bool },
     /// These jobs were deleted (retention).
     Pruned {
         #[cfg_attr(feature = "ts", ts(type = "Array<number>"))]
@@ -66,6 +68,7 @@ impl JobNews {
             | JobFeed::Finished { job }
             | JobFeed::Changed { job } => JobNews::Job { row: job.into() },
             JobFeed::Progress { id, percent } => JobNews::Progress { id, percent },
+            JobFeed::Paused { paused } => JobNews::Paused { paused },
             JobFeed::Pruned { ids } => JobNews::Pruned { ids },
             JobFeed::Resync => JobNews::Resync,
             JobFeed::Output { .. } => return None,

@@ -11,6 +11,15 @@
 //    machine, same clock), p50/p95; the longest frame while it streams; the text must match.
 // 4. Opening a conversation of 10,000 messages: click to its newest message painted; then
 //    scrolling up through it (frame lengths, and how far it got).
+// 5. A job change made by the CLI → visible in the jobs view: from the moment the change was
+//    stored (the job's created_at / finished_at, written in the same transaction) to the page
+//    painting the row in its new state (a MutationObserver, then the next frame), p50/p95.
+// 6. A jobs table of 10,000: submitted through the app's own command (32 in flight), first
+//    submit to the table holding all of them, painted; scrolling down through it (frame
+//    lengths); a filter change to the rows painted (median of 5).
+// 7. A job change made by the CLI → the tray's tooltip, as the tray host reads it, p50/p95.
+// 8. CPU while idle with the tray: the app and its WebKit processes, with the tray registered
+//    on a session bus of the benchmark's own (tests/e2e/desktop-bus.py), over 60 s at rest.
 
 import { spawn, execFileSync, execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -54,12 +63,12 @@ function dataDir() {
 }
 
 /** Start an app; resolves with the process and the ms from spawn to its first-paint line. */
-function launch(bin, args) {
+function launch(bin, args, env = {}) {
   return new Promise((resolveLaunch, reject) => {
     // Wall clock on both sides: the page says when it painted (its IPC call may be served
     // later, once Gatehouse's engine is open).
     const t0 = Date.now();
-    const p = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...SAME_WEBKIT, GATEHOUSE_LOG: "info" } });
+    const p = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...SAME_WEBKIT, GATEHOUSE_LOG: "info", ...env } });
     let buf = "";
     p.stderr.on("data", (d) => {
       buf += d;
@@ -83,8 +92,8 @@ async function stop(p) {
   await Promise.race([exited, sleep(10_000).then(() => p.kill("SIGKILL"))]);
 }
 
-/** RSS in MiB of `pid` and every process under it. */
-function treeRss(pid) {
+/** The pids of `pid` and all its descendants. */
+function tree(pid) {
   const parent = new Map();
   for (const d of readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
@@ -93,14 +102,19 @@ function treeRss(pid) {
       parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
     } catch {}
   }
-  const tree = new Set([pid]);
+  const all = new Set([pid]);
   for (let grew = true; grew; ) {
     grew = false;
-    for (const [p, pp] of parent) if (!tree.has(p) && tree.has(pp)) (tree.add(p), (grew = true));
+    for (const [p, pp] of parent) if (!all.has(p) && all.has(pp)) (all.add(p), (grew = true));
   }
+  return all;
+}
+
+/** RSS in MiB of `pid` and every process under it. */
+function treeRss(pid) {
   let kb = 0;
   const parts = [];
-  for (const p of tree) {
+  for (const p of tree(pid)) {
     try {
       const status = readFileSync(`/proc/${p}/status`, "utf8");
       const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -328,7 +342,215 @@ async function openLong(gw) {
   });
 }
 
-// Sections by name (startup, memory, tokens, open — which also scrolls); all when none is named.
+async function jobFeed() {
+  const dir = dataDir();
+  const N = 40;
+  await withDriver(async () => {
+    const app = await open(dir);
+    await (await app.$('[data-testid="nav-jobs"]')).click();
+    await app.$('[data-testid="jobs-table"]').waitForExist({ timeout: 60_000 });
+    // The page notes when each row first shows in each state (painted: the frame after).
+    await app.execute(() => {
+      const seen = new Set();
+      const painted = (window.__rowPainted = {});
+      new MutationObserver(() => {
+        const fresh = [];
+        for (const r of document.querySelectorAll('[data-testid="job-row"]')) {
+          const k = `${r.dataset.id}:${r.dataset.state}`;
+          if (!seen.has(k)) (seen.add(k), fresh.push(k));
+        }
+        if (fresh.length) requestAnimationFrame(() => fresh.forEach((k) => (painted[k] = performance.timeOrigin + performance.now())));
+      }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-state"] });
+    });
+    // Paused, so what changes is what the CLI changes: a submit (queued), then a cancel (canceled).
+    await run(CLI, ["--data-dir", dir, "pool", "pause"]);
+    const seenAt = async (key) => {
+      for (;;) {
+        const t = await app.execute((k) => window.__rowPainted[k], key);
+        if (t) return t;
+        await sleep(10);
+      }
+    };
+    const submitted = [], canceled = [];
+    for (let i = 0; i < N; i++) {
+      const id = JSON.parse((await run(CLI, ["--data-dir", dir, "--json", "jobs", "submit", "exec", "--", "true"])).stdout).id;
+      const seen = await seenAt(`${id}:queued`);
+      await run(CLI, ["--data-dir", dir, "jobs", "cancel", String(id)]);
+      const gone = await seenAt(`${id}:canceled`);
+      const job = JSON.parse((await run(CLI, ["--data-dir", dir, "--json", "jobs", "show", String(id)])).stdout);
+      submitted.push(seen - Date.parse(job.created_at));
+      canceled.push(gone - Date.parse(job.finished_at));
+    }
+    const show = (xs) => `p50 ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms`;
+    console.log(`a job submitted by the CLI, stored → its row painted in the jobs view (${N}): ${show(submitted)} (budget: within a second)`);
+    console.log(`a job canceled by the CLI, stored → its row painted as canceled (${N}): ${show(canceled)}`);
+    await app.deleteSession();
+  });
+}
+
+async function bigTable() {
+  const dir = dataDir();
+  const N = 10_000;
+  execFileSync(CLI, ["--data-dir", dir, "pool", "pause"], { stdio: "ignore" });
+  await withDriver(async () => {
+    const app = await open(dir);
+    await (await app.$('[data-testid="nav-jobs"]')).click();
+    await app.$('[data-testid="jobs-table"]').waitForExist({ timeout: 60_000 });
+    await app.setTimeout({ script: 600_000 });
+    const filled = await app.executeAsync((n, done) => {
+      const t0 = performance.now();
+      let next = 0, finished = 0, stored = 0;
+      const painted = () => {
+        if (window.__gatehouseJobs.rows.length >= n) requestAnimationFrame(() => done({ stored, painted: performance.now() - t0 }));
+        else requestAnimationFrame(painted);
+      };
+      const one = () => {
+        if (next >= n) return;
+        next++;
+        window.__TAURI_INTERNALS__.invoke("submit_job", { job: { kind: "exec", program: "true", args: [] }, priority: 0 }).then(
+          () => (++finished === n ? ((stored = performance.now() - t0), painted()) : one()),
+          (e) => done({ error: JSON.stringify(e) }),
+        );
+      };
+      for (let i = 0; i < 32; i++) one();
+    }, N);
+    if (filled.error) throw new Error(filled.error);
+    console.log(`${N} jobs submitted through the app (32 in flight): all stored in ${(filled.stored / 1000).toFixed(1)} s (${(N / (filled.stored / 1000)).toFixed(0)}/s); the table holding all ${N}, painted, at ${(filled.painted / 1000).toFixed(1)} s`);
+    const scroll = await app.executeAsync((done) => {
+      let el = document.querySelector('[data-testid="job-row"]');
+      while (el && !/auto|scroll/.test(getComputedStyle(el).overflowY)) el = el.parentElement;
+      const frames = [];
+      let last = performance.now();
+      const t0 = last;
+      const step = (t) => {
+        frames.push(t - last);
+        last = t;
+        el.scrollTop += 400;
+        if (t - t0 > 5_000) done({ frames, rows: document.querySelectorAll('[data-testid="job-row"]').length });
+        else requestAnimationFrame(step);
+      };
+      requestAnimationFrame(step);
+    });
+    const f = scroll.frames.slice(1);
+    console.log(`scrolling the ${N}-job table 400 px a frame for 5 s: ${f.length} frames, p50 ${pct(f, 50).toFixed(1)} ms, p95 ${pct(f, 95).toFixed(1)} ms, longest ${Math.max(...f).toFixed(0)} ms; ${scroll.rows} rows in the page`);
+    const filter = [];
+    for (let i = 0; i < RUNS; i++) {
+      for (const value of ["succeeded", "queued"]) {
+        const ms = await app.executeAsync((value, done) => {
+          const select = document.querySelector('[data-testid="job-filter"]');
+          const t0 = performance.now();
+          select.value = value;
+          select.dispatchEvent(new Event("change"));
+          const check = () => {
+            const rows = document.querySelectorAll('[data-testid="job-row"]');
+            const ok = value === "succeeded" ? rows.length === 0 && document.querySelector(".empty") : rows.length > 0 && [...rows].every((r) => r.dataset.state === value);
+            if (ok) requestAnimationFrame(() => done(performance.now() - t0));
+            else requestAnimationFrame(check);
+          };
+          check();
+        }, value);
+        if (value === "queued") filter.push(ms);
+      }
+    }
+    console.log(`the filter changed to "queued" (${N} rows read and laid out) → painted (median of ${RUNS}): ${median(filter).toFixed(0)} ms (${filter.map((t) => t.toFixed(0)).join(" ")})`);
+    await app.deleteSession();
+  });
+}
+
+/** Clock ticks of CPU (user + system) used so far by each process in `pids`, by name. */
+function cpuTicks(pids) {
+  const out = {};
+  for (const p of pids) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out[`${name} ${p}`] = Number(f[11]) + Number(f[12]); // utime, stime
+    } catch {}
+  }
+  return out;
+}
+
+/** The app started as a person would (no WebDriver), with a session bus of the benchmark's
+ * own and the desktop's side on it (tests/e2e/desktop-bus.py: a tray host, a notification
+ * server); `fn` gets the app's process and the host's news, once the tray has registered. */
+async function withDesktop(fn) {
+  const dir = dataDir();
+  const bus = execFileSync("dbus-daemon", ["--session", "--fork", "--print-address=1", "--print-pid=1"], { encoding: "utf8" }).trim().split("\n");
+  const env = { DBUS_SESSION_BUS_ADDRESS: bus[0] };
+  const python = readdirSync("/usr/bin").includes("python3") ? "/usr/bin/python3" : "python3";
+  const desk = spawn(python, [join(root, "tests/e2e/desktop-bus.py")], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  const news = [];
+  let rest = "";
+  desk.stdout.on("data", (d) => {
+    const lines = (rest + d).split("\n");
+    rest = lines.pop();
+    for (const l of lines) if (l.trim()) news.push(JSON.parse(l));
+  });
+  try {
+    const { p } = await launch(APP, ["--data-dir", dir], env);
+    for (let i = 0; !news.some((n) => n.item); i++) {
+      if (i > 200) throw new Error("the tray did not register");
+      await sleep(50);
+    }
+    await fn({ p, dir, news });
+    await stop(p);
+  } finally {
+    desk.kill();
+    process.kill(Number(bus[1]));
+  }
+}
+
+async function idleCpu() {
+  await withDesktop(async ({ p }) => {
+    await sleep(10_000); // at rest: start-up work done
+    const pids = tree(p.pid);
+    const [a, t0] = [cpuTicks(pids), now()];
+    await sleep(60_000);
+    const [b, t1] = [cpuTicks(pids), now()];
+    const hz = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+    const secs = (t1 - t0) / 1000;
+    const used = Object.keys(b).map((k) => [k, ((b[k] - (a[k] ?? 0)) / hz / secs) * 100]);
+    const total = used.reduce((s, [, v]) => s + v, 0);
+    console.log(`CPU at rest with the tray registered, over ${secs.toFixed(0)} s: ${total.toFixed(2)}% of one core (budget < 1%)`);
+    console.log(`  ${used.map(([k, v]) => `${k.split(" ")[0]} ${v.toFixed(2)}%`).join(", ")}`);
+  });
+}
+
+/** A job change made by the CLI → the tray's tooltip says so, as the tray host reads it (the
+ * NewToolTip signal, then the property read back): from the change stored to the host holding
+ * the new text, p50/p95. The pool is paused, so the CLI's submit and cancel are the changes. */
+async function trayFeed() {
+  const N = 40;
+  await withDesktop(async ({ dir, news }) => {
+    await run(CLI, ["--data-dir", dir, "pool", "pause"]);
+    const said = async (text, after) => {
+      for (let i = 0; ; i++) {
+        const n = news.slice(after).find((n) => n.tooltip?.startsWith(text));
+        if (n) return n.at;
+        if (i > 1000) throw new Error(`the tooltip never said ${text}`);
+        await sleep(5);
+      }
+    };
+    const submitted = [], canceled = [];
+    for (let i = 0; i < N; i++) {
+      let mark = news.length;
+      const id = JSON.parse((await run(CLI, ["--data-dir", dir, "--json", "jobs", "submit", "exec", "--", "true"])).stdout).id;
+      const up = await said("0 running, 1 queued", mark);
+      mark = news.length;
+      await run(CLI, ["--data-dir", dir, "jobs", "cancel", String(id)]);
+      const down = await said("0 running, 0 queued", mark);
+      const job = JSON.parse((await run(CLI, ["--data-dir", dir, "--json", "jobs", "show", String(id)])).stdout);
+      submitted.push(up - Date.parse(job.created_at));
+      canceled.push(down - Date.parse(job.finished_at));
+    }
+    const show = (xs) => `p50 ${pct(xs, 50).toFixed(0)} ms, p95 ${pct(xs, 95).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms`;
+    console.log(`a job submitted by the CLI, stored → the tray's tooltip counts it (${N}): ${show(submitted)} (budget: within a second)`);
+    console.log(`a job canceled by the CLI, stored → the tray's tooltip drops it (${N}): ${show(canceled)}`);
+  });
+}
+
+// Sections by name (startup, memory, tokens, open — which also scrolls, jobs, table, tray, idle); all when none is named.
 const pick = process.argv.slice(2);
 const want = (name) => pick.length === 0 || pick.includes(name);
 const gw = await tokenGateway();
@@ -337,6 +559,10 @@ try {
   if (want("memory")) await memory();
   if (want("tokens")) await tokenPath(gw);
   if (want("open")) await openLong(gw);
+  if (want("jobs")) await jobFeed();
+  if (want("table")) await bigTable();
+  if (want("tray")) await trayFeed();
+  if (want("idle")) await idleCpu();
 } finally {
   gw.close();
 }

@@ -8,9 +8,13 @@ Prints one JSON line per thing that happens:
   {"ready": true}
   {"item": {"bus": NAME, "path": PATH}}              a tray icon registered
   {"notification": {"summary": S, "body": B, "app": A}}  a notification was shown
+  {"tooltip": DESCRIPTION, "at": MS}                  a registered icon's tooltip changed (its
+                                                      NewToolTip signal, read back as a panel
+                                                      would; MS: Unix time in milliseconds)
 """
 import json
 import sys
+import time
 
 from gi.repository import Gio, GLib
 
@@ -56,9 +60,22 @@ def on_watcher(conn, sender, path, iface, method, params, inv):
         bus, obj = (sender, arg) if arg.startswith("/") else (arg, "/StatusNotifierItem")
         if bus + obj not in items:
             items.append(bus + obj)
+            conn.signal_subscribe(bus, "org.kde.StatusNotifierItem", "NewToolTip", obj, None, Gio.DBusSignalFlags.NONE, on_tooltip, None)
             conn.emit_signal(None, path, iface, "StatusNotifierItemRegistered", GLib.Variant("(s)", (bus + obj,)))
         say(item={"bus": bus, "path": obj})
     inv.return_value(None)
+
+
+def on_tooltip(conn, sender, path, _iface, _signal, _params, _data):
+    def read(conn, result):
+        try:
+            tip = conn.call_finish(result).unpack()[0]
+        except GLib.Error:
+            return  # the icon went away
+        say(tooltip=tip[3], at=time.time() * 1000)
+
+    conn.call(sender, path, "org.freedesktop.DBus.Properties", "Get", GLib.Variant("(ss)", ("org.kde.StatusNotifierItem", "ToolTip")),
+              GLib.VariantType("(v)"), Gio.DBusCallFlags.NONE, 5000, None, read)
 
 
 def on_watcher_get(conn, sender, path, iface, prop):

@@ -34,13 +34,15 @@ export async function startFaultGateway() {
         }, 20);
         return;
       }
-      if (path.startsWith("/tools/")) {
-        // First turn: ask for `echo`; once the tool's result is in the request, answer.
+      if (path.startsWith("/tools/") || path.startsWith("/tools-ask/")) {
+        // First turn: ask for `echo` (allowed by default) or, on /tools-ask/, `touch` (asked
+        // about by default); once the tool's result is in the request, answer.
+        const [program, args] = path.startsWith("/tools/") ? ["echo", ["hello from the sandbox"]] : ["touch", ["made-by-the-model"]];
         if (!body.includes('"role":"tool"')) {
-          const call = { index: 0, id: "call_1", type: "function", function: { name: "exec", arguments: JSON.stringify({ program: "echo", args: ["hello from the sandbox"] }) } };
+          const call = { index: 0, id: "call_1", type: "function", function: { name: "exec", arguments: JSON.stringify({ program, args }) } };
           res.write(`data: ${JSON.stringify({ id: "x", object: "chat.completion.chunk", choices: [{ index: 0, delta: { tool_calls: [call] }, finish_reason: "tool_calls" }] })}\n\n`);
         } else {
-          res.write(chunk("It printed a greeting."));
+          res.write(chunk(program === "echo" ? "It printed a greeting." : "The file was not made."));
         }
         res.end("data: [DONE]\n\n");
         return;

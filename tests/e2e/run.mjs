@@ -54,6 +54,12 @@ async function openApp(dataDir) {
     capabilities: { "tauri:options": { application: APP, args: ["--data-dir", dataDir] } },
   });
   await app.$('[data-testid="composer"]').waitForExist({ timeout: WAIT });
+  // The page's uncaught errors from here on, told if the test fails.
+  await app.execute(() => {
+    const errors = (window.__e2eErrors = []);
+    addEventListener("error", (e) => errors.push(`${e.message}\n${e.error?.stack ?? ""}`));
+    addEventListener("unhandledrejection", (e) => errors.push(`unhandled rejection: ${e.reason?.stack ?? JSON.stringify(e.reason)}`));
+  });
   sessions.push(app);
   return app;
 }
@@ -61,7 +67,11 @@ async function openApp(dataDir) {
 /** End the test's sessions; a failure here must not hide the test's own error. */
 async function closeAll(failedAs) {
   for (const [i, app] of sessions.entries()) {
-    if (failedAs) await app.saveScreenshot(join(SHOTS, `FAIL-${failedAs}-${i}.png`)).catch(() => {});
+    if (failedAs) {
+      await app.saveScreenshot(join(SHOTS, `FAIL-${failedAs}-${i}.png`)).catch(() => {});
+      const errors = await app.execute(() => window.__e2eErrors ?? []).catch(() => []);
+      if (errors.length) console.log(`     the page's errors:\n     ${errors.slice(-5).join("\n     ")}`);
+    }
     await app.deleteSession().catch(() => {});
   }
   sessions = [];
@@ -575,6 +585,340 @@ tests["in the dark theme, the chat and settings read as well"] = Object.assign(
   { env: DARK },
 );
 
+
+/** Rows of the jobs table, as [id, state]. */
+const rows = (app) => app.execute(() => [...document.querySelectorAll('[data-testid="job-row"]')].map((r) => [Number(r.dataset.id), r.dataset.state]));
+const rowState = async (app, id) => (await rows(app)).find(([i]) => i === id)?.[1];
+
+tests["jobs submitted in the app run while a chat keeps streaming"] = async () => {
+  const dir = freshDataDir();
+  const faults = await startFaultGateway();
+  try {
+    gatehouse(dir, "gateways", "add", "slow", "--kind", "openai", "--url", faults.url("slow"));
+    const app = await openApp(dir);
+    await (await $t(app, "gateway-picker")).selectByAttribute("value", "slow");
+    await send(app, "Tell me a long story");
+    const reply = await app.$('[data-testid="message"][data-role="assistant"]');
+    await reply.waitForExist({ timeout: WAIT });
+    await app.waitUntil(async () => (await (await reply.$('[data-testid="message-text"]')).getText()).includes("word3"), { timeout: WAIT });
+    const before = (await (await reply.$('[data-testid="message-text"]')).getText()).length;
+
+    await (await $t(app, "nav-jobs")).click();
+    await (await $t(app, "jobs-table")).waitForExist({ timeout: WAIT });
+    await screen(app, "18-jobs-empty");
+    await (await $t(app, "new-job")).click();
+    await (await $t(app, "new-job-text")).setValue("What is the capital of France?");
+    await screen(app, "19-new-job");
+    await (await $t(app, "new-job-submit")).click();
+    await (await $t(app, "new-job")).click();
+    await (await $t(app, "new-job-exec")).click();
+    await (await $t(app, "new-job-command")).setValue(`echo "hello from a job"`);
+    await (await $t(app, "new-job-submit")).click();
+    // The prompt job is the built-in model's reply in a debug build: up to two minutes.
+    await until(async () => (await rows(app)).length === 2 && (await rows(app)).every(([, s]) => s === "succeeded"), "both jobs succeeded in the table", 2 * WAIT);
+    const [[execId], [promptId]] = await rows(app);
+    assert(JSON.parse(gatehouse(dir, "--json", "jobs", "show", String(promptId))).kind === "prompt", "the older job is the prompt");
+    // The exec job was selected when submitted: its output is shown.
+    await until(async () => (await (await $t(app, "job-output")).getText()).includes("hello from a job"), "the exec job's output is shown");
+    await app.$(`[data-testid="job-row"][data-id="${promptId}"]`).click();
+    await until(async () => (await (await $t(app, "job-output")).getText()).trim().length > 0, "the prompt job's reply is shown");
+    await app.$(`[data-testid="job-row"][data-id="${execId}"]`).click();
+    await screen(app, "20-jobs-done");
+
+    await (await $t(app, "nav-chat")).click();
+    const again = await app.$('[data-testid="message"][data-role="assistant"]');
+    const after = (await (await again.$('[data-testid="message-text"]')).getText()).length;
+    assert(after > before, `the reply kept streaming meanwhile (${before} → ${after} characters)`);
+    assert(["streaming", "complete"].includes(await again.getAttribute("data-state")), "the reply is still going or done, not cut");
+  } finally {
+    await faults.close();
+  }
+};
+
+tests["five jobs from the CLI appear and finish in the jobs view; a running one is canceled; the pool pauses"] = async () => {
+  const dir = freshDataDir();
+  const app = await openApp(dir);
+  await (await $t(app, "nav-jobs")).click();
+  await (await $t(app, "jobs-table")).waitForExist({ timeout: WAIT });
+  const ids = [];
+  for (const secs of ["1", "1", "1", "1", "60"]) ids.push(JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "sleep", secs)).id);
+  await until(async () => (await rows(app)).length === 5, "the CLI's five jobs appear");
+  await until(async () => (await Promise.all(ids.slice(0, 4).map((id) => rowState(app, id)))).every((s) => s === "succeeded"), "four finish");
+  const long = ids[4];
+  await until(async () => (await rowState(app, long)) === "running", "the long one runs");
+  await app.$(`[data-testid="job-row"][data-id="${long}"]`).click();
+  await screen(app, "21-jobs-running");
+  await (await $t(app, "job-cancel")).click();
+  await until(async () => (await rowState(app, long)) === "canceled", "the canceled job shows as canceled");
+  assert(jobState(dir, long) === "canceled", "the engine has it canceled");
+  await (await $t(app, "job-retry")).waitForExist({ timeout: WAIT });
+
+  await (await $t(app, "job-filter")).selectByAttribute("value", "succeeded");
+  await until(async () => (await rows(app)).length === 4 && (await rows(app)).every(([, s]) => s === "succeeded"), "the filter shows the succeeded only");
+  await (await $t(app, "job-filter")).selectByAttribute("value", "");
+
+  const pause = await $t(app, "pool-pause");
+  assert((await pause.getAttribute("data-paused")) === "false", "the pool runs");
+  await pause.click();
+  await until(async () => (await pause.getAttribute("data-paused")) === "true", "the button says paused");
+  assert(JSON.parse(gatehouse(dir, "--json", "pool", "status")).paused, "every pool is paused");
+  const held = JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "true")).id;
+  await until(async () => (await rowState(app, held)) === "queued", "a new job waits while paused");
+  await screen(app, "22-jobs-paused");
+  await pause.click();
+  await until(async () => (await rowState(app, held)) === "succeeded", "resumed, it runs");
+};
+
+/** Submit `n` exec jobs (`true`) through the app's own command, 32 at a time (a CLI process
+ * each would take minutes); resolves to null, or the first error. */
+const submitInPage = (app, n) =>
+  app.executeAsync((n, done) => {
+    let next = 0, finished = 0, failed = false;
+    const one = () => {
+      if (next >= n || failed) return;
+      next++;
+      window.__TAURI_INTERNALS__.invoke("submit_job", { job: { kind: "exec", program: "true", args: [] }, priority: 0 }).then(
+        () => (++finished === n ? done(null) : one()),
+        (e) => ((failed = true), done(JSON.stringify(e))),
+      );
+    };
+    for (let i = 0; i < 32; i++) one();
+  }, n);
+
+tests["ten thousand jobs: the table stays virtualised, the oldest is a scroll away, a filter answers"] = async () => {
+  const N = 10_000;
+  const dir = freshDataDir();
+  gatehouse(dir, "pool", "pause"); // they stay queued: the table is what is tested
+  const app = await openApp(dir);
+  await (await $t(app, "nav-jobs")).click();
+  await (await $t(app, "jobs-table")).waitForExist({ timeout: WAIT });
+  await app.setTimeout({ script: 5 * WAIT });
+  const error = await submitInPage(app, N);
+  assert(error === null, `every submit was taken: ${error}`);
+  const queued = () => app.execute(() => document.querySelector('.count[data-state="queued"]')?.textContent.trim());
+  await until(async () => (await queued()) === `${N} queued`, `the counts say ${N} queued`, 2 * WAIT);
+  const inPage = await rows(app);
+  assert(inPage.length > 5 && inPage.length < 100, `a screenful of rows is in the page, not ${N}: ${inPage.length}`);
+  assert(inPage[0][0] === N, `the newest job is at the top: ${inPage[0]}`);
+  // Down to the end: the first job submitted is there.
+  await app.execute(() => {
+    let el = document.querySelector('[data-testid="job-row"]');
+    while (el && !/auto|scroll/.test(getComputedStyle(el).overflowY)) el = el.parentElement;
+    el.scrollTop = el.scrollHeight;
+  });
+  await until(async () => (await rows(app)).some(([id]) => id === 1), "scrolled to the end, the oldest job shows");
+  assert((await rows(app)).length < 100, "still a screenful of rows at the end");
+  await screen(app, "22b-jobs-10k");
+  await (await $t(app, "job-filter")).selectByAttribute("value", "succeeded");
+  await until(async () => (await rows(app)).length === 0 && (await (await $t(app, "jobs-table")).getText()).includes("No succeeded jobs"), "the succeeded filter shows none");
+  await (await $t(app, "job-filter")).selectByAttribute("value", "queued");
+  await until(async () => {
+    const r = await rows(app);
+    return r.length > 5 && r[0][0] === N && r.every(([, s]) => s === "queued");
+  }, "the queued filter shows them again, newest first");
+};
+
+tests["an asked command is approved in the dialog, the model's is denied, and the audit shows both"] = async () => {
+  const dir = freshDataDir();
+  const faults = await startFaultGateway();
+  try {
+    gatehouse(dir, "gateways", "add", "asker", "--kind", "openai", "--url", faults.url("tools-ask"));
+    const app = await openApp(dir);
+    // A job from a script: `touch` is asked about; the job waits for an answer when it runs.
+    const job = JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "touch", "approved-in-the-dialog")).id;
+    const dialog = await app.$('[data-testid="approval-dialog"][data-program="touch"]');
+    await dialog.waitForExist({ timeout: WAIT, timeoutMsg: "the job's question opened the dialog" });
+    const text = await dialog.getText();
+    assert(text.includes("approved-in-the-dialog") && text.includes(`job #${job}`) && /no rule covers/.test(text), `the dialog says what, who and why: ${text}`);
+    await screen(app, "23-approval");
+    await (await $t(app, "approval-allow-once")).click();
+    await dialog.waitForExist({ reverse: true, timeout: WAIT });
+    await until(() => jobState(dir, job) === "succeeded", "the approved job ran");
+    assert(existsSync(join(dir, "workspace/approved-in-the-dialog")), "its file is there");
+
+    // The model asks for `touch` in a chat: the call shows waiting, the dialog opens; denied.
+    await (await $t(app, "gateway-picker")).selectByAttribute("value", "asker");
+    await (await $t(app, "tools-toggle")).click();
+    await until(async () => (await (await $t(app, "tools-toggle")).getAttribute("data-on")) === "true", "the model is offered commands");
+    await send(app, "Make a file");
+    // The reply re-renders as it streams: read the call afresh each time.
+    const tool = () => app.execute(() => {
+      const el = document.querySelector('[data-testid="tool-activity"]');
+      return el && { status: el.dataset.status, text: el.innerText, summary: el.querySelector("summary").innerText };
+    });
+    await until(async () => (await tool()) !== null, "the model's call shows in the chat");
+    await app.$('[data-testid="approval-dialog"][data-program="touch"]').waitForExist({ timeout: WAIT });
+    await until(async () => (await tool())?.status === "running" && (await tool()).text.includes("waiting for your approval"), "the chat shows the call waiting for approval");
+    await screen(app, "24-approval-from-chat");
+    await (await $t(app, "approval-deny")).click();
+    await until(async () => (await tool())?.status === "refused", "the call is refused");
+    const { summary } = await tool();
+    assert(/blocked by policy: a person declined it/.test(summary), `the chat says it was blocked and why: ${summary}`);
+    await app.$('[data-testid="message"][data-role="assistant"][data-state="complete"]').waitForExist({ timeout: WAIT });
+    assert(!existsSync(join(dir, "workspace/made-by-the-model")), "the model's command did not run");
+    await screen(app, "25-denied-in-chat");
+
+    await (await $t(app, "nav-settings")).click();
+    const approved = await app.$('[data-testid="audit-row"][data-decision="approved"][data-program$="/touch"]');
+    const denied = await app.$('[data-testid="audit-row"][data-decision="denied"][data-program$="/touch"]');
+    await approved.waitForExist({ timeout: WAIT, timeoutMsg: "the audit shows the approved command" });
+    await denied.waitForExist({ timeout: WAIT, timeoutMsg: "the audit shows the denied command" });
+    await (await $t(app, "audit-filter-decision")).selectByAttribute("value", "denied");
+    await until(async () => (await $$t(app, "audit-row")).length === 1, "the audit filters by decision");
+    // A rule added here holds for the next command.
+    await (await $t(app, "policy-action")).selectByAttribute("value", "deny");
+    await (await $t(app, "policy-program")).setValue("touch");
+    await (await $t(app, "policy-add")).click();
+    await until(() => app.execute(() => [...document.querySelectorAll('[data-testid="policy-row"][data-action="deny"]')].some((r) => r.innerText.includes("/touch"))), "the new rule is listed");
+    await app.execute((el) => el.scrollIntoView({ block: "center" }), denied);
+    await screen(app, "26-settings-exec");
+    let refused = "";
+    try {
+      gatehouse(dir, "jobs", "submit", "exec", "--", "touch", "x");
+    } catch (e) {
+      refused = String(e.stderr);
+    }
+    assert(/blocked by policy/.test(refused), `the CLI is refused by the new rule: ${refused}`);
+  } finally {
+    await faults.close();
+  }
+};
+
+/** A session bus with the desktop's side on it: a tray host and a notification server (desktop-bus.py). */
+function desktopBus() {
+  const bus = sessionBus();
+  const peer = spawn(PYTHON, [join(root, "tests/e2e/desktop-bus.py")], { env: { ...process.env, ...bus.env }, stdio: ["ignore", "pipe", "inherit"] });
+  const seen = [];
+  let rest = "";
+  peer.stdout.on("data", (d) => {
+    const lines = (rest + d).split("\n");
+    rest = lines.pop();
+    for (const l of lines) if (l.trim()) seen.push(JSON.parse(l));
+  });
+  return { env: bus.env, seen, after: () => (peer.kill(), bus.after()) };
+}
+
+tests["the tray shows the pool over D-Bus, opens the jobs window, and asks before quitting"] = Object.assign(
+  async function () {
+    const { seen, env } = this.desk;
+    const dir = freshDataDir();
+    const app = await openApp(dir);
+    const pid = appPid(dir);
+    await until(() => seen.some((e) => e.item), "the tray icon registered with the tray host");
+    const { bus, path } = seen.find((e) => e.item).item;
+    const tray = (...args) => execFileSync(PYTHON, [join(root, "tests/e2e/tray.py"), bus, path, ...args], { encoding: "utf8", env: { ...process.env, ...env } });
+    const read = () => JSON.parse(tray("read"));
+    const idle = read();
+    assert(idle.tooltip.title === "Gatehouse" && idle.tooltip.description === "0 running, 0 queued", `idle tooltip: ${JSON.stringify(idle.tooltip)}`);
+    const labels = idle.menu.map((m) => m.label);
+    for (const l of ["Open chat", "Open jobs", "Pause the pool", "Quit Gatehouse"]) assert(labels.includes(l), `the menu has ${l}: ${labels}`);
+
+    const ids = [1, 2].map(() => JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "sleep", "60")).id);
+    await until(() => read().tooltip.description === "2 running, 0 queued", "the tooltip counts the running jobs");
+    const pool = JSON.parse(gatehouse(dir, "--json", "pool", "status"));
+    assert(pool.jobs.running === 2 && !pool.jobs.queued, `the counts match the pool: ${JSON.stringify(pool.jobs)}`);
+    const busy = read();
+    assert(busy.icon !== idle.icon, "the icon shows busy");
+    assert(busy.menu.some((m) => m.label === `#${ids[1]} running — sleep 60`), `the menu lists the jobs: ${busy.menu.map((m) => m.label)}`);
+
+    tray("click", "Pause the pool");
+    await until(() => JSON.parse(gatehouse(dir, "--json", "pool", "status")).paused, "the menu paused the pool");
+    await until(() => read().menu.some((m) => m.label === "Resume the pool"), "the menu offers to resume");
+    tray("click", "Resume the pool");
+    await until(() => !JSON.parse(gatehouse(dir, "--json", "pool", "status")).paused, "and resumed it");
+
+    // A question waits (the tray asks for attention), and its job holds a worker.
+    gatehouse(dir, "jobs", "submit", "exec", "--", "touch", "asked");
+    await until(() => read().status === "NeedsAttention", "the icon asks for attention");
+    assert(read().menu.some((m) => m.label === "Approve? touch asked"), "the menu lists the question");
+
+    // A job's entry opens the small jobs window on that job, with the question waiting there too.
+    tray("click", `#${ids[0]} `);
+    await until(() => xwindow("state", pid, "Gatehouse — Jobs").startsWith("mapped"), "the jobs window opened");
+    const main = await app.getWindowHandle();
+    await until(async () => (await app.getWindowHandles()).length === 2, "WebDriver sees the jobs window");
+    await app.switchToWindow((await app.getWindowHandles()).find((h) => h !== main));
+    await until(async () => (await app.getTitle()) === "Gatehouse — Jobs", "the jobs window is titled so");
+    await app.$(`[data-testid="job-row"][data-id="${ids[0]}"][aria-selected="true"]`).waitForExist({ timeout: WAIT, timeoutMsg: "the job is selected in the jobs window" });
+    assert(await (await $t(app, "job-output")).isExisting(), "its output pane is open");
+    await app.$('[data-testid="approval-dialog"][data-program="touch"]').waitForExist({ timeout: WAIT, timeoutMsg: "the question is asked in the jobs window" });
+    await screen(app, "27-jobs-window");
+
+    // Quit from the tray while jobs run: the window asks; "quit now" re-queues them.
+    tray("click", "Quit Gatehouse");
+    await app.switchToWindow(main);
+    await app.$('[data-testid="approval-dialog"]').waitForExist({ timeout: WAIT });
+    const ask = await $t(app, "quit-dialog");
+    await ask.waitForExist({ timeout: WAIT });
+    // The two sleeps, and the `touch` job holding its worker while it waits for an answer.
+    assert((await ask.getText()).includes("3 jobs are running"), `it says what runs: ${await ask.getText()}`);
+    await screen(app, "28-quit");
+    // The window goes away under the click: WebDriver may report the click itself as failed.
+    await (await $t(app, "quit-now")).click().catch(() => {});
+    await until(() => !alive(pid), "the app quit", 30_000);
+    for (const id of ids) {
+      const job = JSON.parse(gatehouse(dir, "--json", "jobs", "show", String(id)));
+      assert(job.state === "queued", `job ${id} went back to the queue (${job.state})`);
+    }
+  },
+  {
+    before() {
+      const desk = desktopBus();
+      this.desk = desk;
+      return desk;
+    },
+  },
+);
+
+tests["while no window is shown, a failed job, a finished one and a waiting command are announced"] = Object.assign(
+  async function () {
+    const { seen } = this.desk;
+    const dir = freshDataDir();
+    // Started directly, as a person would (no WebDriver: hiding the window is the point).
+    const child = spawn(APP, ["--data-dir", dir], { env: { ...process.env, ...this.desk.env }, stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    child.stderr.on("data", (d) => (log += d));
+    try {
+      await until(() => appPid(dir) && xwindow("state", appPid(dir)).startsWith("mapped"), "the window is shown");
+      const pid = appPid(dir);
+      const long = JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "sleep", "60")).id;
+      await until(() => jobState(dir, long) === "running", "a job runs");
+      // Shown: nothing is announced.
+      const shown = JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "false")).id;
+      await until(() => jobState(dir, shown) === "failed", "a job failed while the window was shown");
+      xwindow("close", pid);
+      await until(() => xwindow("state", pid).startsWith("unmapped"), "the closed window was hidden (a job runs)");
+      const hidden = JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "false")).id;
+      await until(() => seen.some((e) => e.notification?.summary === `Job #${hidden} failed`), "a notification says the job failed");
+      assert(!seen.some((e) => e.notification?.summary === `Job #${shown} failed`), "no notification while the window was shown");
+      const failed = seen.find((e) => e.notification?.summary === `Job #${hidden} failed`).notification;
+      assert(failed.body.includes("exited with status 1"), `it says why: ${failed.body}`);
+      gatehouse(dir, "jobs", "submit", "exec", "--", "touch", "asked");
+      await until(() => seen.some((e) => e.notification?.summary === "A command waits for your approval" && e.notification.body.includes("touch asked")), "a notification says a command waits");
+      // Turned off in the settings: no more.
+      gatehouse(dir, "settings", "set", "notify-failed", "off");
+      const quiet = JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "false")).id;
+      await until(() => jobState(dir, quiet) === "failed", "another job failed");
+      const done = JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "true")).id;
+      await until(() => seen.some((e) => e.notification?.summary === `Job #${done} finished`), "a finished job is announced");
+      assert(!seen.some((e) => e.notification?.summary === `Job #${quiet} failed`), "a failure is not announced once turned off");
+      gatehouse(dir, "jobs", "cancel", String(long));
+    } catch (e) {
+      throw new Error(`${e.message}\n     app log: ${log.split("\n").slice(-6).join("\n     ")}`);
+    } finally {
+      child.kill("SIGTERM");
+      await until(() => !appPid(dir), "the app stopped");
+    }
+  },
+  {
+    before() {
+      const desk = desktopBus();
+      this.desk = desk;
+      return desk;
+    },
+  },
+);
+
 async function main() {
   let failed = 0;
   for (const [name, test] of Object.entries(tests)) {
@@ -593,7 +937,7 @@ async function main() {
       failed++;
       await closeAll(Object.keys(tests).indexOf(name) + 1);
       console.log(`FAIL ${name}\n     ${String(e?.stack ?? e).split("\n").slice(0, 6).join("\n     ")}`);
-      const log = driver.log().split("\n").filter((l) => l && !/^\s+(\d+:|at )/.test(l)).slice(-8).join("\n     ");
+      const log = driver.log().split("\n").filter((l) => l && !/^\s+(\d+:|at )/.test(l)).slice(-(Number(process.env.E2E_LOG_LINES) || 8)).join("\n     ");
       if (log) console.log(`     tauri-driver said:\n     ${log}`);
     } finally {
       await driver.stop();

@@ -4,9 +4,12 @@ has no window manager): find the top-level window of a process, ask it to close 
 bar's close button does (WM_DELETE_WINDOW, so the app sees a close request it may refuse),
 and report whether it is mapped (shown) and its size.
 
-    xwindow.py state PID           -> "mapped WIDTHxHEIGHT" | "unmapped WIDTHxHEIGHT" | "none"
-    xwindow.py close PID           -> sends WM_DELETE_WINDOW to the process's window
+    xwindow.py state PID [TITLE]   -> "mapped WIDTHxHEIGHT" | "unmapped WIDTHxHEIGHT" | "none"
+    xwindow.py close PID [TITLE]   -> sends WM_DELETE_WINDOW to the process's window
     xwindow.py resize PID W H      -> resizes it (as dragging its border would)
+
+The window is the one titled TITLE, else the first with a plain (Latin-1) title: the main
+window, "Gatehouse" (the jobs window's "Gatehouse — Jobs" is not Latin-1).
 
 Needs python3-xlib (scripts/bootstrap installs it) and $DISPLAY.
 """
@@ -17,8 +20,18 @@ from Xlib import X, display
 from Xlib.protocol import event
 
 
-def windows_of(d, pid):
-    """The process's top-level windows that have a title (GTK's frame window, not its helpers)."""
+def name_of(d, w):
+    """The window's title as the app set it (_NET_WM_NAME is UTF-8; WM_NAME may not be)."""
+    prop = w.get_full_property(d.intern_atom("_NET_WM_NAME"), d.intern_atom("UTF8_STRING"))
+    if prop:
+        value = prop.value
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return w.get_wm_name()
+
+
+def windows_of(d, pid, title=None):
+    """The process's top-level windows that have a title (GTK's frame window, not its helpers),
+    or the one titled `title`."""
     pid_atom = d.intern_atom("_NET_WM_PID")
     found = []
     stack = list(d.screen().root.query_tree().children)
@@ -26,7 +39,7 @@ def windows_of(d, pid):
         w = stack.pop()
         try:
             prop = w.get_full_property(pid_atom, X.AnyPropertyType)
-            if prop and prop.value[0] == pid and w.get_wm_name():
+            if prop and prop.value[0] == pid and (w.get_wm_name() if title is None else name_of(d, w) == title):
                 found.append(w)
             stack.extend(w.query_tree().children)
         except Exception:  # a window that went away while we looked
@@ -36,8 +49,9 @@ def windows_of(d, pid):
 
 def main():
     cmd, pid = sys.argv[1], int(sys.argv[2])
+    title = sys.argv[3] if cmd in ("state", "close") and len(sys.argv) > 3 else None
     d = display.Display()
-    found = windows_of(d, pid)
+    found = windows_of(d, pid, title)
     if cmd == "state":
         if not found:
             print("none")

@@ -49,8 +49,8 @@ export class Chat {
   gateways = $state<Profile[]>([]);
   /** The gateway and model the next message goes to. */
   route = $state<Route>({});
-  /** Offer the model the exec tool (kept across conversations and starts). */
-  tools = $state(typeof localStorage !== "undefined" && localStorage.getItem("gatehouse.tools") === "1");
+  /** Offer the model the exec tool (a setting of the data directory, shared with the CLI). */
+  tools = $state(false);
   /** A message to bring into view (a search hit). */
   focus = $state<number | null>(null);
   searchQuery = $state("");
@@ -83,10 +83,14 @@ export class Chat {
     return this.conversations.find((c) => c.id === this.selected);
   }
 
-  /** The message as shown: its live text while it streams. */
+  /** The message as shown: its live text while it streams. Its tool calls are the stored ones
+   * and the live ones together (a call's live news wins): a reply followed again after it was
+   * read keeps the calls the store had by then. */
   shown(m: Message): Message {
     const l = this.live[m.id];
-    return l ? { ...m, text: l.text, state: l.state, error: l.error, tools: l.tools } : m;
+    if (!l) return m;
+    const tools = (m.tools ?? []).filter((t) => !l.tools.some((x) => x.call_id === t.call_id)).concat(l.tools);
+    return { ...m, text: l.text, state: l.state, error: l.error, tools };
   }
 
   get streaming(): Message | undefined {
@@ -96,7 +100,15 @@ export class Chat {
 
   async start(): Promise<void> {
     await api.onConversation((e) => this.onEvent(e));
-    await Promise.all([this.loadConversations(), this.loadGateways()]);
+    await Promise.all([this.loadConversations(), this.loadGateways(), this.loadTools()]);
+  }
+
+  private async loadTools(): Promise<void> {
+    try {
+      this.tools = (await api.settings()).chat_tools;
+    } catch (e) {
+      this.error = asError(e);
+    }
   }
 
   async loadGateways(): Promise<void> {
@@ -121,9 +133,14 @@ export class Chat {
     return { ...this.route, tools: this.tools };
   }
 
-  setTools(on: boolean): void {
+  async setTools(on: boolean): Promise<void> {
     this.tools = on;
-    localStorage.setItem("gatehouse.tools", on ? "1" : "0");
+    try {
+      this.tools = (await api.changeSettings({ chat_tools: on })).chat_tools;
+    } catch (e) {
+      this.tools = !on;
+      this.error = asError(e);
+    }
   }
 
   newChat(): void {
@@ -186,7 +203,7 @@ export class Chat {
     if (have && have.state === "streaming") return;
     const generation = (have?.generation ?? 0) + 1;
     this.drafts.delete(m.id);
-    this.live[m.id] = { text: m.text, bytes: utf8Length(m.text), state: m.state, error: m.error, tools: [...m.tools], generation };
+    this.live[m.id] = { text: m.text, bytes: utf8Length(m.text), state: m.state, error: m.error, tools: [...(m.tools ?? [])], generation };
     api.watchReply(m.id, this.live[m.id].bytes, (f) => this.onFeed(m.id, generation, f)).catch((e) => (this.error = asError(e)));
   }
 

@@ -15,6 +15,7 @@ vi.mock("./api", () => ({
     onConversation: async () => () => {},
     conversations: async () => ({ conversations: [], next: null }),
     gateways: async () => [],
+    settings: async () => ({ chat_tools: false }),
     messages: async (id: number) => ({ messages: pages.get(id) ?? [], more_before: false, more_after: false }),
     watchReply: async (id: number, _from: number, on: (f: ReplyFeed) => void) => void channels.set(id, on),
     send: async (_t: string, _c: number | null, _r: unknown, on: (f: ReplyFeed) => void) => {
@@ -32,7 +33,8 @@ function conv(id: number, updated: string, pinned = false, branch = 0): Conversa
 }
 
 function msg(id: number, role: string, text: string, state: Message["state"] = "complete"): Message {
-  return { id, parent_id: null, role, text, state, error: null, tools: [], versions: [], created_at: "2026-01-01T00:00:00Z" };
+  // As the engine sends it: no `tools` key when none ran.
+  return { id, parent_id: null, role, text, state, error: null, versions: [], created_at: "2026-01-01T00:00:00Z" };
 }
 
 /** The window's display frames, run by the test when it "paints". */

@@ -1,6 +1,6 @@
 // The jobs table's bookkeeping: news applied to the rows, durations, typed command lines.
 import { describe, expect, it } from "vitest";
-import { applyNews, duration, splitCommand, MAX_ROWS } from "./jobs.svelte";
+import { applyNews, duration, place, splitCommand, MAX_ROWS } from "./jobs.svelte";
 import type { JobRow } from "./bindings/JobRow";
 import type { JobState } from "./bindings/JobState";
 
@@ -31,6 +31,7 @@ describe("applyNews", () => {
     const rows = [row(2)];
     expect(applyNews(rows, [{ type: "job", row: row(9, "failed") }], "queued")).toBe(rows);
     expect(applyNews(rows, [{ type: "progress", id: 7, percent: 50 }], null)).toBe(rows);
+    expect(applyNews(rows, [{ type: "paused", paused: true }], null)).toBe(rows);
   });
 
   it("applies progress, prunes, and asks for a reload after a resync", () => {
@@ -45,6 +46,35 @@ describe("applyNews", () => {
     const next = applyNews(rows, [{ type: "job", row: row(MAX_ROWS + 1) }], null) as JobRow[];
     expect(next.length).toBe(MAX_ROWS);
     expect(next[0].id).toBe(MAX_ROWS + 1);
+    // An old job coming back into view below a full page stays out of it.
+    const full = next;
+    expect(applyNews(full, [{ type: "job", row: row(1) }], null)).toBe(full);
+  });
+
+  it("applies a burst of ten thousand news to a full page: every row in its place, in id order", () => {
+    const rows = Array.from({ length: MAX_ROWS }, (_, i) => row(2 * (MAX_ROWS - i))); // even ids
+    const news = [
+      ...rows.map((r) => ({ type: "job" as const, row: row(r.id, "succeeded") })),
+      ...Array.from({ length: 100 }, (_, i) => ({ type: "job" as const, row: row(2 * MAX_ROWS + 1 + 2 * i) })),
+      { type: "job" as const, row: row(2 * MAX_ROWS - 1) }, // between two known rows
+    ];
+    const next = applyNews(rows, news, null) as JobRow[];
+    expect(next.length).toBe(MAX_ROWS);
+    expect(next.every((r, i) => i === 0 || next[i - 1].id > r.id)).toBe(true);
+    expect(next[0].id).toBe(2 * MAX_ROWS + 199);
+    expect(next.find((r) => r.id === 2 * MAX_ROWS - 1)?.state).toBe("queued");
+    expect(next.filter((r) => r.id % 2 === 0).every((r) => r.state === "succeeded")).toBe(true);
+  });
+});
+
+describe("place", () => {
+  it("finds a job by id in rows newest first, or where it would go", () => {
+    const rows = [row(9), row(7), row(4)];
+    expect(place(rows, 7)).toEqual({ at: 1, found: true });
+    expect(place(rows, 10)).toEqual({ at: 0, found: false });
+    expect(place(rows, 5)).toEqual({ at: 2, found: false });
+    expect(place(rows, 1)).toEqual({ at: 3, found: false });
+    expect(place([], 1)).toEqual({ at: 0, found: false });
   });
 });
 
