@@ -440,7 +440,7 @@ async function bigTable() {
           const select = document.querySelector('[data-testid="job-filter"]');
           const t0 = performance.now();
           select.value = value;
-          select.dispatchEvent(new Event("change"));
+          select.dispatchEvent(new Event("change", { bubbles: true })); // Svelte delegates it to the root
           const check = () => {
             const rows = document.querySelectorAll('[data-testid="job-row"]');
             const ok = value === "succeeded" ? rows.length === 0 && document.querySelector(".empty") : rows.length > 0 && [...rows].every((r) => r.dataset.state === value);

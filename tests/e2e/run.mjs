@@ -696,7 +696,7 @@ tests["ten thousand jobs: the table stays virtualised, the oldest is a scroll aw
   const error = await submitInPage(app, N);
   assert(error === null, `every submit was taken: ${error}`);
   const queued = () => app.execute(() => document.querySelector('.count[data-state="queued"]')?.textContent.trim());
-  await until(async () => (await queued()) === `${N} queued`, `the counts say ${N} queued`, 2 * WAIT);
+  await until(async () => (await queued()) === `${N.toLocaleString("en")} queued`, `the counts say ${N.toLocaleString("en")} queued`, 2 * WAIT);
   const inPage = await rows(app);
   assert(inPage.length > 5 && inPage.length < 100, `a screenful of rows is in the page, not ${N}: ${inPage.length}`);
   assert(inPage[0][0] === N, `the newest job is at the top: ${inPage[0]}`);

@@ -120,8 +120,8 @@ pub struct Job {
     /// What ended the last attempt badly (kept while a retry waits); `None` if nothing did.
     pub error: Option<JobError>,
     /// What the job runs, in one line, for lists, the tray and notifications: an exec job's
-    /// command line, a prompt's gateway and text — control characters escaped, at most
-    /// [`TITLE_CHARS`] characters.
+    /// command line, a prompt's text (and its gateway, if one was named) — control characters
+    /// escaped, at most [`TITLE_CHARS`] characters.
     pub title: String,
     /// A running exec job waiting for a person's answer: the approval request it waits on
     /// ([`crate::Engine::approvals`]). Its timeout still runs.
@@ -169,9 +169,12 @@ fn title(kind: &str, spec: &serde_json::Value) -> String {
             .map(|spec| spec.display())
             .unwrap_or_else(|_| spec.to_string()),
         "prompt" => {
-            let text = spec.get("text").and_then(|t| t.as_str()).unwrap_or("");
-            let gateway = spec.get("gateway").and_then(|g| g.as_str()).unwrap_or("default gateway");
-            format!("[{gateway}] {}", text.replace('\n', " "))
+            // The prompt first: a title cut to fit a column keeps what a person recognises.
+            let text = spec.get("text").and_then(|t| t.as_str()).unwrap_or("").replace('\n', " ");
+            match spec.get("gateway").and_then(|g| g.as_str()) {
+                Some(gateway) => format!("{text} (to {gateway})"),
+                None => text,
+            }
         }
         _ => spec.to_string(),
     };
@@ -312,7 +315,8 @@ mod tests {
         let t = title("exec", &exec);
         assert!(t.starts_with("sh -c ") && !t.chars().any(|c| c.is_control()), "{t}");
         let prompt = serde_json::json!({ "gateway": "claw", "text": "line one\nline two" });
-        assert_eq!(title("prompt", &prompt), "[claw] line one line two");
+        assert_eq!(title("prompt", &prompt), "line one line two (to claw)");
+        assert_eq!(title("prompt", &serde_json::json!({ "text": "hi" })), "hi");
         let long = serde_json::json!({ "text": "x".repeat(500) });
         let t = title("prompt", &long);
         assert_eq!((t.chars().count(), t.ends_with('…')), (TITLE_CHARS, true));

@@ -61,8 +61,8 @@ exit_code: number | null,
 error: JobError | null, 
 /**
  * What the job runs, in one line, for lists, the tray and notifications: an exec job's
- * command line, a prompt's gateway and text — control characters escaped, at most
- * [`TITLE_CHARS`] characters.
+ * command line, a prompt's text (and its gateway, if one was named) — control characters
+ * escaped, at most [`TITLE_CHARS`] characters.
  */
 title: string, 
 /**
