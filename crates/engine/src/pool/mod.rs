@@ -4,8 +4,10 @@
 //! under an `Identity` that is the lease on every job it runs.
 //!
 //! - A worker loops: claim (finishing its previous job in the same transaction), run, repeat.
-//!   Idle workers wait for a wake-up from a submit in this process, or poll the store every
-//!   `poll` for jobs submitted by other processes.
+//!   Idle workers wait for a wake-up from a submit in this process; one of them at a time
+//!   polls the store every `poll` for jobs submitted by other processes and wakes the others
+//!   when it finds one (the rest look by themselves only every `IDLE_POLLS` polls, a safety
+//!   net): an idle pool of three costs one empty claim per `poll`, not three.
 //! - At most `workers` jobs run at once *on the database*, whichever pools run them: the claim
 //!   counts running jobs under the write lock. Two pools with 3 workers each still run 3.
 //!   The count can change while pools run (`settings`): the claim reads it, and the
@@ -30,7 +32,7 @@ pub(crate) mod output;
 pub(crate) mod query;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -183,6 +185,8 @@ struct Ctx {
     /// Worker tasks wanted (the count in effect) and alive; see [`staff`].
     wanted: AtomicUsize,
     alive: AtomicUsize,
+    /// An idle worker is the pool's poller (see `idle`).
+    polling: AtomicBool,
     /// Every worker task started, for shutdown to wait on.
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -211,6 +215,7 @@ impl Pool {
             config,
             stop_claiming: CancellationToken::new(),
             requeued: AtomicUsize::new(0),
+            polling: AtomicBool::new(false),
             alive: AtomicUsize::new(0),
             workers: Mutex::new(Vec::new()),
         });
@@ -320,7 +325,12 @@ async fn work(ctx: Arc<Ctx>) {
                     ctx.core.emit(JobEvent::State { id: f.id, state });
                 }
                 match out.job {
-                    Some(job) => finished = Some(run_one(&ctx, job).await),
+                    Some(job) => {
+                        // There may be more where this came from: idle workers look too (and
+                        // one of them polls while this one is busy).
+                        ctx.core.wake.notify_waiters();
+                        finished = Some(run_one(&ctx, job).await)
+                    }
                     None => idle(&ctx).await,
                 }
             }
@@ -334,11 +344,22 @@ async fn work(ctx: Arc<Ctx>) {
     }
 }
 
+/// How many `poll`s an idle worker that is not the poller waits before it looks by itself:
+/// only a safety net (the poller wakes it when it finds work, a submit here wakes it at once).
+const IDLE_POLLS: u32 = 10;
+
+/// Wait for work. One idle worker at a time is the poller: it looks every `poll` (for jobs of
+/// other processes, or a retry's backoff ending); the others wait to be woken.
 async fn idle(ctx: &Ctx) {
+    let poller = ctx.polling.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok();
+    let wait = if poller { ctx.config.poll } else { ctx.config.poll * IDLE_POLLS };
     tokio::select! {
         _ = ctx.core.wake.notified() => {}
-        _ = tokio::time::sleep(ctx.config.poll) => {}
+        _ = tokio::time::sleep(wait) => {}
         _ = ctx.stop_claiming.cancelled() => {}
+    }
+    if poller {
+        ctx.polling.store(false, Ordering::Release);
     }
 }
 
