@@ -117,21 +117,23 @@ pub async fn job(core: State<'_, Core>, id: i64) -> Result<JobRow> {
 /// one that needs approval asks when it runs (the approval dialog).
 #[tauri::command]
 pub async fn submit_job(core: State<'_, Core>, job: JobRequest, priority: i64) -> Result<i64> {
-    let (kind, spec) = match job {
+    let invalid = |e: serde_json::Error| Failure::invalid(e.to_string());
+    match job {
         JobRequest::Prompt { text, gateway } => {
-            ("prompt", serde_json::to_value(PromptSpec { text, gateway: gateway.filter(|g| !g.is_empty()), model: None }))
+            let spec = PromptSpec { text, gateway: gateway.filter(|g| !g.is_empty()), model: None };
+            let job = NewJob { priority, ..NewJob::new("prompt", serde_json::to_value(spec).map_err(invalid)?) };
+            Ok(core.engine.submit(job).await?)
         }
         JobRequest::Exec { program, args, cwd } => {
             let spec = ExecSpec { program: program.trim().to_owned(), args, cwd, env: Vec::new() };
             if spec.program.is_empty() {
                 return Err(Failure::invalid("say which program to run"));
             }
-            core.engine.check_exec(&spec).await?;
-            ("exec", serde_json::to_value(spec))
+            let job = NewJob { priority, ..NewJob::new("exec", serde_json::to_value(spec).map_err(invalid)?) };
+            // No one is asked now: an `ask` command asks when it runs, in the approval dialog.
+            Ok(core.engine.submit_exec(job, &gatehouse_engine::NoApprover).await?)
         }
-    };
-    let spec = spec.map_err(|e| Failure::invalid(e.to_string()))?;
-    Ok(core.engine.submit(NewJob { priority, ..NewJob::new(kind, spec) }).await?)
+    }
 }
 
 /// Cancel a job: `true` if it ended now (it was queued), `false` if its pool was asked to stop it.

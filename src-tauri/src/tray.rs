@@ -117,9 +117,9 @@ impl TrayModel {
     }
 }
 
-/// The command an approval asks about, in one line.
+/// The command an approval asks about, in one line, quoted as the engine shows commands.
 fn command_line(a: &ApprovalRequest) -> String {
-    std::iter::once(a.program.as_str()).chain(a.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+    gatehouse_engine::ExecSpec::new(a.program.as_str(), a.args.iter().map(String::as_str)).display()
 }
 
 /// `text` cut to a menu's width, on a character boundary, with control characters shown as spaces.

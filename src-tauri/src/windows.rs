@@ -155,7 +155,6 @@ pub fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &WindowEven
     }
     let core = window.state::<Core>();
     let running = core.engine.jobs_running_here();
-    tracing::debug!(running, "the main window was asked to close");
     if running == 0 {
         return;
     }

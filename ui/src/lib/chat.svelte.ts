@@ -83,14 +83,11 @@ export class Chat {
     return this.conversations.find((c) => c.id === this.selected);
   }
 
-  /** The message as shown: its live text while it streams. Its tool calls are the stored ones
-   * and the live ones together (a call's live news wins): a reply followed again after it was
-   * read keeps the calls the store had by then. */
+  /** The message as shown: its live text and tool calls while it streams (a reply followed
+   * from the store starts from its stored calls, see `follow`). */
   shown(m: Message): Message {
     const l = this.live[m.id];
-    if (!l) return m;
-    const tools = (m.tools ?? []).filter((t) => !l.tools.some((x) => x.call_id === t.call_id)).concat(l.tools);
-    return { ...m, text: l.text, state: l.state, error: l.error, tools };
+    return l ? { ...m, text: l.text, state: l.state, error: l.error, tools: l.tools } : m;
   }
 
   get streaming(): Message | undefined {

@@ -115,8 +115,6 @@ export class Jobs {
   filter = $state<JobState | null>(null);
   selected = $state<number | null>(null);
   error = $state<ErrorBody | null>(null);
-  /** When news last changed the rows, on the page's clock (the benchmark reads it). */
-  changedAt = 0;
   private pending: JobNews[] = [];
   private frame = 0;
   private statusBusy = false;
@@ -163,10 +161,7 @@ export class Jobs {
     this.pending = [];
     const next = applyNews(this.rows, news, this.filter);
     if (next === "reload") return void this.reload();
-    if (next !== this.rows) {
-      this.rows = next;
-      this.changedAt = performance.now();
-    }
+    if (next !== this.rows) this.rows = next;
     if (news.some((n) => n.type !== "progress")) void this.refreshStatus();
   }
 
