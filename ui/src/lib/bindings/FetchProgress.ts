@@ -5,11 +5,11 @@
  */
 export type FetchProgress = { "stage": "download", 
 /**
- * Bytes of the package downloaded so far.
+ * Bytes downloaded so far (a resumed download starts where the last one stopped).
  */
 done: number, 
 /**
- * The package's size in bytes (known in advance, since pip reports none).
+ * The file's size in bytes.
  */
 total: number, } | { "stage": "extract", 
 /**
