@@ -1,7 +1,8 @@
 //! Settings every front end shares, stored in the database: [`Settings`] is what they are,
 //! [`SettingsChange`] what a front end changes ([`crate::Engine::change_settings`]). The CLI
 //! and the app read and write the same rows, so a count changed in the app holds for
-//! `gatehouse worker` too — and for pools already running: they look every `cancel_poll`.
+//! `gatehouse worker` too — and for pools already running: a claim reads the count, and a
+//! pool running jobs looks for a change every `cancel_poll`.
 //!
 //! Stored one row per key (`settings`, migration 0005); a key never stored has its default.
 //! The internal keys (the pause flag, the default model) use `get` and `Set`.
@@ -32,7 +33,7 @@ const CHAT_TOOLS: &str = "chat.tools";
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Settings {
     /// Jobs run at once on this database, by every pool together (1 to [`MAX_WORKERS`]).
-    /// A change reaches running pools within their `cancel_poll`: more workers start at once;
+    /// A change reaches pools running jobs within their `cancel_poll`: more workers start at once;
     /// extra ones stop when their job ends (a running job is never stopped for it).
     pub workers: u32,
     /// Finished jobs are deleted this many days after they end (1 to 3650).

@@ -4,7 +4,7 @@
 //! from a script all write the same SQLite file. Every write transaction takes the next number
 //! of a counter and stamps the job rows it writes with it (`jobs.feed_seq`, migration 0011;
 //! deleted jobs leave a tombstone). One follower thread per engine asks SQLite every `TICK`
-//! (50 ms) whether any other connection committed (`PRAGMA data_version`, a counter read, no
+//! (100 ms) whether any other connection committed (`PRAGMA data_version`, a counter read, no
 //! I/O); only then does it read the feed after the last seq it saw — one range query on an
 //! index — and the changed jobs' new output lines, and turns the difference from what it knew
 //! into [`JobFeed`] events.
@@ -33,7 +33,7 @@ use crate::store::Store;
 
 /// How often the follower asks whether anything changed. Events reach subscribers within a
 /// tick plus a query (the budget is 250 ms); an idle tick costs one pragma read.
-const TICK: Duration = Duration::from_millis(50);
+const TICK: Duration = Duration::from_millis(100);
 
 /// Events held per subscriber before it is told to resync: a few seconds of a busy pool.
 const BUFFER: usize = 4096;

@@ -13,7 +13,8 @@
 //!   The count can change while pools run (`settings`): the claim reads it, and the
 //!   maintenance task starts workers or lets extra ones retire after their job.
 //! - The maintenance task renews the lease (one heartbeat row per pool), polls for cancel
-//!   requests made by other processes, rescues the jobs of dead pools and prunes old jobs.
+//!   requests made by other processes and for the worker count (only while jobs run here),
+//!   rescues the jobs of dead pools and prunes old jobs.
 //! - A kind's attempt is stopped through its cancellation token for one of four reasons
 //!   (`StopReason`); the reason, not the kind, decides the job's next state.
 //!
@@ -148,6 +149,11 @@ impl Core {
     pub(crate) fn emit(&self, event: JobEvent) {
         // No subscribers is fine.
         let _ = self.events.send(event);
+    }
+
+    /// Whether any job runs in this process.
+    pub(crate) fn runs_any(&self) -> bool {
+        !self.running.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
     /// Stop a job if it runs in this process.
@@ -468,9 +474,13 @@ async fn maintain(ctx: Arc<Ctx>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
+            // Both only matter while this pool runs jobs: a claim reads the count itself, and
+            // there is nothing here to cancel. An idle pool (the app at rest) reads nothing.
             _ = cancels.tick() => {
-                poll_cancels(&ctx).await;
-                follow_count(&ctx).await;
+                if ctx.core.runs_any() {
+                    poll_cancels(&ctx).await;
+                    follow_count(&ctx).await;
+                }
             }
             _ = rescues.tick() => rescue(&ctx).await,
             _ = prunes.tick() => prune(&ctx).await,

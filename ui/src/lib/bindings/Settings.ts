@@ -6,7 +6,7 @@
 export type Settings = { 
 /**
  * Jobs run at once on this database, by every pool together (1 to [`MAX_WORKERS`]).
- * A change reaches running pools within their `cancel_poll`: more workers start at once;
+ * A change reaches pools running jobs within their `cancel_poll`: more workers start at once;
  * extra ones stop when their job ends (a running job is never stopped for it).
  */
 workers: number, 
