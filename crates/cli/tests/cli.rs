@@ -612,3 +612,37 @@ fn a_job_whose_pool_dies_every_time_is_given_up_after_a_few_tries() {
     let failed = wait_state(dir.path(), id, "failed");
     assert_eq!((failed["attempts"].as_i64(), failed["error"]["code"].as_str()), (Some(4), Some("job.interrupted")));
 }
+
+#[test]
+fn a_backup_restores_from_the_terminal_but_not_while_a_worker_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = submit(dir.path(), &[], &["true"]);
+    let file = dir.path().join("saved.db");
+    let out = run(dir.path(), &["backup", file.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("0 conversations, 1 job,"), "{said}");
+    // Again to the same file: refused, not overwritten.
+    let again = run(dir.path(), &["backup", file.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let second = submit(dir.path(), &[], &["true"]);
+    let worker = Worker::start(dir.path(), 1);
+    eventually("the worker to be live", || (json(dir.path(), &["pool", "status"])["live_pools"] == 1).then_some(()));
+    let refused = run(dir.path(), &["restore", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("Gatehouse is running on") && err.contains("hint: close the app"), "{err}");
+    worker.signal(libc::SIGINT);
+    assert!(worker.wait().success());
+    assert_eq!(job(dir.path(), second)["id"], second, "the live data has both jobs before the restore");
+
+    let restored = run(dir.path(), &["restore", file.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&restored.stdout);
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    assert!(said.contains("the data it replaced is kept at"), "{said}");
+    // The backup's moment: the first job only, still queued.
+    let ids: Vec<i64> = json(dir.path(), &["jobs", "list"]).as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [first]);
+    assert_eq!(job(dir.path(), first)["state"], "queued");
+}

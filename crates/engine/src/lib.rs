@@ -54,6 +54,7 @@ pub use chat::pages::{ConversationPage, MessagePage, MessagesAt};
 pub use chat::search::SearchHit;
 pub use chat::{Conversation, Message, MessageState, Reply, ReplyEvent};
 pub use settings::{Settings, SettingsChange};
+pub use store::backup::{restore, Copied, Restored};
 pub use gateway::profile::{GatewayKind, Profile};
 pub use clock::{Clock, ManualClock, Millis, SharedClock, SystemClock};
 pub use error::{Error, ErrorBody, JobError, Result};

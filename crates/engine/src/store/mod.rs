@@ -15,6 +15,7 @@
 //! The connection settings are set at open and read back: SQLite ignores a pragma it does not
 //! know, so a typo or an unsupported mode would otherwise go unnoticed.
 
+pub mod backup;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,8 @@ pub struct Store {
     pub(crate) path: PathBuf,
     read: Arc<Readers>,
     pub(crate) writer: Writer,
+    /// Held while the store is open: a restore refuses while any process holds it.
+    _in_use: Arc<backup::InUse>,
 }
 
 impl Store {
@@ -75,20 +78,23 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let dir = data_dir.to_owned();
         let db = path.clone();
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+        let now = clock.now();
+        let (conn, in_use) = tokio::task::spawn_blocking(move || -> Result<(Connection, backup::InUse)> {
+            // Waits while a restore swaps the database file.
+            let in_use = backup::InUse::share(&dir)?;
             // Two processes opening a new database at once must not both create, switch to WAL
             // and migrate it: SQLite answers the loser with SQLITE_BUSY at once, without
             // waiting, while the journal mode changes.
             let _lock = OpenLock::take(&dir)?;
             let mut conn = connect(&db, false)?;
-            migrate(&mut conn, &db)?;
-            Ok(conn)
+            migrate(&mut conn, &db, &dir, now)?;
+            Ok((conn, in_use))
         })
         .await
         .map_err(|e| Error::Store(e.to_string()))??;
         let read = Arc::new(Readers { path: path.clone(), conns: (0..READERS).map(|_| Mutex::new(None)).collect() });
         let writer = Writer::start(conn, clock)?;
-        Ok(Store { path, read, writer })
+        Ok(Store { path, read, writer, _in_use: Arc::new(in_use) })
     }
 
     /// The database file's path, for messages and diagnostics.
@@ -159,8 +165,19 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+/// Bring the schema up to date. A database made by an older Gatehouse is snapshotted first
+/// (`snapshots/`, the newest three kept): an upgrade never loses a history, and if one goes
+/// wrong the data from before it is a file away. No snapshot, no migration.
+fn migrate(conn: &mut Connection, path: &Path, data_dir: &Path, now: crate::clock::Millis) -> Result<()> {
     use rusqlite_migration::{Error as MigrationError, MigrationDefinitionError, Migrations, M};
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| Error::from_sqlite(e, path))?;
+    let latest = MIGRATIONS.len() as i64;
+    if version > 0 && version < latest {
+        let kept = backup::snapshot(data_dir, path, &format!("v{version}-before-v{latest}"), now).map_err(|e| {
+            Error::Store(format!("the database needs upgrading (schema {version} to {latest}) and could not be snapshotted first, so it was left as it is: {e}"))
+        })?;
+        tracing::info!(from = version, to = latest, snapshot = %kept.display(), "upgrading the database schema");
+    }
     let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
     match migrations.to_latest(conn) {
         Ok(()) => Ok(()),
@@ -296,6 +313,74 @@ mod tests {
         // Only the OpenClaw conversation had a session, holding all of it.
         assert_eq!(sessions, [("claw".to_owned(), "gatehouse-1".to_owned(), 1, 4)]);
         store.close().await;
+    }
+
+    /// A database as an older Gatehouse (schema 15) left it, holding one conversation.
+    fn older_database(dir: &Path, title: &str) {
+        use rusqlite_migration::{Migrations, M};
+        for side in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.join(format!("{DB_FILE}{side}")));
+        }
+        let mut conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        Migrations::new(MIGRATIONS[..15].iter().map(|sql| M::up(sql)).collect()).to_latest(&mut conn).unwrap();
+        conn.execute("INSERT INTO conversations (title, created_at, updated_at) VALUES (?1, 0, 0)", [title]).unwrap();
+    }
+
+    fn snapshots(dir: &Path) -> Vec<(String, i64, String)> {
+        let mut found: Vec<PathBuf> = match std::fs::read_dir(backup::snapshots_dir(dir)) {
+            Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+            Err(_) => return Vec::new(),
+        };
+        // Nothing but the snapshots themselves: no journal or lock files beside them.
+        assert!(found.iter().all(|p| p.extension().is_some_and(|x| x == "db")), "{found:?}");
+        found.sort();
+        found
+            .iter()
+            .map(|path| {
+                let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+                let version = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+                let title = c.query_row("SELECT title FROM conversations", [], |r| r.get(0)).unwrap();
+                (path.file_name().unwrap().to_string_lossy().into_owned(), version, title)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_older_database_is_snapshotted_before_each_upgrade_and_the_newest_three_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::clock::ManualClock::new());
+        let latest = MIGRATIONS.len();
+        for round in 0..4 {
+            older_database(dir.path(), &format!("round {round}"));
+            clock.advance(Duration::from_secs(1));
+            let store = Store::open(dir.path(), clock.clone()).await.unwrap();
+            // Upgraded, the history intact.
+            let title: String = store.read(|c| c.query_row("SELECT title FROM conversations", [], |r| r.get(0))).await.unwrap();
+            assert_eq!(title, format!("round {round}"));
+            store.close().await;
+            let kept = snapshots(dir.path());
+            assert_eq!(kept.len(), (round + 1).min(3));
+            let (name, version, title) = kept.last().unwrap();
+            assert!(name.ends_with(&format!("-v15-before-v{latest}.db")), "{name}");
+            assert_eq!((*version, title.as_str()), (15, format!("round {round}").as_str()));
+        }
+        let titles: Vec<String> = snapshots(dir.path()).into_iter().map(|(_, _, t)| t).collect();
+        assert_eq!(titles, ["round 1", "round 2", "round 3"]);
+        // Opening a database already at the latest schema takes no snapshot.
+        open(dir.path()).await.unwrap().close().await;
+        assert_eq!(snapshots(dir.path()).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_database_that_cannot_be_snapshotted_is_not_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        older_database(dir.path(), "precious");
+        // The snapshot folder's place is taken by a file: no snapshot can be written.
+        std::fs::write(backup::snapshots_dir(dir.path()), b"").unwrap();
+        let err = open(dir.path()).await.err().expect("must refuse");
+        assert!(err.to_string().contains("could not be snapshotted first"), "{err}");
+        let c = Connection::open_with_flags(dir.path().join(DB_FILE), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        assert_eq!(c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).unwrap(), 15, "left as it was");
     }
 
     #[tokio::test]
