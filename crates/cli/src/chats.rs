@@ -1,11 +1,13 @@
 //! `gatehouse chats …`: stored conversations — list, show, search, rename, pin, delete, import,
+//! export,
 //! and the versions of their messages.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use gatehouse_engine::{Engine, MessageState};
 
-use crate::{print_json, show, Outcome};
+use crate::{print_json, show, Failure, Outcome};
 
 #[derive(clap::Subcommand)]
 pub enum Chats {
@@ -22,12 +24,27 @@ pub enum Chats {
         #[arg(long)]
         from_gateway: bool,
     },
-    /// Import the conversations a gateway keeps that were made elsewhere (OpenClaw sessions
-    /// from its Control UI or another device); run again to bring them up to date
+    /// Import conversations: from FILE, a JSON export (each as a new conversation); or, with
+    /// no FILE, the ones a gateway keeps that were made elsewhere (OpenClaw sessions from its
+    /// Control UI or another device) — run again to bring those up to date
     Import {
+        /// A file written by `gatehouse chats export` (JSON)
+        #[arg(conflicts_with = "gateway")]
+        file: Option<PathBuf>,
         /// The gateway profile (default: the default profile)
         #[arg(long)]
         gateway: Option<String>,
+    },
+    /// Write conversations out: JSON keeps them whole (every version, the branch shown, tools)
+    /// for `chats import FILE`; Markdown is the branch shown, for reading
+    Export {
+        /// Conversation ids [default: every conversation]
+        ids: Vec<i64>,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Write to FILE instead of standard output
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Find conversations and messages holding every word of QUERY (each word may be the
     /// start of one: `hel` finds "hello")
@@ -48,6 +65,13 @@ pub enum Chats {
     Pin { id: i64 },
     /// Let a pinned conversation take its place by date again
     Unpin { id: i64 },
+}
+
+/// How `chats export` writes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Markdown,
 }
 
 pub async fn run(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
@@ -114,7 +138,40 @@ pub async fn run(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
                 }
             }
         }
-        Chats::Import { gateway } => {
+        Chats::Import { file: Some(file), .. } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Failure::new("chat.invalid", format!("cannot read {}: {e}", file.display()), 2))?;
+            let export = serde_json::from_str(&text).map_err(|e| {
+                Failure::new("chat.invalid", format!("{} is not a Gatehouse export: {e}", file.display()), 2)
+                    .hint("it must be a file written by `gatehouse chats export` (JSON)")
+            })?;
+            let ids = engine.import_conversations(export).await?;
+            if json {
+                print_json(&serde_json::json!({ "imported": ids }));
+            } else {
+                let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+                println!("imported {} conversation{}: {}", ids.len(), if ids.len() == 1 { "" } else { "s" }, list.join(", "));
+            }
+        }
+        Chats::Export { ids, format, output } => {
+            let export = engine.export_conversations(ids).await?;
+            let text = match format {
+                Format::Json => serde_json::to_string_pretty(&export).map_err(|e| Failure::new("chat.invalid", e.to_string(), 1))? + "\n",
+                Format::Markdown => gatehouse_engine::chat::export::markdown(&export),
+            };
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .map_err(|e| Failure::new("chat.export_failed", format!("cannot write {}: {e}", path.display()), 1))?;
+                    let n = export.conversations.len();
+                    if !json {
+                        println!("exported {n} conversation{} to {}", if n == 1 { "" } else { "s" }, path.display());
+                    }
+                }
+                None => print!("{text}"),
+            }
+        }
+        Chats::Import { file: None, gateway } => {
             let (imported, failed) = engine.import_sessions(gateway.as_deref()).await?;
             if json {
                 print_json(&serde_json::json!({ "imported": imported, "failed": failed }));

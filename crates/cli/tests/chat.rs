@@ -244,3 +244,33 @@ fn a_regenerated_reply_and_an_edited_message_keep_their_old_versions() {
     assert_eq!(out.status.code(), Some(2), "an input error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("only the person's messages are edited"));
 }
+
+#[test]
+fn conversations_go_out_as_markdown_and_json_and_the_json_comes_back_elsewhere() {
+    let (_rt, server) = server(vec![reply(&["Paris", " is the capital."])]);
+    let dir = tempfile::tempdir().unwrap();
+    add_gateway(dir.path(), &server.url);
+    assert!(run(dir.path(), &["chat", "What is the capital of France?"]).status.success());
+
+    let md = run(dir.path(), &["chats", "export", "--format", "markdown"]);
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(md.starts_with("# What is the capital of France?\n") && md.contains("Paris is the capital."), "{md}");
+
+    let file = dir.path().join("all.json");
+    let out = run(dir.path(), &["chats", "export", "-o", file.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("exported 1 conversation to {}", file.display()));
+    let other = tempfile::tempdir().unwrap();
+    let imported = json(other.path(), &["chats", "import", file.to_str().unwrap()]);
+    let id = imported["imported"][0].as_i64().unwrap();
+    let shown = json(other.path(), &["chats", "show", &id.to_string()]);
+    let texts: Vec<&str> = shown["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["What is the capital of France?", "Paris is the capital."]);
+
+    // Not an export: a clear refusal, exit code 2.
+    let wrong = dir.path().join("wrong.json");
+    std::fs::write(&wrong, "{\"hello\": 1}").unwrap();
+    let out = run(other.path(), &["chats", "import", wrong.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not a Gatehouse export") && err.contains("hint:"), "{err}");
+}

@@ -750,6 +750,33 @@ impl Engine {
         self.shared.store.writer.apply(chat::ops::pin::Pin { id, pinned }).await
     }
 
+    /// Conversations `ids` (every one when empty), whole: every message and version, which
+    /// branch is shown, the tools replies ran. Serialize it as JSON to keep them
+    /// ([`Engine::import_conversations`] brings them back), or render it with
+    /// [`chat::export::markdown`] to read them.
+    pub async fn export_conversations(&self, ids: Vec<i64>) -> Result<chat::export::Export> {
+        let conversations =
+            self.shared.store.read(move |c| chat::export::read(c, &ids)).await?.map_err(Error::ConversationNotFound)?;
+        Ok(chat::export::Export {
+            gatehouse_export: chat::export::EXPORT_FORMAT,
+            exported_at: crate::clock::rfc3339(self.shared.clock.now()),
+            conversations,
+        })
+    }
+
+    /// Bring back the conversations of an export, each as a new conversation (their ids, in
+    /// the file's order). All or nothing: a file that does not hold together is refused.
+    pub async fn import_conversations(&self, export: chat::export::Export) -> Result<Vec<i64>> {
+        if export.gatehouse_export != chat::export::EXPORT_FORMAT {
+            return Err(Error::ChatInvalid(format!(
+                "the file is in Gatehouse's export format {}, and this Gatehouse reads format {}; import it with the Gatehouse that wrote it, or a newer one",
+                export.gatehouse_export,
+                chat::export::EXPORT_FORMAT
+            )));
+        }
+        self.shared.store.writer.apply(chat::ops::import_conversations::ImportConversations(export.conversations)).await
+    }
+
     /// Delete conversation `id` and its messages; a reply still streaming in it is stopped.
     pub async fn delete_conversation(&self, id: i64) -> Result<()> {
         let page = self.messages(id, MessagesAt::Latest, 20).await?;

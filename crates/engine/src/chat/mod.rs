@@ -16,6 +16,7 @@
 //! model); `prompt_job` (a prompt run by the pool); `ops/` (every write, one file each).
 
 pub(crate) mod branch;
+pub mod export;
 pub mod feed;
 pub mod live;
 pub mod pages;

@@ -3,6 +3,7 @@
 pub(crate) mod append_text;
 pub(crate) mod delete_conversation;
 pub(crate) mod delete_message;
+pub(crate) mod import_conversations;
 pub(crate) mod import_session;
 pub(crate) mod interrupt_orphans;
 pub(crate) mod pin;

@@ -1,0 +1,213 @@
+//! Conversations out of Gatehouse and back: JSON that holds everything a conversation is (every
+//! message, every version, which branch is shown, the tools a reply ran), which
+//! [`crate::Engine::import_conversations`] brings back as new conversations; and Markdown, the
+//! branch shown, for reading and sharing.
+//!
+//! The JSON is a contract with files people keep: [`EXPORT_FORMAT`] says which version of it a
+//! file is, and an import refuses a version it does not know rather than guess.
+
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::rfc3339;
+
+/// The version of the JSON export format this build writes and reads.
+pub const EXPORT_FORMAT: u32 = 1;
+
+/// A file of exported conversations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    /// [`EXPORT_FORMAT`] when written.
+    pub gatehouse_export: u32,
+    /// When it was written (RFC 3339).
+    pub exported_at: String,
+    /// The conversations, oldest first.
+    pub conversations: Vec<ExportedConversation>,
+}
+
+/// One conversation, whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedConversation {
+    /// Its title.
+    pub title: String,
+    /// The gateway profile its last turn used.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// The model its last turn asked for.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Kept at the top of the list.
+    #[serde(default)]
+    pub pinned: bool,
+    /// When it was started (milliseconds since the Unix epoch).
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+    /// Every message, each before the ones that follow it.
+    pub messages: Vec<ExportedMessage>,
+}
+
+/// One message: its place in the conversation's tree and what it says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedMessage {
+    /// Its number in this file (the id it had), for `parent` to point at.
+    pub id: i64,
+    /// The message it follows; `None` for a first message.
+    #[serde(default)]
+    pub parent: Option<i64>,
+    /// `user`, `assistant` or `system`.
+    pub role: String,
+    /// Its text.
+    pub text: String,
+    /// `complete`, `interrupted` or `failed` (a reply still streaming is exported as
+    /// `interrupted`: its end is not known).
+    pub state: String,
+    /// On the branch shown.
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Why a reply is not complete.
+    #[serde(default)]
+    pub error: Option<ExportedError>,
+    /// The tools a reply ran, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ExportedTool>,
+    /// When it was said (milliseconds since the Unix epoch).
+    pub created_at: i64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A reply's error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedError {
+    /// The engine's error code.
+    pub code: String,
+    /// The sentence.
+    pub message: String,
+}
+
+/// A tool a reply ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedTool {
+    /// The call's id, as the model gave it.
+    pub call_id: String,
+    /// The tool's name.
+    pub name: String,
+    /// What it was asked to do, in a line.
+    pub summary: String,
+    /// How it ended.
+    pub status: String,
+    /// `gatehouse` (the sandboxed exec) or `gateway`.
+    pub ran_by: String,
+}
+
+/// Read conversations `ids` (every conversation when empty), oldest first. Unknown ids are
+/// returned as the error's id.
+pub(crate) fn read(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Result<Vec<ExportedConversation>, i64>> {
+    let all: Vec<i64> = if ids.is_empty() {
+        conn.prepare("SELECT id FROM conversations ORDER BY id")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+    } else {
+        ids.to_vec()
+    };
+    let mut out = Vec::with_capacity(all.len());
+    for id in all {
+        let found = conn.query_row(
+            "SELECT title, gateway, model, pinned, created_at, updated_at FROM conversations WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(ExportedConversation {
+                    title: r.get(0)?,
+                    gateway: r.get(1)?,
+                    model: r.get(2)?,
+                    pinned: r.get(3)?,
+                    created_at: r.get(4)?,
+                    updated_at: r.get(5)?,
+                    messages: Vec::new(),
+                })
+            },
+        );
+        let mut conversation = match found {
+            Ok(c) => c,
+            Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(Err(id)),
+            Err(e) => return Err(e),
+        };
+        let mut messages: Vec<ExportedMessage> = conn
+            .prepare_cached(
+                "SELECT id, parent_id, role, text, state, active, error_code, error_message, created_at
+                 FROM messages WHERE conversation_id = ?1 ORDER BY id",
+            )?
+            .query_map([id], |r| {
+                let state: String = r.get(4)?;
+                let error = match (r.get::<_, Option<String>>(6)?, r.get::<_, Option<String>>(7)?) {
+                    (Some(code), message) => Some(ExportedError { code, message: message.unwrap_or_default() }),
+                    _ => None,
+                };
+                Ok(ExportedMessage {
+                    id: r.get(0)?,
+                    parent: r.get(1)?,
+                    role: r.get(2)?,
+                    text: r.get(3)?,
+                    state: if state == "streaming" { "interrupted".into() } else { state },
+                    active: r.get(5)?,
+                    error,
+                    tools: Vec::new(),
+                    created_at: r.get(8)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut tools = conn.prepare_cached(
+            "SELECT call_id, name, summary, status, ran_by FROM message_tools WHERE message_id = ?1 ORDER BY seq",
+        )?;
+        for m in &mut messages {
+            m.tools = tools
+                .query_map(params![m.id], |r| {
+                    Ok(ExportedTool { call_id: r.get(0)?, name: r.get(1)?, summary: r.get(2)?, status: r.get(3)?, ran_by: r.get(4)? })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+        }
+        conversation.messages = messages;
+        out.push(conversation);
+    }
+    Ok(Ok(out))
+}
+
+/// The branch shown of each conversation, as Markdown: a heading per conversation, then each
+/// message under who said it.
+pub fn markdown(export: &Export) -> String {
+    let mut out = String::new();
+    for (i, c) in export.conversations.iter().enumerate() {
+        if i > 0 {
+            out.push_str("\n---\n\n");
+        }
+        out.push_str(&format!("# {}\n\n", c.title));
+        let via = match (&c.gateway, &c.model) {
+            (Some(g), Some(m)) => format!(" · {g} ({m})"),
+            (Some(g), None) => format!(" · {g}"),
+            _ => String::new(),
+        };
+        out.push_str(&format!("*Started {}{via}*\n\n", rfc3339(c.created_at)));
+        for m in c.messages.iter().filter(|m| m.active) {
+            let who = match m.role.as_str() {
+                "user" => "You",
+                "assistant" => "Assistant",
+                _ => "Instructions",
+            };
+            out.push_str(&format!("## {who} · {}\n\n", rfc3339(m.created_at)));
+            for t in &m.tools {
+                out.push_str(&format!("> {} `{}`: {} ({})\n", t.name, t.summary.replace('`', "'"), t.status, t.ran_by));
+            }
+            if !m.tools.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(m.text.trim_end());
+            out.push_str("\n\n");
+            if m.state != "complete" {
+                let why = m.error.as_ref().map(|e| format!(": {}", e.message)).unwrap_or_default();
+                out.push_str(&format!("*({}{why})*\n\n", m.state));
+            }
+        }
+    }
+    out
+}
