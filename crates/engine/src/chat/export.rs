@@ -6,9 +6,10 @@
 //! The JSON is a contract with files people keep: [`EXPORT_FORMAT`] says which version of it a
 //! file is, and an import refuses a version it does not know rather than guess.
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
+use super::ToolActivity;
 use crate::clock::rfc3339;
 
 /// The version of the JSON export format this build writes and reads.
@@ -68,9 +69,9 @@ pub struct ExportedMessage {
     /// Why a reply is not complete.
     #[serde(default)]
     pub error: Option<ExportedError>,
-    /// The tools a reply ran, in order.
+    /// The tools a reply ran, in order, with what they printed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<ExportedTool>,
+    pub tools: Vec<ToolActivity>,
     /// When it was said (milliseconds since the Unix epoch).
     pub created_at: i64,
 }
@@ -86,21 +87,6 @@ pub struct ExportedError {
     pub code: String,
     /// The sentence.
     pub message: String,
-}
-
-/// A tool a reply ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportedTool {
-    /// The call's id, as the model gave it.
-    pub call_id: String,
-    /// The tool's name.
-    pub name: String,
-    /// What it was asked to do, in a line.
-    pub summary: String,
-    /// How it ended.
-    pub status: String,
-    /// `gatehouse` (the sandboxed exec) or `gateway`.
-    pub ran_by: String,
 }
 
 /// Read conversations `ids` (every conversation when empty), oldest first. Unknown ids are
@@ -157,15 +143,8 @@ pub(crate) fn read(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Result<Ve
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
-        let mut tools = conn.prepare_cached(
-            "SELECT call_id, name, summary, status, ran_by FROM message_tools WHERE message_id = ?1 ORDER BY seq",
-        )?;
         for m in &mut messages {
-            m.tools = tools
-                .query_map(params![m.id], |r| {
-                    Ok(ExportedTool { call_id: r.get(0)?, name: r.get(1)?, summary: r.get(2)?, status: r.get(3)?, ran_by: r.get(4)? })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            m.tools = super::pages::tools_of(conn, m.id)?;
         }
         conversation.messages = messages;
         out.push(conversation);

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rusqlite::OptionalExtension;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -118,7 +118,7 @@ pub struct Conversation {
 }
 
 /// A tool that ran during a reply.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ToolActivity {
     /// The id the model or the gateway gave the call.
@@ -133,6 +133,7 @@ pub struct ToolActivity {
     pub ran_by: String,
     /// What it printed, as the model was given it (bounded); empty while it runs and for a
     /// gateway's own tools, whose output the gateway keeps.
+    #[serde(default)]
     pub output: String,
 }
 

@@ -146,15 +146,17 @@ pub(crate) async fn messages(store: &Store, conversation: i64, at: MessagesAt, l
 
 /// The tools that ran during each of `messages`.
 pub(crate) fn attach_tools(c: &rusqlite::Connection, messages: &mut [Message]) -> rusqlite::Result<()> {
-    let mut st = c.prepare_cached(
-        "SELECT call_id, name, summary, status, ran_by, output FROM message_tools WHERE message_id = ?1 ORDER BY seq",
-    )?;
     for m in messages.iter_mut().filter(|m| m.role == "assistant") {
-        m.tools = st
-            .query_map([m.id], |r| {
-                ToolActivity::from_row(r, 0)
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        m.tools = tools_of(c, m.id)?;
     }
     Ok(())
+}
+
+/// The tools that ran during message `id`, in order.
+pub(crate) fn tools_of(c: &rusqlite::Connection, id: i64) -> rusqlite::Result<Vec<ToolActivity>> {
+    c.prepare_cached(
+        "SELECT call_id, name, summary, status, ran_by, output FROM message_tools WHERE message_id = ?1 ORDER BY seq",
+    )?
+    .query_map([id], |r| ToolActivity::from_row(r, 0))?
+    .collect()
 }

@@ -70,19 +70,12 @@ impl InUse {
     }
 
     fn take(data_dir: &Path, how: libc::c_int) -> Result<InUse> {
-        use std::os::fd::AsRawFd;
         let path = data_dir.join(format!("{DB_FILE}.inuse"));
-        let bad = |e: std::io::Error| Error::DataDir { path: path.clone(), reason: format!("cannot lock it ({e})") };
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(bad)?;
-        // SAFETY: a valid open descriptor; released when the file is closed.
-        if unsafe { libc::flock(file.as_raw_fd(), how) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                return Err(Error::InUse { path: data_dir.to_owned() });
-            }
-            return Err(bad(e));
+        match super::flock(&path, how) {
+            Ok(file) => Ok(InUse { _file: file }),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::InUse { path: data_dir.to_owned() }),
+            Err(e) => Err(super::lock_failed(&path, e)),
         }
-        Ok(InUse { _file: file })
     }
 }
 
@@ -202,15 +195,13 @@ fn prune_snapshots(dir: &Path) {
 /// data it replaces is kept as a snapshot. Refuses while Gatehouse runs on `data_dir`.
 /// Blocking.
 pub fn restore(data_dir: &Path, from: &Path, now_ms: i64) -> Result<Restored> {
-    let src = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| fail(format!("cannot open {}: {e}", from.display())))?;
-    check(&src, from)?;
-    drop(src);
     crate::paths::prepare_data_dir(data_dir)?;
     let _alone = InUse::take(data_dir, libc::LOCK_EX | libc::LOCK_NB)?;
     let db = data_dir.join(DB_FILE);
     let incoming = data_dir.join(format!("{DB_FILE}.restoring"));
     let _ = std::fs::remove_file(&incoming);
+    // Copied, then checked (intact, a Gatehouse database, a schema this build knows) before
+    // anything of the current data is touched.
     let restored = copy(from, &incoming)?;
     // The old data, WAL included, is kept before anything replaces it.
     let previous = if db.exists() {

@@ -220,16 +220,25 @@ struct OpenLock {
 
 impl OpenLock {
     fn take(data_dir: &Path) -> Result<OpenLock> {
-        use std::os::fd::AsRawFd;
         let path = data_dir.join(format!("{DB_FILE}.lock"));
-        let bad = |e: std::io::Error| Error::DataDir { path: path.clone(), reason: format!("cannot lock it ({e})") };
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(bad)?;
-        // SAFETY: a valid open descriptor; flock blocks until the other process is done.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(bad(std::io::Error::last_os_error()));
-        }
+        let file = flock(&path, libc::LOCK_EX).map_err(|e| lock_failed(&path, e))?;
         Ok(OpenLock { _file: file })
     }
+}
+
+/// `flock(how)` on `path` (created if needed), held until the returned file is closed.
+pub(crate) fn flock(path: &Path, how: libc::c_int) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    // SAFETY: a valid open descriptor; the lock goes with it when the file is closed.
+    if unsafe { libc::flock(file.as_raw_fd(), how) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+pub(crate) fn lock_failed(path: &Path, e: std::io::Error) -> Error {
+    Error::DataDir { path: path.to_owned(), reason: format!("cannot lock it ({e})") }
 }
 
 #[cfg(test)]

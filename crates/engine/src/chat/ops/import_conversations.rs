@@ -49,10 +49,12 @@ fn insert_message(conn: &Connection, conversation: i64, parent: Option<i64>, m: 
         .map_err(db)?;
     for (seq, t) in m.tools.iter().enumerate() {
         conn.prepare_cached(
-            "INSERT INTO message_tools (message_id, call_id, seq, name, summary, status, ran_by, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO message_tools (message_id, call_id, seq, name, summary, status, ran_by, output, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
-        .and_then(|mut st| st.execute(params![id, t.call_id, seq as i64, t.name, t.summary, t.status, t.ran_by, m.created_at]))
+        .and_then(|mut st| {
+            st.execute(params![id, t.call_id, seq as i64, t.name, t.summary, t.status, t.ran_by, t.output, m.created_at])
+        })
         .map_err(db)?;
     }
     Ok(id)
