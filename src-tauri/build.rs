@@ -28,6 +28,8 @@ const COMMANDS: &[&str] = &[
         "delete_conversation",
         "pin_conversation",
         "search",
+        "export_conversations",
+        "import_conversations",
         "gateways",
         "add_gateway",
         "remove_gateway",

@@ -96,6 +96,8 @@ pub enum JobRequest {
     },
 }
 
+/// Whether the pools on this database are paused, how many are alive, and how many jobs are in each
+/// state.
 #[tauri::command]
 pub async fn pool_status(core: State<'_, Core>) -> Result<PoolStatus> {
     Ok(core.engine.pool_status().await?)
@@ -108,6 +110,7 @@ pub async fn jobs(core: State<'_, Core>, state: Option<JobState>, limit: i64) ->
     Ok(jobs.into_iter().map(JobRow::from).collect())
 }
 
+/// One job as its table row.
 #[tauri::command]
 pub async fn job(core: State<'_, Core>, id: i64) -> Result<JobRow> {
     Ok(core.engine.job(id).await?.into())
@@ -142,6 +145,7 @@ pub async fn cancel_job(core: State<'_, Core>, id: i64) -> Result<bool> {
     Ok(core.engine.cancel(id).await? == Canceled::Done)
 }
 
+/// Queue a failed or canceled job again, with one more attempt.
 #[tauri::command]
 pub async fn retry_job(core: State<'_, Core>, id: i64) -> Result<()> {
     Ok(core.engine.retry(id).await?)

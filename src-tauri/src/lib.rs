@@ -104,6 +104,9 @@ pub fn run() {
                 .build(),
         )
         .plugin(tauri_plugin_opener::init())
+        // Save and open dialogs for export and import, shown by the app's own commands: no
+        // window has a dialog permission.
+        .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init());
     let app = commands(builder)
         .setup(move |app| {
@@ -176,6 +179,8 @@ fn commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             chat::pin_conversation,
             chat::delete_conversation,
             chat::search,
+            chat::export_conversations,
+            chat::import_conversations,
             settings::gateways,
             settings::add_gateway,
             settings::remove_gateway,

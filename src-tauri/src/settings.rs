@@ -14,11 +14,13 @@ use tauri::State;
 use crate::error::{Failure, Result};
 use crate::state::Core;
 
+/// The gateway profiles (tokens are never sent: only where each comes from).
 #[tauri::command]
 pub async fn gateways(core: State<'_, Core>) -> Result<Vec<Profile>> {
     Ok(core.engine.gateways().await?)
 }
 
+/// The local models: the built-in one (whether it is fetched) and those added, the default marked.
 #[tauri::command]
 pub async fn models(core: State<'_, Core>) -> Result<Vec<ModelInfo>> {
     Ok(core.engine.models().await?)
@@ -31,11 +33,13 @@ pub async fn fetch_model(core: State<'_, Core>, progress: Channel<FetchProgress>
     Ok(())
 }
 
+/// The shared settings: worker count, retention, notifications.
 #[tauri::command]
 pub async fn settings(core: State<'_, Core>) -> Result<Settings> {
     Ok(core.engine.settings().await?)
 }
 
+/// Change some settings (the fields given); pools on the database follow. Returns them all.
 #[tauri::command]
 pub async fn change_settings(core: State<'_, Core>, change: SettingsChange) -> Result<Settings> {
     Ok(core.engine.change_settings(change).await?)
@@ -104,11 +108,13 @@ pub async fn add_gateway(core: State<'_, Core>, gateway: NewGateway) -> Result<(
     Ok(core.engine.add_gateway(profile).await?)
 }
 
+/// Remove gateway profile `name` (and its token from the keyring).
 #[tauri::command]
 pub async fn remove_gateway(core: State<'_, Core>, name: String) -> Result<()> {
     Ok(core.engine.remove_gateway(&name).await?)
 }
 
+/// Make gateway profile `name` the default for new conversations and prompt jobs.
 #[tauri::command]
 pub async fn set_default_gateway(core: State<'_, Core>, name: String) -> Result<()> {
     Ok(core.engine.set_default_gateway(&name).await?)
@@ -127,11 +133,14 @@ pub async fn add_model(core: State<'_, Core>, path: PathBuf, name: Option<String
     Ok(core.engine.add_model(&path, name.as_deref())?)
 }
 
+/// Make local model `name` the one the `local` gateway uses.
 #[tauri::command]
 pub async fn set_default_model(core: State<'_, Core>, name: String) -> Result<()> {
     Ok(core.engine.set_default_model(&name).await?)
 }
 
+/// Forget local model `name`: an added one is unlinked (its file kept), the fetched built-in one
+/// deleted.
 #[tauri::command]
 pub async fn remove_model(core: State<'_, Core>, name: String) -> Result<()> {
     Ok(core.engine.remove_model(&name).await?)
@@ -169,6 +178,7 @@ pub async fn add_exec_rule(core: State<'_, Core>, rule: NewExecRule) -> Result<i
     Ok(core.engine.add_rule(rule).await?)
 }
 
+/// Remove exec policy rule `id`.
 #[tauri::command]
 pub async fn remove_exec_rule(core: State<'_, Core>, id: i64) -> Result<()> {
     Ok(core.engine.remove_exec_rule(id).await?)
@@ -180,11 +190,14 @@ pub async fn workspaces(core: State<'_, Core>) -> Result<Vec<PathBuf>> {
     Ok(core.engine.workspaces().await?)
 }
 
+/// Add a workspace directory commands may write in; returns it as stored (resolved). The home
+/// directory itself, system directories and the data directory are refused.
 #[tauri::command]
 pub async fn add_workspace(core: State<'_, Core>, dir: PathBuf) -> Result<PathBuf> {
     Ok(core.engine.add_workspace(&dir).await?)
 }
 
+/// Remove a workspace directory.
 #[tauri::command]
 pub async fn remove_workspace(core: State<'_, Core>, dir: PathBuf) -> Result<()> {
     Ok(core.engine.remove_workspace(&dir).await?)

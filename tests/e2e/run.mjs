@@ -536,6 +536,66 @@ tests["a window that does not paint in time is started again with WebKit's DMA-B
   }
 };
 
+tests["a conversation exports to Markdown, all to JSON, and the JSON imports back, through the file dialogs"] = async () => {
+  const dir = freshDataDir();
+  gatehouse(dir, "chat", "What is the capital of France?");
+  const app = await openApp(dir);
+  const pid = appPid(dir);
+  const out = mkdtempSync(join(tmpdir(), "gatehouse-export-"));
+  const items = () => $$t(app, "conversation-item");
+  await until(async () => (await items()).length === 1, "the CLI's conversation is listed");
+  const open = (title) => xwindow("state", pid, title).startsWith("mapped");
+  /** Answer the file dialog titled `title` as a person would: `first` (Ctrl+L opens the open
+   * dialog's location field), then `keys` until the dialog takes them and closes — keys typed
+   * while GTK is still showing the location field are dropped, and nothing outside the dialog
+   * says when it is ready. */
+  const answer = async (title, first, keys) => {
+    await until(() => open(title), `the "${title}" dialog opened`);
+    if (first.length) xwindow("keys", pid, title, ...first);
+    await until(() => {
+      if (!open(title)) return true;
+      xwindow("keys", pid, title, ...keys);
+      return !open(title);
+    }, `the "${title}" dialog closed`);
+  };
+  const notice = async (text) => {
+    const shown = () => app.execute(() => document.querySelector('[data-testid="transfer-notice"]')?.textContent ?? "");
+    await until(async () => (await shown()) === text, `the notice says "${text}"`).catch(async (e) => {
+      throw new Error(`${e.message}; it says "${await shown()}"`);
+    });
+  };
+
+  // One conversation, from its row's export button (shown on hover), as Markdown.
+  await (await items())[0].moveTo();
+  await (await $t(app, "export-conversation")).click();
+  await answer("Export conversations", [], ["ctrl+a", `text:${out}/capital.md`, "Return"]);
+  await notice(`Exported 1 conversation to ${out}/capital.md`);
+  const md = readFileSync(join(out, "capital.md"), "utf8");
+  assert(md.startsWith("# What is the capital of France?\n") && md.includes("Paris"), `the Markdown holds the conversation:\n${md}`);
+  await screen(app, "20-exported");
+
+  // Every conversation, as JSON (the name the dialog suggests).
+  await (await $t(app, "export-all")).click();
+  await answer("Export conversations", [], ["ctrl+a", `text:${out}/all.json`, "Return"]);
+  await notice(`Exported 1 conversation to ${out}/all.json`);
+  const exported = JSON.parse(readFileSync(join(out, "all.json"), "utf8"));
+  assert(exported.gatehouse_export === 1 && exported.conversations.length === 1, "the JSON holds the one conversation");
+
+  // Imported back: a second, identical conversation, listed at once.
+  await (await $t(app, "import-conversations")).click();
+  await answer("Import conversations", ["ctrl+l"], ["ctrl+a", `text:${out}/all.json`, "Return"]);
+  await notice(`Imported 1 conversation from ${out}/all.json`);
+  await until(async () => (await items()).length === 2, "the imported conversation is listed");
+  const list = JSON.parse(gatehouse(dir, "--json", "chats", "list"));
+  assert(list.length === 2 && list.every((c) => c.title === "What is the capital of France?"), "the CLI sees both conversations");
+
+  // Closing a dialog without a file changes nothing and says nothing new.
+  await (await $t(app, "export-all")).click();
+  await answer("Export conversations", [], ["Escape"]);
+  await notice(`Imported 1 conversation from ${out}/all.json`);
+  rmSync(out, { recursive: true, force: true });
+};
+
 tests["the keyboard shortcuts work in the window"] = async () => {
   const dir = freshDataDir();
   gatehouse(dir, "chat", "Say hello");

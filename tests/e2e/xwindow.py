@@ -7,6 +7,9 @@ and report whether it is mapped (shown) and its size.
     xwindow.py state PID [TITLE]   -> "mapped WIDTHxHEIGHT" | "unmapped WIDTHxHEIGHT" | "none"
     xwindow.py close PID [TITLE]   -> sends WM_DELETE_WINDOW to the process's window
     xwindow.py resize PID W H      -> resizes it (as dragging its border would)
+    xwindow.py keys PID TITLE KEY...  -> focuses the window titled TITLE (a file dialog) and
+                                         types: KEY is `text:CHARS`, a key (`Return`) or a
+                                         chord (`ctrl+a`), sent as real key events (XTEST)
 
 The window is the one titled TITLE, else the first with a plain (Latin-1) title: the main
 window, "Gatehouse" (the jobs window's "Gatehouse — Jobs" is not Latin-1).
@@ -16,8 +19,44 @@ Needs python3-xlib (scripts/bootstrap installs it) and $DISPLAY.
 
 import sys
 
-from Xlib import X, display
+from Xlib import X, XK, display
+from Xlib.ext import xtest
 from Xlib.protocol import event
+
+# Characters of a path that have a keysym name of their own.
+NAMED = {"/": "slash", "-": "minus", ".": "period", "_": "underscore", " ": "space", "~": "asciitilde", ":": "colon"}
+MODIFIERS = {"ctrl": "Control_L", "shift": "Shift_L", "alt": "Alt_L"}
+
+
+def press(d, keysym_name, modifiers=()):
+    """Press and release a key (with modifiers held), as a keyboard would."""
+    keysym = XK.string_to_keysym(keysym_name)
+    code = d.keysym_to_keycode(keysym)
+    if not code:
+        sys.exit(f"no key for {keysym_name!r}")
+    held = [d.keysym_to_keycode(XK.string_to_keysym(MODIFIERS[m])) for m in modifiers]
+    # A character on a key's shifted level (`_`, `~`, capitals) needs Shift.
+    if d.keycode_to_keysym(code, 0) != keysym:
+        held.append(d.keysym_to_keycode(XK.string_to_keysym("Shift_L")))
+    for m in held:
+        xtest.fake_input(d, X.KeyPress, m)
+    xtest.fake_input(d, X.KeyPress, code)
+    xtest.fake_input(d, X.KeyRelease, code)
+    for m in reversed(held):
+        xtest.fake_input(d, X.KeyRelease, m)
+    d.sync()
+
+
+def keys(d, w, specs):
+    w.set_input_focus(X.RevertToParent, X.CurrentTime)
+    d.sync()
+    for spec in specs:
+        if spec.startswith("text:"):
+            for ch in spec[5:]:
+                press(d, NAMED.get(ch, ch))
+        else:
+            *mods, key = spec.split("+")
+            press(d, key if len(key) > 1 else key.lower(), mods)
 
 
 def name_of(d, w):
@@ -49,7 +88,7 @@ def windows_of(d, pid, title=None):
 
 def main():
     cmd, pid = sys.argv[1], int(sys.argv[2])
-    title = sys.argv[3] if cmd in ("state", "close") and len(sys.argv) > 3 else None
+    title = sys.argv[3] if cmd in ("state", "close", "keys") and len(sys.argv) > 3 else None
     d = display.Display()
     found = windows_of(d, pid, title)
     if cmd == "state":
@@ -69,6 +108,8 @@ def main():
         delete = d.intern_atom("WM_DELETE_WINDOW")
         msg = event.ClientMessage(window=w, client_type=protocols, data=(32, [delete, X.CurrentTime, 0, 0, 0]))
         w.send_event(msg, event_mask=X.NoEventMask)
+    elif cmd == "keys":
+        keys(d, w, sys.argv[4:])
     elif cmd == "resize":
         w.configure(width=int(sys.argv[3]), height=int(sys.argv[4]))
     else:

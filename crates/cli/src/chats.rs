@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use gatehouse_engine::chat::export;
 use gatehouse_engine::{Engine, MessageState};
 
 use crate::{print_json, show, Failure, Outcome};
@@ -71,6 +72,8 @@ pub enum Chats {
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Format {
     Json,
+    /// (also `md`, as the design's CLI contract spells it)
+    #[value(alias = "md")]
     Markdown,
 }
 
@@ -139,12 +142,8 @@ pub async fn run(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
             }
         }
         Chats::Import { file: Some(file), .. } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Failure::new("chat.invalid", format!("cannot read {}: {e}", file.display()), 2))?;
-            let export = serde_json::from_str(&text).map_err(|e| {
-                Failure::new("chat.invalid", format!("{} is not a Gatehouse export: {e}", file.display()), 2)
-                    .hint("it must be a file written by `gatehouse chats export` (JSON)")
-            })?;
+            let export = export::read_file(&file)
+                .map_err(|e| Failure::from(e).hint("it must be a file written by `gatehouse chats export` (JSON)"))?;
             let ids = engine.import_conversations(export).await?;
             if json {
                 print_json(&serde_json::json!({ "imported": ids }));
@@ -155,20 +154,19 @@ pub async fn run(engine: &Engine, cmd: Chats, json: bool) -> Outcome {
         }
         Chats::Export { ids, format, output } => {
             let export = engine.export_conversations(ids).await?;
-            let text = match format {
-                Format::Json => serde_json::to_string_pretty(&export).map_err(|e| Failure::new("chat.invalid", e.to_string(), 1))? + "\n",
-                Format::Markdown => gatehouse_engine::chat::export::markdown(&export),
+            let format = match format {
+                Format::Json => export::Format::Json,
+                Format::Markdown => export::Format::Markdown,
             };
             match output {
                 Some(path) => {
-                    std::fs::write(&path, text)
-                        .map_err(|e| Failure::new("chat.export_failed", format!("cannot write {}: {e}", path.display()), 1))?;
+                    export::write_file(&export, format, &path)?;
                     let n = export.conversations.len();
                     if !json {
                         println!("exported {n} conversation{} to {}", if n == 1 { "" } else { "s" }, path.display());
                     }
                 }
-                None => print!("{text}"),
+                None => print!("{}", format.render(&export)),
             }
         }
         Chats::Import { file: None, gateway } => {

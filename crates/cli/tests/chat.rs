@@ -255,6 +255,8 @@ fn conversations_go_out_as_markdown_and_json_and_the_json_comes_back_elsewhere()
     let md = run(dir.path(), &["chats", "export", "--format", "markdown"]);
     let md = String::from_utf8_lossy(&md.stdout);
     assert!(md.starts_with("# What is the capital of France?\n") && md.contains("Paris is the capital."), "{md}");
+    // `md`, as the design's CLI contract spells it, is the same format.
+    assert_eq!(String::from_utf8_lossy(&run(dir.path(), &["chats", "export", "--format", "md"]).stdout), md);
 
     let file = dir.path().join("all.json");
     let out = run(dir.path(), &["chats", "export", "-o", file.to_str().unwrap()]);

@@ -19,12 +19,7 @@ fn gatehouse(dir: &Path) -> Command {
 }
 
 fn model_file() -> PathBuf {
-    let file = std::env::var_os("GATEHOUSE_TEST_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".local/share/gatehouse/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
-    assert!(file.exists(), "the built-in model is needed at {}: run `gatehouse models fetch` or set GATEHOUSE_TEST_MODEL", file.display());
-    file
+    gatehouse_testkit::builtin_model()
 }
 
 /// A fresh data dir whose built-in model is the real file, linked in as `models fetch` would

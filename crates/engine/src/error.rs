@@ -245,6 +245,10 @@ pub enum Error {
     #[error("{0}")]
     ChatInvalid(String),
 
+    /// An export could not be written to its file. Carries the sentence.
+    #[error("{0}")]
+    ExportFailed(String),
+
     /// An exec rule id names no rule (removing one that is gone). Carries the id.
     #[error("there is no exec rule {0}")]
     RuleNotFound(i64),
@@ -427,6 +431,7 @@ impl Error {
             Error::SearchEmpty => "chat.bad_search",
             Error::MessageNotFound(_) => "chat.message_not_found",
             Error::ChatInvalid(_) => "chat.invalid",
+            Error::ExportFailed(_) => "chat.export_failed",
             Error::RuleNotFound(_) => "exec.rule_not_found",
             Error::ExecInvalid(_) => "exec.invalid",
             Error::ExecDenied(_) => "exec.denied",

@@ -294,3 +294,38 @@ async fn pipe(inbound: TcpStream, outbound: TcpStream, cut_after: usize, mut fre
         std::future::pending::<()>().await;
     }
 }
+
+/// The built-in model's file for tests that run it: `GATEHOUSE_TEST_MODEL` (scripts/test
+/// fetches it with `gatehouse models fetch`), else the default data directory's.
+pub fn builtin_model() -> std::path::PathBuf {
+    let file = std::env::var_os("GATEHOUSE_TEST_MODEL").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+        home.join(".local/share/gatehouse/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    });
+    assert!(file.exists(), "the built-in model is needed at {}: run `gatehouse models fetch` or set GATEHOUSE_TEST_MODEL", file.display());
+    file
+}
+
+/// Check the part of a generated doc between `start` and `end` (marker lines) is `want`; with
+/// `GATEHOUSE_BLESS` set, write `want` there instead. `regenerate` is the command that does
+/// that, for the failure's message.
+pub fn generated_section(file: &std::path::Path, start: &str, end: &str, want: &str, regenerate: &str) {
+    let doc = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let (from, to) = (doc.find(start).expect("the section's start marker"), doc.find(end).expect("its end marker"));
+    let now = &doc[from + start.len()..to];
+    if now == want {
+        return;
+    }
+    if std::env::var_os("GATEHOUSE_BLESS").is_some() {
+        std::fs::write(file, format!("{}{want}{}", &doc[..from + start.len()], &doc[to..])).unwrap();
+        return;
+    }
+    let at = now.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(now.lines().count().min(want.lines().count()));
+    panic!(
+        "{} is not current (first difference at the section's line {}: {:?} vs {:?}); run `{regenerate}` and commit the result",
+        file.display(),
+        at + 1,
+        now.lines().nth(at),
+        want.lines().nth(at)
+    );
+}

@@ -11,6 +11,7 @@ import type { Message } from "./bindings/Message";
 import type { ReplyFeed } from "./bindings/ReplyFeed";
 import type { SearchHit } from "./bindings/SearchHit";
 import type { Sent } from "./bindings/Sent";
+import type { Transfer } from "./bindings/Transfer";
 import type { Route } from "./bindings/Route";
 import type { At } from "./bindings/At";
 import type { Profile } from "./bindings/Profile";
@@ -77,6 +78,10 @@ export const api = {
   pinConversation: (id: number, pinned: boolean) => call<void>("pin_conversation", { id, pinned }),
   deleteConversation: (id: number) => call<void>("delete_conversation", { id }),
   search: (query: string, limit: number) => call<SearchHit[]>("search", { query, limit }),
+  /** Export conversations (all when `ids` is empty) to a file picked in a save dialog; null if none was picked. */
+  exportConversations: (ids: number[]) => call<Transfer | null>("export_conversations", { ids }),
+  /** Import a JSON export picked in an open dialog, as new conversations; null if none was picked. */
+  importConversations: () => call<Transfer | null>("import_conversations"),
 
   gateways: () => call<Profile[]>("gateways"),
   addGateway: (gateway: NewGateway) => call<void>("add_gateway", { gateway }),

@@ -46,6 +46,8 @@ export class Chat {
   live = $state<Record<number, Live>>({});
   /** A failed command, shown above the message box. */
   error = $state<ErrorBody | null>(null);
+  /** What the last export or import did, in a sentence (under the conversation list). */
+  notice = $state<string | null>(null);
   gateways = $state<Profile[]>([]);
   /** The gateway and model the next message goes to. */
   route = $state<Route>({});
@@ -326,6 +328,26 @@ export class Chat {
     }
   }
 
+  /** Export conversations (every one when `ids` is empty) to a file the person picks. */
+  async exportConversations(ids: number[]): Promise<void> {
+    try {
+      const done = await api.exportConversations(ids);
+      if (done) this.notice = `Exported ${plural(done.count, "conversation")} to ${done.path}`;
+    } catch (e) {
+      this.error = asError(e);
+    }
+  }
+
+  /** Import an export the person picks; the new conversations arrive through the feed. */
+  async importConversations(): Promise<void> {
+    try {
+      const done = await api.importConversations();
+      if (done) this.notice = `Imported ${plural(done.count, "conversation")} from ${done.path}`;
+    } catch (e) {
+      this.error = asError(e);
+    }
+  }
+
   async search(query: string): Promise<void> {
     this.searchQuery = query;
     if (!query.trim()) {
@@ -386,4 +408,8 @@ export class Chat {
         break;
     }
   }
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }

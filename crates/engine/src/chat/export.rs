@@ -6,11 +6,15 @@
 //! The JSON is a contract with files people keep: [`EXPORT_FORMAT`] says which version of it a
 //! file is, and an import refuses a version it does not know rather than guess.
 
+use std::io::Write;
+use std::path::Path;
+
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::ToolActivity;
 use crate::clock::rfc3339;
+use crate::{Error, Result};
 
 /// The version of the JSON export format this build writes and reads.
 pub const EXPORT_FORMAT: u32 = 1;
@@ -150,6 +154,61 @@ pub(crate) fn read(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Result<Ve
         out.push(conversation);
     }
     Ok(Ok(out))
+}
+
+/// How an export is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Everything, for [`read_file`] and [`crate::Engine::import_conversations`].
+    Json,
+    /// The branch shown, for reading ([`markdown`]).
+    Markdown,
+}
+
+impl Format {
+    /// The format a file name asks for: `.json` is JSON, anything else Markdown (what a save
+    /// dialog's chosen name says).
+    pub fn of_path(path: &Path) -> Format {
+        match path.extension().and_then(|x| x.to_str()) {
+            Some(x) if x.eq_ignore_ascii_case("json") => Format::Json,
+            _ => Format::Markdown,
+        }
+    }
+
+    /// The export as this format's text.
+    pub fn render(self, export: &Export) -> String {
+        match self {
+            // Serialising plain data with string keys cannot fail.
+            Format::Json => serde_json::to_string_pretty(export).expect("an export serialises") + "\n",
+            Format::Markdown => markdown(export),
+        }
+    }
+}
+
+/// Write `export` to `path` as `format`: into a temporary file beside it, renamed over `path`
+/// once complete, so a full disk or a crash never leaves half an export under its name.
+pub fn write_file(export: &Export, format: Format, path: &Path) -> Result<()> {
+    let failed = |e: std::io::Error| Error::ExportFailed(format!("cannot write {}: {e}", path.display()));
+    let name = path.file_name().ok_or_else(|| Error::ExportFailed(format!("{} names no file", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.{}.partial", name.to_string_lossy(), std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(format.render(export).as_bytes())?;
+        f.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(failed(e))
+        }
+    }
+}
+
+/// Read a JSON export written by [`write_file`] (or `gatehouse chats export`).
+pub fn read_file(path: &Path) -> Result<Export> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::ChatInvalid(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::ChatInvalid(format!("{} is not a Gatehouse export (JSON): {e}", path.display())))
 }
 
 /// The branch shown of each conversation, as Markdown: a heading per conversation, then each
