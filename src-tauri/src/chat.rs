@@ -221,13 +221,12 @@ pub async fn export_conversations<R: Runtime>(window: Window<R>, core: State<'_,
     let dialog = window.dialog().file().set_parent(&window).set_title("Export conversations").set_file_name(name);
     let dialog = dialog.add_filter("Markdown, for reading", &["md"]).add_filter("JSON, for import", &["json"]);
     let Some(path) = pick(|done| dialog.save_file(done)).await? else { return Ok(None) };
-    let format = export::Format::of_path(&path);
-    let written = export.clone();
+    let count = export.conversations.len() as u32;
     let at = path.clone();
-    tauri::async_runtime::spawn_blocking(move || export::write_file(&written, format, &at))
+    tauri::async_runtime::spawn_blocking(move || export::write_file(&export, export::Format::of_path(&at), &at))
         .await
         .map_err(|e| Failure::invalid(e.to_string()))??;
-    Ok(Some(Transfer { path: path.display().to_string(), count: export.conversations.len() as u32, ids: Vec::new() }))
+    Ok(Some(Transfer { path: path.display().to_string(), count, ids: Vec::new() }))
 }
 
 /// Import conversations from a JSON export the person picks in an open dialog, as new
