@@ -152,7 +152,10 @@ pub fn main() -> ExitCode {
     // Like any Unix tool, end quietly when the reader of our output goes away
     // (`gatehouse jobs list | head`) instead of failing on every write.
     // SAFETY: setting a signal disposition before any thread starts.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL)
+    };
     let cli = Cli::parse();
     show::set_raw(cli.raw);
     tracing_subscriber::fmt()

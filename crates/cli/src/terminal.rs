@@ -7,6 +7,7 @@ use std::time::Duration;
 use gatehouse_engine::{Approval, ApprovalRequest, Approver};
 
 /// One line from standard input; on a terminal, asked for on stderr and not echoed.
+#[cfg(unix)]
 pub fn read_secret(prompt: &str) -> std::io::Result<String> {
     use std::io::{BufRead, IsTerminal, Write};
     let stdin = std::io::stdin();
@@ -45,10 +46,24 @@ pub fn read_secret(prompt: &str) -> std::io::Result<String> {
     Ok(line.trim().to_owned())
 }
 
+/// One line from standard input; on a console, asked for and not echoed (rpassword).
+#[cfg(not(unix))]
+pub fn read_secret(prompt: &str) -> std::io::Result<String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        return Ok(line.trim().to_owned());
+    }
+    Ok(rpassword::prompt_password(prompt)?.trim().to_owned())
+}
+
 /// The terminal settings to restore if Ctrl-C comes while a secret is being typed.
+#[cfg(unix)]
 static mut SAVED_TERMIOS: Option<libc::termios> = None;
 
 /// Ctrl-C at the token prompt: echo back on, then die of SIGINT as usual.
+#[cfg(unix)]
 extern "C" fn restore_and_interrupt(_: libc::c_int) {
     // SAFETY: only async-signal-safe calls; SAVED_TERMIOS was written before this handler was set.
     unsafe {

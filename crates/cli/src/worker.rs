@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use gatehouse_engine::{Engine, JobEvent, JobState, PoolConfig, SettingsChange};
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{Failure, Outcome};
 
@@ -24,8 +23,7 @@ pub struct Args {
 }
 
 pub async fn run(engine: &Engine, args: Args, json: bool) -> Outcome {
-    let signals = |kind| signal(kind).map_err(|e| Failure::new("cli.signal", format!("cannot watch signals: {e}"), 1));
-    let (mut int, mut term) = (signals(SignalKind::interrupt())?, signals(SignalKind::terminate())?);
+    let mut stop = Stop::watch().map_err(|e| Failure::new("cli.signal", format!("cannot watch signals: {e}"), 1))?;
     let mut events = engine.subscribe();
     let workers = match args.workers {
         Some(n) => engine.change_settings(SettingsChange { workers: Some(n), ..Default::default() }).await?.workers,
@@ -37,8 +35,7 @@ pub async fn run(engine: &Engine, args: Args, json: bool) -> Outcome {
     }
     loop {
         tokio::select! {
-            _ = int.recv() => break,
-            _ = term.recv() => break,
+            _ = stop.recv() => break,
             event = events.recv() => match event {
                 Ok(JobEvent::State { id, state }) => log_state(engine, id, state, json).await,
                 Ok(_) => {}
@@ -58,7 +55,7 @@ pub async fn run(engine: &Engine, args: Args, json: bool) -> Outcome {
     // A second signal cuts the grace short; `shutdown` then stops and re-queues what runs.
     let requeued = tokio::select! {
         n = &mut shutdown => n,
-        _ = async { tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} } } => {
+        _ = stop.recv() => {
             engine.stop_running_jobs();
             shutdown.await
         }
@@ -87,4 +84,33 @@ async fn log_state(engine: &Engine, id: i64, state: JobState, json: bool) {
         Err(_) => format!("job {id} {state}"),
     };
     eprintln!("{line}");
+}
+
+/// What asks a worker to stop: Ctrl-C, and on Unix SIGTERM too (a service manager's stop).
+struct Stop {
+    #[cfg(unix)]
+    signals: [tokio::signal::unix::Signal; 2],
+}
+
+impl Stop {
+    fn watch() -> std::io::Result<Stop> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Stop { signals: [signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?] })
+        }
+        #[cfg(not(unix))]
+        Ok(Stop {})
+    }
+
+    /// The next request to stop.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            let [int, term] = &mut self.signals;
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -299,6 +299,14 @@ pub enum Error {
     #[error("{0}")]
     SandboxUnavailable(String),
 
+    /// This build's system has no bubblewrap (Windows, macOS): commands are refused, never run
+    /// unconfined. Carries the system's name.
+    #[error(
+        "commands are not run on {0}: Gatehouse runs them only inside its bubblewrap sandbox, which exists on Linux, \
+         and never without it"
+    )]
+    ExecUnsupported(&'static str),
+
     /// A local model's GGUF file is not where its name says it is.
     #[error("the local model `{name}` is not at {}; fetch the built-in one, or add a GGUF model of your own", path.display())]
     ModelMissing {
@@ -440,6 +448,7 @@ impl Error {
             Error::ApprovalClosed { .. } => "approval.closed",
             Error::ExecWorkspace(_) => "exec.workspace",
             Error::SandboxUnavailable(_) => "exec.sandbox_unavailable",
+            Error::ExecUnsupported(_) => "exec.unsupported",
             Error::ModelMissing { .. } => "model.missing",
             Error::ModelLoad { .. } => "model.load_failed",
             Error::ModelInvalid(_) => "model.invalid",

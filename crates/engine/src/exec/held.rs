@@ -6,9 +6,13 @@
 //! So the exec path opens each place once, without following symlinks where a symlink would
 //! be a way out, and asks its questions of the descriptor: what is it, what is above it.
 
+#[cfg(target_os = "linux")]
 use std::ffi::CString;
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#[cfg(target_os = "linux")]
 use std::os::unix::ffi::OsStrExt;
+#[cfg(target_os = "linux")]
 use std::path::{Component, Path};
 
 /// What a file is, whatever it is called: its device and inode.
@@ -20,13 +24,16 @@ pub(crate) struct FileId {
 
 /// An `O_PATH` descriptor: it names one object for as long as it is held.
 #[derive(Debug)]
+#[cfg(target_os = "linux")]
 pub(crate) struct Held {
     fd: OwnedFd,
 }
 
 /// A directory's parents are walked at most this far (a loop in the tree would be a bug).
+#[cfg(target_os = "linux")]
 const MAX_DEPTH: usize = 4096;
 
+#[cfg(target_os = "linux")]
 impl Held {
     /// Open `path` following symlinks, as any program would (the one resolution that counts).
     pub(crate) fn open(path: &Path) -> std::io::Result<Held> {
@@ -124,6 +131,7 @@ impl Held {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn cstr(path: &Path) -> std::io::Result<CString> {
     Ok(CString::new(path.as_os_str().as_bytes())?)
 }

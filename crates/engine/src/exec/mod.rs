@@ -11,15 +11,23 @@
 //! The rule throughout: check the object that will be used (a descriptor, a device and inode,
 //! the program's bytes), never a name that is resolved again later (`held`). The threat
 //! model is `docs/exec-threat-model.md`.
+//!
+//! All of this runs on Linux only. Elsewhere (Windows, macOS: no bubblewrap) the same requests
+//! are checked and audited, then refused with `exec.unsupported`; nothing is run unconfined.
+
+// Off Linux the path stops at the refusal: what it would have used is compiled but idle.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports, unused_variables))]
 
 pub mod approval;
 pub mod audit;
 pub(crate) mod held;
 pub mod launcher;
 pub mod policy;
+#[cfg(target_os = "linux")]
 pub(crate) mod process;
 pub(crate) mod program;
 pub mod sandbox;
+#[cfg(target_os = "linux")]
 pub(crate) mod seccomp;
 pub(crate) mod workspace;
 
@@ -108,6 +116,7 @@ pub fn quote(arg: &str) -> String {
 
 /// Find `program` the way the shell would: a path with a slash as given, else on our `PATH`
 /// (for Gatehouse's own tools, such as bubblewrap; commands are resolved by `program`).
+#[cfg(target_os = "linux")]
 pub fn resolve_program(program: &str) -> Option<PathBuf> {
     let executable = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;
@@ -374,6 +383,7 @@ pub struct ExecResult {
 }
 
 /// Whether bubblewrap works here, checked once per process.
+#[cfg(target_os = "linux")]
 fn sandbox_ready() -> Result<()> {
     static PROBE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     PROBE
@@ -490,7 +500,7 @@ pub(crate) async fn run_now(
     approver: &dyn Approver,
     output: Output<'_>,
 ) -> Result<ExecResult> {
-    use audit::{AuditEntry, Finish, Record};
+    use audit::AuditEntry;
     let started = std::time::Instant::now();
     let spec = &request.spec;
     let mut entry = AuditEntry {
@@ -514,15 +524,10 @@ pub(crate) async fn run_now(
         ended_at: None,
     };
     let writer = &ctx.store.writer;
-    // Refuse, audited: the entry says why.
     macro_rules! refuse {
-        ($err:expr) => {{
-            let err: Error = $err;
-            entry.reason = if entry.reason.is_empty() { err.to_string() } else { entry.reason.clone() };
-            entry.error_code = Some(err.code().to_owned());
-            writer.apply(Record { entry, ended: true }).await?;
-            return Err(err);
-        }};
+        ($err:expr) => {
+            refuse_audited!(writer, entry, $err)
+        };
     }
 
     let checked = match check(&ctx, spec, request.requester).await {
@@ -589,11 +594,54 @@ pub(crate) async fn run_now(
         },
         policy::Action::Allow => {}
     }
+    // Elsewhere `check` has refused already; this says so again rather than run anything.
+    #[cfg(not(target_os = "linux"))]
+    refuse!(unsupported());
+    #[cfg(target_os = "linux")]
+    return confined(ctx, &request, &checked, entry, output, started).await;
+}
+
+/// Refuse, audited: `entry` says why, and is written ended.
+macro_rules! refuse_audited {
+    ($writer:expr, $entry:ident, $err:expr) => {{
+        let err: Error = $err;
+        $entry.reason = if $entry.reason.is_empty() { err.to_string() } else { $entry.reason.clone() };
+        $entry.error_code = Some(err.code().to_owned());
+        $writer.apply(audit::Record { entry: $entry, ended: true }).await?;
+        return Err(err);
+    }};
+}
+use refuse_audited;
+
+/// The refusal of a build for a system without bubblewrap: commands are never run unconfined.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+pub(crate) fn unsupported() -> Error {
+    Error::ExecUnsupported(std::env::consts::OS)
+}
+
+/// The part of [`run_now`] after the decision: bubblewrap, limits, and the audit row completed.
+#[cfg(target_os = "linux")]
+async fn confined(
+    ctx: Context<'_>,
+    request: &ExecRequest,
+    checked: &Checked,
+    mut entry: audit::AuditEntry,
+    output: Output<'_>,
+    started: std::time::Instant,
+) -> Result<ExecResult> {
+    use audit::{Finish, Record};
+    let (spec, writer) = (&request.spec, &ctx.store.writer);
+    let Checked { place, program, decision } = checked;
+    macro_rules! refuse {
+        ($err:expr) => {
+            refuse_audited!(writer, entry, $err)
+        };
+    }
     if let Err(e) = sandbox_ready() {
         refuse!(e);
     }
     let rule = decision.rule.as_ref().filter(|r| r.spec.action == policy::Action::Allow);
-    let mut confinement = sandbox::Confinement::new(&place, ctx.data_dir, rule.is_some_and(|r| r.spec.network));
+    let mut confinement = sandbox::Confinement::new(place, ctx.data_dir, rule.is_some_and(|r| r.spec.network));
     confinement.hidden.extend(token_files(ctx.store).await);
     confinement.see = rule.map(|r| r.spec.see.iter().map(PathBuf::from).collect()).unwrap_or_default();
     let marker = match &output {
@@ -602,7 +650,7 @@ pub(crate) async fn run_now(
     };
     // `cap` is held until the command is over (dropping a cgroup cap removes the cgroup);
     // `fds` until it has been spawned.
-    let sandbox::Sandboxed { command, mut cap, fds } = match sandbox::command(spec, &program, &confinement, &marker, ctx.launcher) {
+    let sandbox::Sandboxed { command, mut cap, fds } = match sandbox::command(spec, program, &confinement, &marker, ctx.launcher) {
         Ok(c) => c,
         Err(e) => refuse!(e),
     };

@@ -13,10 +13,15 @@
 //!   the sandbox: the bytes that were checked are the bytes that run, whatever happens to the
 //!   name afterwards.
 
+#[cfg(target_os = "linux")]
 use std::io::{Read, Seek, Write};
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#[cfg(target_os = "linux")]
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+#[cfg(target_os = "linux")]
+use std::path::Component;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -32,6 +37,7 @@ pub(crate) const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib
 
 /// Programs larger than this are not copied into a sandbox (a workspace program is a script
 /// or a small tool; a bigger one belongs in a system directory).
+#[cfg(target_os = "linux")]
 const MAX_COPY: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug)]
@@ -50,7 +56,11 @@ pub(crate) enum Source {
     /// In a system directory: run from `found`, which resolves to the same file inside.
     System,
     /// Anywhere else: these bytes (a sealed memory file) with this hash.
-    Copy { bytes: OwnedFd, sha256: String },
+    Copy {
+        #[cfg(target_os = "linux")]
+        bytes: OwnedFd,
+        sha256: String,
+    },
 }
 
 impl Program {
@@ -82,6 +92,7 @@ impl Program {
 }
 
 /// Resolve `program` (a bare name, or a path relative to `cwd`) to an open file.
+#[cfg(target_os = "linux")]
 pub(crate) fn resolve(program: &str, cwd: Option<&Path>) -> Result<Program> {
     let not_found = || {
         Error::ExecInvalid(format!(
@@ -136,9 +147,22 @@ pub(crate) fn resolve(program: &str, cwd: Option<&Path>) -> Result<Program> {
     Err(not_found())
 }
 
+/// Elsewhere nothing is resolved: commands run only in the Linux sandbox.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn resolve(_program: &str, _cwd: Option<&Path>) -> Result<Program> {
+    Err(super::unsupported())
+}
+
+/// Elsewhere no rule names a file (no command runs).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn rule_target(_path: &str) -> Option<(FileId, Option<String>)> {
+    None
+}
+
 /// The file a rule's program path stands for now, and whether the rule names it by another
 /// name (a symlink such as `/usr/sbin/reboot` → `systemctl`): then only that name matches,
 /// because a multi-call program does what its name says.
+#[cfg(target_os = "linux")]
 pub(crate) fn rule_target(path: &str) -> Option<(FileId, Option<String>)> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
@@ -149,12 +173,14 @@ pub(crate) fn rule_target(path: &str) -> Option<(FileId, Option<String>)> {
     Some((id, alias))
 }
 
+#[cfg(target_os = "linux")]
 pub(crate) fn in_system_dir(path: &Path) -> bool {
     SYSTEM_DIRS.iter().any(|d| path.starts_with(d))
 }
 
 /// `.` and `..` taken out by their text (for display and for the system-directory test; the
 /// kernel's own resolution is what [`resolve`] opened).
+#[cfg(target_os = "linux")]
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for part in path.components() {
@@ -170,6 +196,7 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 /// Copy `file` into a sealed memory file (nothing can change it afterwards), hashing it.
+#[cfg(target_os = "linux")]
 fn copy_sealed(mut file: std::fs::File, found: &Path) -> std::io::Result<(OwnedFd, String)> {
     let name = std::ffi::CString::new("gatehouse-program").expect("no NUL");
     // SAFETY: a valid C string; the fd is owned exactly once below.

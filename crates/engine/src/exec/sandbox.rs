@@ -23,24 +23,33 @@
 //! Without bubblewrap, or where it cannot create namespaces, the command is refused with a
 //! sentence that says how to fix it; there is no silent unconfined fallback.
 
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd, OwnedFd};
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
 
+#[cfg(target_os = "linux")]
 use tokio::process::Command;
 
+#[cfg(target_os = "linux")]
 use super::program::{Program, Source, SANDBOX_PATH};
+#[cfg(target_os = "linux")]
 use super::ExecSpec;
+#[cfg(target_os = "linux")]
 use crate::error::{Error, Result};
 use crate::pool::lease::MARKER_ENV;
 
 /// Files in the visible system directories that are blanked out (they matter when the
 /// command runs as root, which may read them).
+#[cfg(target_os = "linux")]
 const HIDDEN_SYSTEM_FILES: &[&str] = &["/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers", "/etc/sudoers.d"];
 
 /// Where a program copied into the sandbox is run from.
+#[cfg(target_os = "linux")]
 const COPIED_PROGRAMS: &str = "/run/gatehouse/bin";
 
 /// Variables passed on from our own environment: how to show text, who the user is.
+#[cfg(target_os = "linux")]
 fn passed_on(name: &str) -> bool {
     settable(name) || ["USER", "LOGNAME"].contains(&name)
 }
@@ -79,6 +88,7 @@ pub fn never(name: &str) -> Option<&'static str> {
 }
 
 /// Proxy settings are passed on (with a network) unless they carry credentials (`user:pass@`).
+#[cfg(target_os = "linux")]
 fn proxy(name: &str, value: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     ["http_proxy", "https_proxy", "no_proxy", "all_proxy"].contains(&lower.as_str()) && !value.contains('@')
@@ -86,6 +96,7 @@ fn proxy(name: &str, value: &str) -> bool {
 
 /// What a confined command may touch.
 #[derive(Debug, Clone)]
+#[cfg(target_os = "linux")]
 pub struct Confinement {
     /// Writable: the workspace root that was checked.
     pub root: PathBuf,
@@ -99,6 +110,7 @@ pub struct Confinement {
     pub network: bool,
 }
 
+#[cfg(target_os = "linux")]
 impl Confinement {
     pub(crate) fn new(place: &super::workspace::Place, data_dir: &Path, network: bool) -> Confinement {
         let data_dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
@@ -113,6 +125,7 @@ impl Confinement {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn bwrap() -> Result<PathBuf> {
     super::resolve_program("bwrap").ok_or_else(|| {
         Error::SandboxUnavailable(
@@ -123,6 +136,7 @@ fn bwrap() -> Result<PathBuf> {
 }
 
 /// Check once that bubblewrap can create its namespaces here.
+#[cfg(target_os = "linux")]
 pub fn probe() -> Result<()> {
     let bwrap = bwrap()?;
     // The same namespaces a command gets, so what fails here is what would fail there.
@@ -151,6 +165,7 @@ pub fn probe() -> Result<()> {
 /// which bubblewrap leaves behind when it exits (killed by its parent-death signal, never
 /// waited for) — comes back to us to be reaped by [`reap_sandbox_inits`], instead of piling up
 /// as zombies under whatever init the system has (a container's may reap nothing).
+#[cfg(target_os = "linux")]
 pub(crate) fn become_reaper() {
     // SAFETY: a plain prctl with no pointers.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -159,6 +174,7 @@ pub(crate) fn become_reaper() {
 /// Reap the children of ours that were the init of a PID namespace of their own: sandbox
 /// inits orphaned by their bubblewrap (see [`become_reaper`]). Nothing else of ours is one,
 /// so no other child's exit status is taken from whoever waits for it.
+#[cfg(target_os = "linux")]
 pub(crate) fn reap_sandbox_inits() -> usize {
     let mut reaped = 0;
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
@@ -189,6 +205,7 @@ pub(crate) fn reap_sandbox_inits() -> usize {
 /// the user is, a `PATH` of the system directories, `HOME` in the private `/tmp`, proxies when
 /// it has a network, and the request's own variables (already checked against
 /// [`settable`], [`never`] and its rule).
+#[cfg(target_os = "linux")]
 pub(crate) fn environment(spec: &ExecSpec, marker: &str, network: bool) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> =
         std::env::vars().filter(|(k, v)| passed_on(k) || (network && proxy(k, v))).collect();
@@ -203,6 +220,7 @@ pub(crate) fn environment(spec: &ExecSpec, marker: &str, network: bool) -> Vec<(
 }
 
 /// Blank each path out: a directory with an empty tmpfs, a file with /dev/null.
+#[cfg(target_os = "linux")]
 fn hide(cmd: &mut Command, paths: &[PathBuf]) {
     for path in paths {
         match std::fs::symlink_metadata(path) {
@@ -218,6 +236,7 @@ fn hide(cmd: &mut Command, paths: &[PathBuf]) {
 }
 
 /// A bubblewrap command ready to spawn, and what it needs until it has been spawned.
+#[cfg(target_os = "linux")]
 pub(crate) struct Sandboxed {
     pub command: Command,
     /// Kept until the command is over.
@@ -228,6 +247,7 @@ pub(crate) struct Sandboxed {
 }
 
 /// `bwrap … -- program args`, ready to spawn, on a command made by `launcher`.
+#[cfg(target_os = "linux")]
 pub(crate) fn command(
     spec: &ExecSpec,
     program: &Program,
@@ -305,6 +325,7 @@ pub(crate) fn command(
 
 /// Mark every descriptor above stderr close-on-exec in the child (`close_range`, Linux 5.11;
 /// one `fcntl` per possible descriptor before that).
+#[cfg(target_os = "linux")]
 fn close_inherited(cmd: &mut Command) {
     // SAFETY: only async-signal-safe syscalls between fork and exec.
     unsafe {
@@ -324,6 +345,7 @@ fn close_inherited(cmd: &mut Command) {
 }
 
 /// Let these descriptors (close-on-exec in this process) through to bubblewrap.
+#[cfg(target_os = "linux")]
 fn pass_fds(cmd: &mut Command, fds: Vec<libc::c_int>) {
     // SAFETY: only fcntl between fork and exec.
     unsafe {
@@ -339,6 +361,7 @@ fn pass_fds(cmd: &mut Command, fds: Vec<libc::c_int>) {
 }
 
 /// Processes a command may have at once (a fork bomb stops here, not at the host's limit).
+#[cfg(target_os = "linux")]
 pub const MAX_PROCESSES: u32 = 256;
 
 /// How one command's process count is capped.
@@ -351,6 +374,7 @@ pub const MAX_PROCESSES: u32 = 256;
 /// has, and a desktop with a few hundred would refuse to start the sandbox at all.)
 /// Bubblewrap names that process on `--info-fd` and waits on `--block-fd` until the limit
 /// is set, so the command never runs uncapped.
+#[cfg(target_os = "linux")]
 pub(crate) enum ProcessCap {
     /// Held for its drop, which removes the cgroup.
     Cgroup { _held: PidsLimit },
@@ -360,6 +384,7 @@ pub(crate) enum ProcessCap {
     None,
 }
 
+#[cfg(target_os = "linux")]
 impl ProcessCap {
     /// Choose the cap for this process and wire it into the bubblewrap command line (before
     /// its `--`).
@@ -399,6 +424,7 @@ impl ProcessCap {
 /// Whether a person's sandbox can get its own user namespace with its own process count:
 /// Linux ≥ 5.14 (RLIMIT_NPROC counted per user namespace) and a bubblewrap that is not
 /// setuid (a setuid one is installed where user namespaces are off, and runs privileged).
+#[cfg(target_os = "linux")]
 fn user_namespace_cap_works() -> bool {
     use std::os::unix::fs::PermissionsExt;
     let setuid = bwrap().ok().and_then(|b| std::fs::metadata(b).ok()).is_some_and(|m| m.permissions().mode() & 0o4000 != 0);
@@ -406,6 +432,7 @@ fn user_namespace_cap_works() -> bool {
 }
 
 /// RLIMIT_NPROC is counted per user namespace from Linux 5.14 on.
+#[cfg(target_os = "linux")]
 fn nproc_counted_per_namespace() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut parts = release.trim().split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
@@ -414,6 +441,7 @@ fn nproc_counted_per_namespace() -> bool {
 }
 
 /// Holds bubblewrap between making the sandbox and starting the command in it.
+#[cfg(target_os = "linux")]
 pub(crate) struct StartGate {
     /// bubblewrap writes `{"child-pid": N, …}` here once the namespaces exist.
     info: std::fs::File,
@@ -426,6 +454,7 @@ pub(crate) struct StartGate {
     child_ends: Option<(std::fs::File, std::os::fd::OwnedFd)>,
 }
 
+#[cfg(target_os = "linux")]
 impl StartGate {
     fn attach(cmd: &mut Command) -> std::io::Result<StartGate> {
         use std::os::fd::AsRawFd;
@@ -501,6 +530,7 @@ impl StartGate {
 }
 
 /// A close-on-exec connected pair of Unix stream sockets.
+#[cfg(target_os = "linux")]
 fn socket_pair() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
@@ -514,6 +544,7 @@ fn socket_pair() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)
 }
 
 /// A close-on-exec pipe: (read end, write end).
+#[cfg(target_os = "linux")]
 fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
@@ -529,11 +560,13 @@ fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
 /// A cgroup that caps the number of processes of one command, where this process may create
 /// one (root with a `pids` controller, cgroup v2 or v1). Its processes join it between fork and
 /// exec; it is removed on drop.
+#[cfg(target_os = "linux")]
 pub(crate) struct PidsLimit {
     dir: PathBuf,
     procs: std::ffi::CString,
 }
 
+#[cfg(target_os = "linux")]
 impl PidsLimit {
     pub(crate) fn create(name: &str) -> Option<PidsLimit> {
         let base = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
@@ -576,6 +609,7 @@ impl PidsLimit {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for PidsLimit {
     fn drop(&mut self) {
         // Anything still inside is a leftover of a finished command.

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection};
 
-use super::held::{FileId, Held};
+use super::held::FileId;
+#[cfg(target_os = "linux")]
+use super::held::Held;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::store::writer::{db, WriteOp};
@@ -72,6 +74,7 @@ pub(crate) struct Place {
 }
 
 /// Check that `cwd` lies inside a root, on the objects themselves.
+#[cfg(target_os = "linux")]
 pub(crate) fn check(cwd: &Path, roots: &[Root], secrets: &Secrets<'_>) -> Result<Place> {
     let real = std::fs::canonicalize(cwd).map_err(|e| {
         Error::ExecWorkspace(format!("the working directory {} cannot be used: {e}", super::shown_path(cwd)))
@@ -113,6 +116,7 @@ pub(crate) fn check(cwd: &Path, roots: &[Root], secrets: &Secrets<'_>) -> Result
     Ok(Place { root: root.path.clone(), cwd: real, record })
 }
 
+#[cfg(target_os = "linux")]
 fn open_root(root: &Root, data_dir: &Path) -> Result<Held> {
     if root.default {
         // Inside the data directory, which no command can write: create it if needed.
@@ -129,6 +133,7 @@ fn open_root(root: &Root, data_dir: &Path) -> Result<Held> {
 
 /// The data directory and token files are not inside `root`, nor is `root` inside the data
 /// directory (but for the default root).
+#[cfg(target_os = "linux")]
 fn guard(held: &Held, id: FileId, root: &Root, secrets: &Secrets<'_>) -> Result<()> {
     let refuse = |what: String| {
         Err(Error::ExecWorkspace(format!(
@@ -174,6 +179,7 @@ fn guard(held: &Held, id: FileId, root: &Root, secrets: &Secrets<'_>) -> Result<
 }
 
 /// The root that holds `file`, by identity (walking up from the file's own directory).
+#[cfg(target_os = "linux")]
 pub(crate) fn root_holding(file: &Path, roots: &[Root]) -> Option<PathBuf> {
     let dir = std::fs::canonicalize(file).ok()?.parent()?.to_owned();
     let dir = Held::open(&dir).ok()?;
@@ -183,6 +189,7 @@ pub(crate) fn root_holding(file: &Path, roots: &[Root]) -> Option<PathBuf> {
     })
 }
 
+#[cfg(target_os = "linux")]
 fn nested(a: &Path, b: &Path) -> Error {
     Error::ExecWorkspace(format!(
         "the workspace roots {} and {} are nested (a command in the outer one could replace the inner one); remove one of them as a workspace root",
@@ -191,6 +198,7 @@ fn nested(a: &Path, b: &Path) -> Error {
     ))
 }
 
+#[cfg(target_os = "linux")]
 fn gone(path: &Path, e: std::io::Error) -> Error {
     Error::ExecWorkspace(format!(
         "the workspace root {} cannot be used ({e}); it must be a directory reached without symlinks",
@@ -200,6 +208,7 @@ fn gone(path: &Path, e: std::io::Error) -> Error {
 
 /// Places that are never roots: a root there would hand commands the whole system, every
 /// user's scratch files, or the person's home with its keys and browser profiles.
+#[cfg(target_os = "linux")]
 fn forbidden_root(path: &Path) -> Option<&'static str> {
     let home = std::env::var_os("HOME").map(PathBuf::from).and_then(|h| std::fs::canonicalize(h).ok());
     if home.as_ref().is_some_and(|h| h.starts_with(path)) {
@@ -216,6 +225,7 @@ fn forbidden_root(path: &Path) -> Option<&'static str> {
 }
 
 /// Check a new root (canonical) against everything above, and return it with its identity.
+#[cfg(target_os = "linux")]
 pub(crate) fn admit(dir: &Path, roots: &[Root], secrets: &Secrets<'_>) -> Result<(PathBuf, FileId)> {
     let real = std::fs::canonicalize(dir)
         .ok()
@@ -235,6 +245,25 @@ pub(crate) fn admit(dir: &Path, roots: &[Root], secrets: &Secrets<'_>) -> Result
         }));
     }
     Ok((real, id))
+}
+
+/// Elsewhere no command runs, so no directory is checked as a place to run one.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn check(_cwd: &Path, _roots: &[Root], _secrets: &Secrets<'_>) -> Result<Place> {
+    Err(super::unsupported())
+}
+
+/// Elsewhere no command runs: no root is added.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn admit(_dir: &Path, _roots: &[Root], _secrets: &Secrets<'_>) -> Result<(PathBuf, FileId)> {
+    Err(super::unsupported())
+}
+
+/// By path elsewhere: no command runs that could rename its way around it.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn root_holding(file: &Path, roots: &[Root]) -> Option<PathBuf> {
+    let file = std::fs::canonicalize(file).ok()?;
+    roots.iter().find(|r| file.starts_with(&r.path)).map(|r| r.path.clone())
 }
 
 pub(crate) struct Add(pub PathBuf, pub FileId);

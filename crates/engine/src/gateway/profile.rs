@@ -194,10 +194,12 @@ impl Profile {
 
 /// A token file must exist and be readable by its owner only.
 fn check_token_file(file: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    #[cfg_attr(not(unix), allow(unused_variables))]
     let meta = std::fs::metadata(file)
         .map_err(|e| Error::GatewayInvalid(format!("cannot use the token file {}: {e}", file.display())))?;
-    if meta.permissions().mode() & 0o077 != 0 {
+    // (On Windows a file's readers are its ACL's business: the user's profile is private.)
+    #[cfg(unix)]
+    if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
         return Err(Error::GatewayInvalid(format!(
             "the token file {} can be read by others; run `chmod 600 {}`",
             file.display(),

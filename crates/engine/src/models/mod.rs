@@ -143,7 +143,11 @@ pub fn add(data_dir: &Path, file: &Path, name: Option<&str>) -> Result<ModelInfo
         )));
     }
     std::fs::create_dir_all(dir(data_dir)).map_err(|e| Error::ModelInvalid(format!("cannot create the models folder: {e}")))?;
-    std::os::unix::fs::symlink(&real, &target)
+    #[cfg(unix)]
+    let linked = std::os::unix::fs::symlink(&real, &target);
+    #[cfg(windows)]
+    let linked = std::os::windows::fs::symlink_file(&real, &target);
+    linked
         .map_err(|e| Error::ModelInvalid(format!("cannot add {}: {e}", target.display())))?;
     let bytes = std::fs::metadata(&real).ok().map(|m| m.len());
     Ok(ModelInfo { builtin: name == BUILTIN.name, name, path: target, bytes, is_default: false })

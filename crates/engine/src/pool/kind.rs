@@ -84,6 +84,7 @@ impl JobRun {
         }
     }
 
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // used by exec, which runs on Linux only
     pub(crate) fn output(&self) -> &OutputSink {
         &self.output
     }

@@ -43,6 +43,7 @@ pub(crate) fn marker(owner: &str, id: i64, attempt: i64) -> String {
     format!("{owner}/{id}/{attempt}")
 }
 
+#[cfg(unix)]
 fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
@@ -54,6 +55,24 @@ fn hostname() -> String {
     } else {
         "localhost".into()
     }
+}
+
+#[cfg(not(unix))]
+fn hostname() -> String {
+    std::env::var("COMPUTERNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())
+}
+
+/// SIGKILL `pid`; whether it was signalled.
+#[cfg(unix)]
+fn kill(pid: i32) -> bool {
+    // SAFETY: plain syscall; at worst the process is already gone (ESRCH).
+    unsafe { libc::kill(pid, libc::SIGKILL) == 0 }
+}
+
+/// Nothing to kill by marker: exec commands, the only marked processes, run on Linux only.
+#[cfg(not(unix))]
+fn kill(_pid: i32) -> bool {
+    false
 }
 
 /// Fields of `/proc/<pid>/stat` after the command name (which may contain spaces and ')').
@@ -75,7 +94,12 @@ pub(crate) fn process_alive(pid: i32, start: Option<u64>) -> bool {
             .map(|f| f.first().map(String::as_str) != Some("Z") && f.get(19).and_then(|s| s.parse().ok()) == Some(start))
             .unwrap_or(false),
         // Without /proc there is no start time to compare; a signal-0 probe is the best left.
+        #[cfg(unix)]
+        // SAFETY: plain syscall, no signal sent.
         None => unsafe { libc::kill(pid, 0) == 0 },
+        // No probe here (Windows): taken as alive, so the lease's expiry decides.
+        #[cfg(not(unix))]
+        None => true,
     }
 }
 
@@ -98,6 +122,7 @@ pub(crate) fn sweep_blocking(marker: &str) -> usize {
 }
 
 /// [`sweep_blocking`] off the async runtime (it sleeps between passes).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // used by exec, which runs on Linux only
 pub(crate) async fn sweep(marker: &str) -> usize {
     let marker = marker.to_owned();
     tokio::task::spawn_blocking(move || sweep_blocking(&marker)).await.unwrap_or(0)
@@ -121,8 +146,7 @@ pub(crate) fn kill_marked(marker: &str) -> usize {
         }
         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
         if environ.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
-            // SAFETY: plain syscall; at worst the process is already gone (ESRCH).
-            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+            if kill(pid) {
                 killed += 1;
             }
         }

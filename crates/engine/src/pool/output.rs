@@ -33,6 +33,7 @@ pub(crate) struct OutputSink {
 
 impl OutputSink {
     /// A sink whose lines the caller reads itself (a command run now, not as a job).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // used by exec, which runs on Linux only
     pub(crate) fn channel() -> (OutputSink, mpsc::Receiver<Item>) {
         let (tx, rx) = mpsc::channel(CHANNEL);
         (OutputSink { tx }, rx)

@@ -66,12 +66,12 @@ pub(crate) struct InUse {
 impl InUse {
     /// Shared: this process uses the database. Waits while a restore swaps it.
     pub(crate) fn share(data_dir: &Path) -> Result<InUse> {
-        InUse::take(data_dir, libc::LOCK_SH)
+        InUse::take(data_dir, super::Lock::Shared)
     }
 
-    fn take(data_dir: &Path, how: libc::c_int) -> Result<InUse> {
+    fn take(data_dir: &Path, how: super::Lock) -> Result<InUse> {
         let path = data_dir.join(format!("{DB_FILE}.inuse"));
-        match super::flock(&path, how) {
+        match super::lock(&path, how) {
             Ok(file) => Ok(InUse { _file: file }),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::InUse { path: data_dir.to_owned() }),
             Err(e) => Err(super::lock_failed(&path, e)),
@@ -196,7 +196,7 @@ fn prune_snapshots(dir: &Path) {
 /// Blocking.
 pub fn restore(data_dir: &Path, from: &Path, now_ms: i64) -> Result<Restored> {
     crate::paths::prepare_data_dir(data_dir)?;
-    let _alone = InUse::take(data_dir, libc::LOCK_EX | libc::LOCK_NB)?;
+    let _alone = InUse::take(data_dir, super::Lock::ExclusiveNow)?;
     let db = data_dir.join(DB_FILE);
     let incoming = data_dir.join(format!("{DB_FILE}.restoring"));
     let _ = std::fs::remove_file(&incoming);

@@ -212,7 +212,7 @@ impl Readers {
     }
 }
 
-/// An exclusive `flock` on `<data dir>/gatehouse.db.lock`, released on drop (or when the
+/// An exclusive lock on `<data dir>/gatehouse.db.lock`, released on drop (or when the
 /// process dies, so a crash never leaves it held).
 struct OpenLock {
     _file: std::fs::File,
@@ -221,18 +221,33 @@ struct OpenLock {
 impl OpenLock {
     fn take(data_dir: &Path) -> Result<OpenLock> {
         let path = data_dir.join(format!("{DB_FILE}.lock"));
-        let file = flock(&path, libc::LOCK_EX).map_err(|e| lock_failed(&path, e))?;
+        let file = lock(&path, Lock::Exclusive).map_err(|e| lock_failed(&path, e))?;
         Ok(OpenLock { _file: file })
     }
 }
 
-/// `flock(how)` on `path` (created if needed), held until the returned file is closed.
-pub(crate) fn flock(path: &Path, how: libc::c_int) -> std::io::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
+/// How [`lock`] takes its lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lock {
+    /// Shared with other shared holders; waits for an exclusive one.
+    Shared,
+    /// Alone; waits for every other holder.
+    Exclusive,
+    /// Alone, or at once `WouldBlock`.
+    ExclusiveNow,
+}
+
+/// Lock `path` (created if needed) as `how` says, held until the returned file is closed.
+/// The standard library's file lock: `flock` on Linux and macOS, `LockFileEx` on Windows.
+pub(crate) fn lock(path: &Path, how: Lock) -> std::io::Result<std::fs::File> {
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
-    // SAFETY: a valid open descriptor; the lock goes with it when the file is closed.
-    if unsafe { libc::flock(file.as_raw_fd(), how) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    match how {
+        Lock::Shared => file.lock_shared()?,
+        Lock::Exclusive => file.lock()?,
+        Lock::ExclusiveNow => file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => std::io::ErrorKind::WouldBlock.into(),
+            std::fs::TryLockError::Error(e) => e,
+        })?,
     }
     Ok(file)
 }
