@@ -60,4 +60,7 @@ const COMMANDS: &[&str] = &[
         "exec_audit",
         "approvals",
         "answer_approval",
+        "update_status",
+        "check_update",
+        "install_update",
 ];

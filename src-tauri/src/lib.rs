@@ -13,6 +13,7 @@
 //! - `exec.rs` — the exec tool's processes, made by the shell plugin;
 //! - `tray.rs` — the tray icon: the pool at a glance, recent jobs, pause, quit;
 //! - `notify.rs` — desktop notifications of jobs that ended and commands awaiting approval;
+//! - `update.rs` — updates from the release feed, in builds that carry one;
 //! - `windows.rs` — first paint (and the WebKitGTK fallback), links, close-to-hide, the jobs
 //!   window, quitting.
 //!
@@ -29,6 +30,7 @@ mod settings;
 mod state;
 pub mod stream;
 pub mod tray;
+pub mod update;
 mod windows;
 
 use std::path::PathBuf;
@@ -108,6 +110,9 @@ pub fn run() {
         // window has a dialog permission.
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init());
+    let context = tauri::generate_context!();
+    // Only a release build carries an update feed (and the key its bundles are signed with).
+    let builder = with_updater(builder, context.config());
     let app = commands(builder)
         .setup(move |app| {
             shell.attach(app.handle().clone());
@@ -116,9 +121,10 @@ pub fn run() {
             tray::start(app.handle().clone(), core.engine.clone());
             notify::start(app.handle().clone(), core.engine.clone());
             app.manage(core);
+            update::check_at_start(app.handle().clone());
             Ok(())
         })
-        .build(tauri::generate_context!());
+        .build(context);
     let app = match app {
         Ok(app) => app,
         Err(e) => {
@@ -155,12 +161,23 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>, core: Core) -> tauri::Bui
     })
 }
 
+/// `builder` with the updater plugin when `config` carries an update feed
+/// ([`update::configured`]); the plugin cannot start without one.
+pub fn with_updater<R: Runtime>(builder: tauri::Builder<R>, config: &tauri::Config) -> tauri::Builder<R> {
+    if update::configured(config) {
+        builder.plugin(tauri_plugin_updater::Builder::new().build())
+    } else {
+        builder
+    }
+}
+
 /// The commands and window handling, without the state.
 fn commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     builder
         // The exec tool's processes (exec.rs); no window is granted any of its commands.
         .plugin(tauri_plugin_shell::init())
         .manage(windows::Painted::default())
+        .manage(update::Found::default())
         .invoke_handler(tauri::generate_handler![
             windows::painted,
             windows::open_link,
@@ -210,6 +227,9 @@ fn commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             jobs::pause_pool,
             jobs::job_output,
             jobs::submit_job,
+            update::update_status,
+            update::check_update,
+            update::install_update,
         ])
         .on_window_event(windows::on_window_event)
 }

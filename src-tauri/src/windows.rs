@@ -16,10 +16,13 @@ use crate::state::Core;
 /// The main window's label (the desktop test contract names it).
 pub const MAIN: &str = "main";
 /// The small job monitor's label, opened from the tray (the desktop test contract names it).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the tray's: Linux only so far
 pub const JOBS: &str = "jobs";
 /// Event to a window: show this job (its id).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the tray's: Linux only so far
 pub const OPEN_JOB: &str = "open-job";
 /// Event to the main window: the person asked to quit while jobs run here (how many).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the tray's: Linux only so far
 pub const QUIT_ASKED: &str = "quit-asked";
 /// How long "wait for them" waits: as long as the jobs take (each has its own timeout).
 const WAIT_FOR_JOBS: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -189,6 +192,7 @@ pub fn show_main<R: Runtime>(app: &AppHandle<R>) {
 }
 
 /// Open the small jobs window (or bring it forward), showing job `job` if one is given.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the tray's: Linux only so far
 pub fn open_jobs<R: Runtime>(app: &AppHandle<R>, job: Option<i64>) {
     if let Some(w) = app.get_webview_window(JOBS) {
         let _ = w.unminimize();
@@ -216,6 +220,7 @@ pub fn open_jobs<R: Runtime>(app: &AppHandle<R>, job: Option<i64>) {
 }
 
 /// Pause or resume the pool from outside a window (the tray).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the tray's: Linux only so far
 pub fn pause_pool<R: Runtime>(app: &AppHandle<R>, paused: bool) {
     let engine = app.state::<Core>().engine.clone();
     tauri::async_runtime::spawn(async move {
@@ -228,6 +233,7 @@ pub fn pause_pool<R: Runtime>(app: &AppHandle<R>, paused: bool) {
 
 /// Quit, from the tray: at once when no job runs here; else the main window asks whether to
 /// wait for them or re-queue them ([`quit`]).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the tray's: Linux only so far
 pub fn ask_quit<R: Runtime>(app: &AppHandle<R>) {
     let running = app.state::<Core>().engine.jobs_running_here();
     if running == 0 {

@@ -403,6 +403,13 @@ const tests = {
     await (await $t(app, "nav-settings")).click();
     await (await $t(app, "gateway-row")).waitForExist({ timeout: WAIT });
     await screen(app, "12-settings");
+    // A build without an update feed (this one, and any build from source) says so, and offers
+    // no check that would call out.
+    const update = await $t(app, "update-status");
+    await update.scrollIntoView();
+    assert(/Gatehouse \d+\.\d+\.\d+\. This build does not look for updates/.test(await update.getText()), `the update section: ${await update.getText()}`);
+    assert(!(await app.$('[data-testid="update-check"]').isExisting()), "no update check without a feed");
+    await screen(app, "12-settings-updates");
     await (await $t(app, "nav-jobs")).click();
     await screen(app, "13-jobs");
     await (await $t(app, "nav-chat")).click();

@@ -11,7 +11,7 @@ pub enum Command {
     /// Every setting and its value
     Show,
     /// Change one: workers N (1-64, every pool, running ones too), retention-days N,
-    /// notify-finished | notify-failed | notify-approvals | chat-tools on|off
+    /// notify-finished | notify-failed | notify-approvals | chat-tools | check-updates on|off
     Set { key: String, value: String },
 }
 
@@ -44,9 +44,10 @@ fn change(key: &str, value: &str) -> Result<SettingsChange, Failure> {
         "notify-failed" => change.notify_failed = Some(flag()?),
         "notify-approvals" => change.notify_approvals = Some(flag()?),
         "chat-tools" => change.chat_tools = Some(flag()?),
+        "check-updates" => change.check_updates = Some(flag()?),
         _ => {
             return Err(Failure::new("settings.invalid", format!("there is no setting `{key}`"), 2)
-                .hint("the settings: workers, retention-days, notify-finished, notify-failed, notify-approvals, chat-tools"))
+                .hint("the settings: workers, retention-days, notify-finished, notify-failed, notify-approvals, chat-tools, check-updates"))
         }
     }
     Ok(change)
@@ -60,4 +61,5 @@ fn print(s: &Settings) {
     println!("notify-failed     {}", on(s.notify_failed));
     println!("notify-approvals  {}", on(s.notify_approvals));
     println!("chat-tools        {}  (the app's chat offers the model the exec tool)", on(s.chat_tools));
+    println!("check-updates     {}  (the app looks for a newer release when it starts)", on(s.check_updates));
 }

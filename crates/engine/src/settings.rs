@@ -27,6 +27,7 @@ const NOTIFY_FINISHED: &str = "notify.finished";
 const NOTIFY_FAILED: &str = "notify.failed";
 const NOTIFY_APPROVALS: &str = "notify.approvals";
 const CHAT_TOOLS: &str = "chat.tools";
+const CHECK_UPDATES: &str = "app.check_updates";
 
 /// The shared settings, each at its stored value or its default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,6 +47,8 @@ pub struct Settings {
     pub notify_approvals: bool,
     /// The app's chat offers the model the exec tool (off until a person turns it on).
     pub chat_tools: bool,
+    /// The app looks for a newer release when it starts (builds with an update feed only).
+    pub check_updates: bool,
 }
 
 /// A change to [`Settings`]: what is `None` stays as it is.
@@ -70,6 +73,9 @@ pub struct SettingsChange {
     /// Offer the model the exec tool in the app's chat, or not.
     #[cfg_attr(feature = "ts", ts(optional))]
     pub chat_tools: Option<bool>,
+    /// Let the app look for a newer release when it starts, or not.
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub check_updates: Option<bool>,
 }
 
 /// The number stored under `key` (`WORKERS`, `RETENTION_DAYS`), if one is: a pool uses
@@ -92,6 +98,7 @@ pub(crate) fn read(conn: &Connection) -> rusqlite::Result<Settings> {
         notify_failed: flag(value(NOTIFY_FAILED)?),
         notify_approvals: flag(value(NOTIFY_APPROVALS)?),
         chat_tools: value(CHAT_TOOLS)?.is_some_and(|v| v == "1"),
+        check_updates: flag(value(CHECK_UPDATES)?),
     })
 }
 
@@ -123,6 +130,7 @@ impl WriteOp for Change {
             (NOTIFY_FAILED, c.notify_failed.map(flag)),
             (NOTIFY_APPROVALS, c.notify_approvals.map(flag)),
             (CHAT_TOOLS, c.chat_tools.map(flag)),
+            (CHECK_UPDATES, c.check_updates.map(flag)),
         ];
         for (key, value) in values {
             if let Some(value) = value {

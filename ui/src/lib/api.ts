@@ -33,6 +33,7 @@ import type { NewExecRule } from "./bindings/NewExecRule";
 import type { AuditEntry } from "./bindings/AuditEntry";
 import type { JobState } from "./bindings/JobState";
 import type { OutputLine } from "./bindings/OutputLine";
+import type { UpdateStatus } from "./bindings/UpdateStatus";
 
 /** Any failure as the engine's error shape; a failure of the IPC itself gets `app.ipc`. */
 export function asError(e: unknown): ErrorBody {
@@ -116,6 +117,12 @@ export const api = {
   addWorkspace: (dir: string) => call<string>("add_workspace", { dir }),
   removeWorkspace: (dir: string) => call<void>("remove_workspace", { dir }),
   execAudit: (limit: number) => call<AuditEntry[]>("exec_audit", { limit }),
+  /** Whether this build has an update feed, and what the last check found (no network). */
+  updateStatus: () => call<UpdateStatus>("update_status"),
+  /** Ask the release feed for a newer version. */
+  checkUpdate: () => call<UpdateStatus>("check_update"),
+  /** Download the update found, check its signature, install it and restart. */
+  installUpdate: () => call<void>("install_update"),
   /** Quit after the person chose: wait for the jobs running here, or re-queue them now. */
   quit: (wait: boolean) => call<void>("quit", { wait }),
 
@@ -124,6 +131,8 @@ export const api = {
   onApproval: (f: (e: ApprovalEvent) => void): Promise<UnlistenFn> => listen<ApprovalEvent>("approval", (e) => f(e.payload)),
   /** The tray asked this window to show a job. */
   onOpenJob: (f: (id: number) => void): Promise<UnlistenFn> => listen<number>("open-job", (e) => f(e.payload)),
+  /** The check at start found a newer version. */
+  onUpdate: (f: (s: UpdateStatus) => void): Promise<UnlistenFn> => listen<UpdateStatus>("update", (e) => f(e.payload)),
   /** The tray's Quit, while jobs run here: how many. */
   onQuitAsked: (f: (running: number) => void): Promise<UnlistenFn> => listen<number>("quit-asked", (e) => f(e.payload)),
 };

@@ -29,4 +29,8 @@ notify_approvals: boolean,
 /**
  * The app's chat offers the model the exec tool (off until a person turns it on).
  */
-chat_tools: boolean, };
+chat_tools: boolean, 
+/**
+ * The app looks for a newer release when it starts (builds with an update feed only).
+ */
+check_updates: boolean, };

@@ -27,4 +27,8 @@ notify_approvals?: boolean,
 /**
  * Offer the model the exec tool in the app's chat, or not.
  */
-chat_tools?: boolean, };
+chat_tools?: boolean, 
+/**
+ * Let the app look for a newer release when it starts, or not.
+ */
+check_updates?: boolean, };
