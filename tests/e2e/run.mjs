@@ -10,7 +10,8 @@
 import { remote, Key } from "webdriverio";
 import { spawn, spawnSync, execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,6 +19,9 @@ import { startFaultGateway } from "./fault-gateway.mjs";
 
 const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const APP = process.env.GATEHOUSE_APP ?? join(root, "target/debug/gatehouse-desktop");
+/** The same app built with an update feed on loopback and a key made for this run (scripts/e2e). */
+const FEED = join(root, "target/e2e-feed");
+const FEED_PORT = 47811;
 const CLI = process.env.GATEHOUSE_CLI ?? join(root, "target/debug/gatehouse");
 const DRIVER = process.env.TAURI_DRIVER ?? join(root, ".tools/bin/tauri-driver");
 const MODEL = process.env.GATEHOUSE_TEST_MODEL;
@@ -45,13 +49,13 @@ function freshDataDir() {
 /** The sessions the running test opened: closed after it, their screens saved if it failed. */
 let sessions = [];
 
-async function openApp(dataDir) {
+async function openApp(dataDir, application = APP) {
   const app = await remote({
     hostname: "127.0.0.1",
     port: 4444,
     logLevel: "warn",
     connectionRetryCount: 0,
-    capabilities: { "tauri:options": { application: APP, args: ["--data-dir", dataDir] } },
+    capabilities: { "tauri:options": { application, args: ["--data-dir", dataDir] } },
   });
   await app.$('[data-testid="composer"]').waitForExist({ timeout: WAIT });
   // The page's uncaught errors from here on, told if the test fails.
@@ -417,6 +421,28 @@ const tests = {
   },
 };
 
+/** The release's update feed, as the release workflow publishes it, on loopback: `latest.json`
+ * offering 9.9.9 with `signature` for the bundle, which is `bundle`. Counts the feed's readers. */
+async function startUpdateFeed(signature, bundle) {
+  const feed = { asked: 0 };
+  const url = `http://127.0.0.1:${FEED_PORT}/Gatehouse.tar.gz`;
+  const platforms = Object.fromEntries(["linux-x86_64", "linux-x86_64-deb", "linux-x86_64-rpm", "linux-x86_64-appimage"].map((k) => [k, { signature, url }]));
+  const server = createServer((req, res) => {
+    if (req.url === "/latest.json") {
+      feed.asked++;
+      res.end(JSON.stringify({ version: "9.9.9", notes: "Conversations in folders.", pub_date: "2026-12-01T12:00:00Z", platforms }));
+    } else if (req.url === "/Gatehouse.tar.gz") {
+      res.end(bundle);
+    } else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  await new Promise((ok, fail) => server.once("error", fail).listen(FEED_PORT, "127.0.0.1", ok));
+  feed.close = () => new Promise((ok) => server.close(ok));
+  return feed;
+}
+
 /** tauri-driver, fresh for each test: a WebKitWebDriver that a test's app took down stays down. */
 async function startDriver(env = {}) {
   const driver = spawn(DRIVER, ["--port", "4444", "--native-port", "4445"], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
@@ -652,6 +678,50 @@ tests["in the dark theme, the chat and settings read as well"] = Object.assign(
   { env: DARK },
 );
 
+
+// The updater as the release wires it: a build with a feed looks at start, shows the newer
+// version, and installs only what its key signed (the bundle served here was swapped after
+// signing). Turned off, the next start does not ask the feed.
+tests["a build with an update feed shows the newer version and refuses a bundle its key did not sign"] = async () => {
+  const signed = join(FEED, "Gatehouse.tar.gz");
+  writeFileSync(signed, "the bundle that was signed");
+  execFileSync("npx", ["tauri", "signer", "sign", "-f", join(FEED, "key"), "-p", "", signed], { cwd: root, stdio: "ignore" });
+  const feed = await startUpdateFeed(readFileSync(`${signed}.sig`, "utf8"), "a bundle swapped in after signing");
+  try {
+    const dir = freshDataDir();
+    let app = await openApp(dir, join(FEED, "gatehouse-desktop"));
+    await (await $t(app, "update-dot")).waitForExist({ timeout: WAIT });
+    assert(feed.asked === 1, `the app asked the feed once at start (${feed.asked})`);
+    await (await $t(app, "nav-settings")).click();
+    const status = await $t(app, "update-status");
+    await status.scrollIntoView();
+    await until(async () => (await status.getText()).includes("Gatehouse 9.9.9 is available (you have 0.1.0)."), "the settings show the newer version");
+    assert((await app.$(".notes").getText()) === "Conversations in folders.", "and its notes");
+    await screen(app, "12b-update-available");
+    await (await $t(app, "update-install")).click();
+    const refused = await app.$('[data-testid="error"]');
+    await refused.waitForExist({ timeout: WAIT });
+    assert((await refused.getAttribute("data-code")) === "update.failed", `code ${await refused.getAttribute("data-code")}`);
+    assert(/9\.9\.9/.test(await refused.getText()) && /signature/i.test(await refused.getText()), `it says why: ${await refused.getText()}`);
+    await until(async () => !(await app.$('[data-testid="update-install"]').isExisting()), "the refused update is not offered again until a new check");
+    await screen(app, "12c-update-refused");
+    // Turned off: the next start leaves the feed alone; Check now still asks it.
+    await (await $t(app, "setting-check-updates")).click();
+    await until(() => JSON.parse(gatehouse(dir, "--json", "settings", "show")).check_updates === false, "the setting is stored");
+    await app.deleteSession().catch(() => {});
+    sessions = sessions.filter((s) => s !== app);
+    app = await openApp(dir, join(FEED, "gatehouse-desktop"));
+    await (await $t(app, "nav-settings")).click();
+    const again = await $t(app, "update-status");
+    await again.scrollIntoView();
+    assert((await again.getText()) === "Gatehouse 0.1.0.", `nothing found yet: ${await again.getText()}`);
+    assert(feed.asked === 1 && !(await app.$('[data-testid="update-dot"]').isExisting()), `no check at start when turned off (${feed.asked})`);
+    await (await $t(app, "update-check")).click();
+    await until(async () => feed.asked === 2 && (await again.getText()).includes("9.9.9 is available"), "Check now asked the feed");
+  } finally {
+    await feed.close();
+  }
+};
 
 /** Rows of the jobs table, as [id, state]. */
 const rows = (app) => app.execute(() => [...document.querySelectorAll('[data-testid="job-row"]')].map((r) => [Number(r.dataset.id), r.dataset.state]));
