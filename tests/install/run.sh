@@ -3,8 +3,9 @@
 # the same stamped as a newer version), installs the first with apt, opens the installed app
 # under Xvfb and finds its window, uses the installed `gatehouse` CLI on the same data (the
 # built-in model fetched with no Python: a python3 that records being run is first on the
-# PATH), upgrades in place to the newer package, uninstalls, and checks the data is still
-# there. Packages come from the debug build the end-to-end tests made (scripts/bundle --debug).
+# PATH), upgrades in place to the newer package, has it open a database an older build made
+# (snapshotted, migrated, nothing lost), uninstalls, and checks the data is still there.
+# Packages come from the debug build the end-to-end tests made (scripts/bundle --debug).
 # Needs root (or sudo) for apt; the machine's own Gatehouse package, if any, is replaced.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -82,6 +83,21 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$work/2.deb" >/dev/
 gatehouse --data-dir "$data" jobs logs "$job" | grep -qx installed || fail "the job did not survive the upgrade"
 gatehouse --data-dir "$data" chats list | grep -q 'Say hello' || fail "the conversation did not survive the upgrade"
 ok "upgraded in place to $(dpkg-query -W -f='${Version}' gatehouse); job $job and the conversation are there"
+
+# A database an older Gatehouse made (schema 15, tests/install/fixtures/README.md), opened by
+# the upgraded package: snapshotted first, then migrated, and all of it still there.
+old="$work/old-data"
+mkdir -p "$old"
+cp tests/install/fixtures/gatehouse-schema15.db "$old/gatehouse.db"
+gatehouse --data-dir "$old" chats list >"$work/old-chats.txt" 2>"$work/old.log" || { cat "$work/old.log" >&2; fail "the upgraded package could not open an older database"; }
+grep -q 'What is the capital of France' "$work/old-chats.txt" || fail "the older database's conversation is missing after the upgrade"
+snapshot=$(ls "$old/snapshots/" | grep -E -- '-v15-before-v[0-9]+\.db$' || true)
+[ -n "$snapshot" ] || fail "no snapshot of the schema-15 database was taken before it was upgraded ($(ls "$old/snapshots" 2>&1))"
+gatehouse --data-dir "$old" chats show 1 | grep -q 'capital of France' || fail "the older conversation's messages are missing"
+gatehouse --data-dir "$old" jobs logs 1 | grep -qx 'made by an older Gatehouse' || fail "the older exec job's output is missing"
+[ "$(gatehouse --data-dir "$old" --json jobs show 2 | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p')" = succeeded ] || fail "the older prompt job is not there as it ended"
+gatehouse --data-dir "$old" gateways list | grep -q llama || fail "the older database's gateway is missing"
+ok "a schema-15 database from an older build opened after the upgrade: snapshot $snapshot, conversation, jobs and gateway there"
 
 # Uninstall: the program goes, the data stays.
 DEBIAN_FRONTEND=noninteractive $sudo apt-get remove -y -qq gatehouse >/dev/null
