@@ -578,30 +578,47 @@ tests["a conversation exports to Markdown, all to JSON, and the JSON imports bac
   const items = () => $$t(app, "conversation-item");
   await until(async () => (await items()).length === 1, "the CLI's conversation is listed");
   const open = (title) => xwindow("state", pid, title).startsWith("mapped");
-  /** Answer the file dialog titled `title` as a person would: `first` (Ctrl+L opens the open
-   * dialog's location field), then `keys` until the dialog takes them and closes — keys typed
-   * while GTK is still showing the location field are dropped, and nothing outside the dialog
-   * says when it is ready. */
-  const answer = async (title, first, keys) => {
+  /** Answer the file dialog titled `title` as a person would, with `path` on the clipboard:
+   * keys until the dialog takes them and closes — keys sent while GTK still builds the dialog
+   * are dropped, and nothing outside the dialog says when it is ready. The path is pasted, in
+   * one key event: typed a character at a time, GTK's completion of a crowded /tmp cut it short
+   * under load ("/tmp/gatehouse-" was opened). `slash` opens an open dialog's location field
+   * (and is replaced by the paste), where Ctrl+L would toggle it. */
+  const answer = async (title, path, keys) => {
     await until(() => open(title), `the "${title}" dialog opened`);
-    if (first.length) xwindow("keys", pid, title, ...first);
-    await until(() => {
-      if (!open(title)) return true;
-      xwindow("keys", pid, title, ...keys);
-      return !open(title);
-    }, `the "${title}" dialog closed`);
+    const clip = path === null ? null : spawn("xclip", ["-quiet", "-selection", "clipboard"], { stdio: ["pipe", "ignore", "ignore"] });
+    clip?.stdin.end(path);
+    const pasted = () => spawnSync("xclip", ["-o", "-selection", "clipboard"], { encoding: "utf8" }).stdout;
+    if (clip) await until(() => pasted() === path, "the path is on the clipboard");
+    try {
+      await until(async () => {
+        if (!open(title)) return true;
+        xwindow("keys", pid, title, ...keys);
+        // Given time to act on them before they are sent again (a second round reaching the
+        // window under a dialog that just closed would type into the chat).
+        return until(() => !open(title), "", 3000).then(() => true, () => false);
+      }, `the "${title}" dialog closed`);
+    } catch (e) {
+      // The dialog is GTK's, outside the webview: only the screen shows what it was doing.
+      xwindow("shot", "-", join(SHOTS, "FAIL-dialog.png"));
+      throw e;
+    } finally {
+      clip?.kill();
+    }
   };
   const notice = async (text) => {
     const shown = () => app.execute(() => document.querySelector('[data-testid="transfer-notice"]')?.textContent ?? "");
     await until(async () => (await shown()) === text, `the notice says "${text}"`).catch(async (e) => {
-      throw new Error(`${e.message}; it says "${await shown()}"`);
+      const error = await app.execute(() => document.querySelector('[data-testid="error"]')?.textContent ?? "none");
+      xwindow("shot", "-", join(SHOTS, "FAIL-dialog.png"));
+      throw new Error(`${e.message}; it says "${await shown()}", the error shown: ${error}`);
     });
   };
 
   // One conversation, from its row's export button (shown on hover), as Markdown.
   await (await items())[0].moveTo();
   await (await $t(app, "export-conversation")).click();
-  await answer("Export conversations", [], ["ctrl+a", `text:${out}/capital.md`, "Return"]);
+  await answer("Export conversations", `${out}/capital.md`, ["ctrl+a", "ctrl+v", "Return"]);
   await notice(`Exported 1 conversation to ${out}/capital.md`);
   const md = readFileSync(join(out, "capital.md"), "utf8");
   assert(md.startsWith("# What is the capital of France?\n") && md.includes("Paris"), `the Markdown holds the conversation:\n${md}`);
@@ -609,22 +626,24 @@ tests["a conversation exports to Markdown, all to JSON, and the JSON imports bac
 
   // Every conversation, as JSON (the name the dialog suggests).
   await (await $t(app, "export-all")).click();
-  await answer("Export conversations", [], ["ctrl+a", `text:${out}/all.json`, "Return"]);
+  await answer("Export conversations", `${out}/all.json`, ["ctrl+a", "ctrl+v", "Return"]);
   await notice(`Exported 1 conversation to ${out}/all.json`);
   const exported = JSON.parse(readFileSync(join(out, "all.json"), "utf8"));
   assert(exported.gatehouse_export === 1 && exported.conversations.length === 1, "the JSON holds the one conversation");
 
   // Imported back: a second, identical conversation, listed at once.
   await (await $t(app, "import-conversations")).click();
-  await answer("Import conversations", ["ctrl+l"], ["ctrl+a", `text:${out}/all.json`, "Return"]);
+  await answer("Import conversations", `${out}/all.json`, ["slash", "ctrl+a", "ctrl+v", "Return"]);
   await notice(`Imported 1 conversation from ${out}/all.json`);
-  await until(async () => (await items()).length === 2, "the imported conversation is listed");
+  await until(async () => (await items()).length === 2, "the imported conversation is listed").catch(async (e) => {
+    throw new Error(`${e.message}: ${(await items()).length} listed`);
+  });
   const list = JSON.parse(gatehouse(dir, "--json", "chats", "list"));
   assert(list.length === 2 && list.every((c) => c.title === "What is the capital of France?"), "the CLI sees both conversations");
 
   // Closing a dialog without a file changes nothing and says nothing new.
   await (await $t(app, "export-all")).click();
-  await answer("Export conversations", [], ["Escape"]);
+  await answer("Export conversations", null, ["Escape"]);
   await notice(`Imported 1 conversation from ${out}/all.json`);
   rmSync(out, { recursive: true, force: true });
 };
@@ -1043,7 +1062,11 @@ tests["while no window is shown, a failed job, a finished one and a waiting comm
       assert(!seen.some((e) => e.notification?.summary === `Job #${quiet} failed`), "a failure is not announced once turned off");
       gatehouse(dir, "jobs", "cancel", String(long));
     } catch (e) {
-      throw new Error(`${e.message}\n     app log: ${log.split("\n").slice(-6).join("\n     ")}`);
+      // A panic's own lines say why; the backtrace after them rarely does.
+      const lines = log.split("\n");
+      const at = lines.findIndex((l) => l.includes("panicked at"));
+      const shown = at >= 0 ? lines.slice(Math.max(0, at - 2), at + 3) : lines.slice(-8);
+      throw new Error(`${e.message}\n     app log: ${shown.join("\n     ")}`);
     } finally {
       child.kill("SIGTERM");
       await until(() => !appPid(dir), "the app stopped");

@@ -7,6 +7,7 @@ and report whether it is mapped (shown) and its size.
     xwindow.py state PID [TITLE]   -> "mapped WIDTHxHEIGHT" | "unmapped WIDTHxHEIGHT" | "none"
     xwindow.py close PID [TITLE]   -> sends WM_DELETE_WINDOW to the process's window
     xwindow.py resize PID W H      -> resizes it (as dragging its border would)
+    xwindow.py shot - FILE          -> the whole screen as a PNG (what a failed dialog showed)
     xwindow.py keys PID TITLE KEY...  -> focuses the window titled TITLE (a file dialog) and
                                          types: KEY is `text:CHARS`, a key (`Return`) or a
                                          chord (`ctrl+a`), sent as real key events (XTEST)
@@ -17,7 +18,9 @@ window, "Gatehouse" (the jobs window's "Gatehouse — Jobs" is not Latin-1).
 Needs python3-xlib (scripts/bootstrap installs it) and $DISPLAY.
 """
 
+import struct
 import sys
+import zlib
 
 from Xlib import X, XK, display
 from Xlib.ext import xtest
@@ -47,16 +50,33 @@ def press(d, keysym_name, modifiers=()):
     d.sync()
 
 
+def focused_in(d, w):
+    """Whether the keyboard's focus is `w` or inside it."""
+    f = d.get_input_focus().focus
+    root = d.screen().root
+    while isinstance(f, type(w)) and f.id != root.id:
+        if f.id == w.id:
+            return True
+        f = f.query_tree().parent
+    return False
+
+
 def keys(d, w, specs):
+    """Type into `w`; stop at the first key the window would not get (it closed, and the focus
+    went back to the window under it, which must not get the rest)."""
     w.set_input_focus(X.RevertToParent, X.CurrentTime)
     d.sync()
+    strokes = []
     for spec in specs:
         if spec.startswith("text:"):
-            for ch in spec[5:]:
-                press(d, NAMED.get(ch, ch))
+            strokes += [(NAMED.get(ch, ch), ()) for ch in spec[5:]]
         else:
             *mods, key = spec.split("+")
-            press(d, key if len(key) > 1 else key.lower(), mods)
+            strokes.append((key if len(key) > 1 else key.lower(), mods))
+    for key, mods in strokes:
+        if not focused_in(d, w):
+            return
+        press(d, key, mods)
 
 
 def name_of(d, w):
@@ -86,7 +106,30 @@ def windows_of(d, pid, title=None):
     return found
 
 
+def shot(d, path):
+    """The root window as an RGB PNG (stdlib only: Xvfb's 24-bit ZPixmap is BGRX)."""
+    root = d.screen().root
+    g = root.get_geometry()
+    raw = root.get_image(0, 0, g.width, g.height, X.ZPixmap, 0xFFFFFFFF).data
+    rows = bytearray()
+    for y in range(g.height):
+        line = raw[y * g.width * 4 : (y + 1) * g.width * 4]
+        rgb = bytearray(g.width * 3)
+        rgb[0::3], rgb[1::3], rgb[2::3] = line[2::4], line[1::4], line[0::4]
+        rows += b"\0" + rgb
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", g.width, g.height, 8, 2, 0, 0, 0)))
+        f.write(chunk(b"IDAT", zlib.compress(bytes(rows), 6)) + chunk(b"IEND", b""))
+
+
 def main():
+    if sys.argv[1] == "shot":
+        shot(display.Display(), sys.argv[3])
+        return
     cmd, pid = sys.argv[1], int(sys.argv[2])
     title = sys.argv[3] if cmd in ("state", "close", "keys") and len(sys.argv) > 3 else None
     d = display.Display()
