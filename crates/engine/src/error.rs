@@ -83,6 +83,16 @@ pub enum Error {
     #[error("database error: {0}")]
     Store(String),
 
+    /// The shared PostgreSQL database (`--database`) could not be reached or refused the
+    /// connection. `at` is its URL without the password.
+    #[error("cannot reach the shared database at {at}: {reason}; check that PostgreSQL runs there and that the URL (--database or GATEHOUSE_DATABASE_URL) is right")]
+    SharedUnreachable {
+        /// The URL, password removed.
+        at: String,
+        /// What the connection attempt said.
+        reason: String,
+    },
+
     /// The engine is stopping: the store writer or the job pool is gone, so the request was
     /// not carried out.
     #[error("the engine is shutting down")]
@@ -414,6 +424,7 @@ impl Error {
             Error::StoreBusy => "store.busy",
             Error::StorePragma { .. } => "store.pragma",
             Error::Store(_) => "store.error",
+            Error::SharedUnreachable { .. } => "store.shared_unreachable",
             Error::Backup(_) => "store.backup_failed",
             Error::InUse { .. } => "store.in_use",
             Error::ShuttingDown => "engine.shutting_down",

@@ -21,7 +21,7 @@
 //! Layout: `job` (types), `kind` (the extension point), `feed` (every process's job changes,
 //! for front ends), `output` (output batching), `lease`
 //! (identity, liveness, leftover processes), `ops/` (every write, one file each), `query`
-//! (reads).
+//! (reads), `pg/` (the same writes on a shared PostgreSQL, feature `postgres`).
 
 pub mod feed;
 pub mod follow;
@@ -30,6 +30,8 @@ pub mod kind;
 pub(crate) mod lease;
 pub(crate) mod ops;
 pub(crate) mod output;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub(crate) mod query;
 
 use std::collections::HashMap;
@@ -458,7 +460,7 @@ async fn run_one(ctx: &Ctx, job: Claimed) -> Finish {
             None => (exit_code, retry_or_fail(JobError::new("job.stopped", "the job stopped by itself"))),
         },
     };
-    Finish { id: job.id, attempt: job.attempt, owner: ctx.me.owner.clone(), exit_code, end }
+    Finish { id: job.id, attempt: job.attempt, epoch: job.epoch, owner: ctx.me.owner.clone(), exit_code, end }
 }
 
 fn every(period: Duration) -> tokio::time::Interval {

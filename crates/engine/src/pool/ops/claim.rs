@@ -32,6 +32,10 @@ pub(crate) struct Claimed {
     pub attempt: i64,
     pub max_attempts: i64,
     pub timeout_ms: Option<i64>,
+    /// The claim's fencing token: the shared store refuses a worker's writes that name an
+    /// older one. Here, where one writer serialises every claim, it is the attempt number
+    /// (owner and attempt fence the writes).
+    pub epoch: i64,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +96,7 @@ impl WriteOp for Claim {
                         attempt: r.get(3)?,
                         max_attempts: r.get(4)?,
                         timeout_ms: r.get(5)?,
+                        epoch: r.get(3)?,
                     })
                 })
                 .optional()

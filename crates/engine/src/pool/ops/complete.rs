@@ -15,6 +15,8 @@ use crate::store::writer::{db, WriteOp};
 pub(crate) struct Finish {
     pub id: i64,
     pub attempt: i64,
+    /// The claim's fencing token ([`Claimed::epoch`](super::claim::Claimed::epoch)).
+    pub epoch: i64,
     pub owner: Arc<str>,
     pub exit_code: Option<i32>,
     pub end: End,
