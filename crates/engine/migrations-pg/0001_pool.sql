@@ -71,3 +71,19 @@ CREATE TABLE pool_flags (
     key   text PRIMARY KEY,
     value text NOT NULL
 );
+
+-- Deleted jobs leave a tombstone with a feed number, so a front end's feed tells of them.
+CREATE TABLE job_feed_gone (
+    job_id bigint PRIMARY KEY,
+    seq    bigint NOT NULL
+);
+CREATE INDEX job_feed_gone_seq ON job_feed_gone (seq);
+
+CREATE FUNCTION job_feed_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_feed_gone (job_id, seq) VALUES (old.id, nextval('job_feed'))
+    ON CONFLICT (job_id) DO UPDATE SET seq = excluded.seq;
+    RETURN old;
+END
+$$;
+CREATE TRIGGER job_feed_delete AFTER DELETE ON jobs FOR EACH ROW EXECUTE FUNCTION job_feed_delete();

@@ -96,6 +96,10 @@ pub struct EngineOptions {
     /// Makes the processes the exec path starts (the desktop app's comes from its shell
     /// plugin); the engine sets everything on them.
     pub launcher: Arc<dyn exec::Launcher>,
+    /// A shared PostgreSQL for the jobs (`postgres://…`, feature `postgres`): the pool drains
+    /// the queue every machine on it shares. `None` = this data directory's SQLite, alone.
+    /// Conversations, settings and the exec policy stay in the data directory either way.
+    pub database: Option<String>,
 }
 
 impl EngineOptions {
@@ -110,6 +114,7 @@ impl EngineOptions {
             extra_kinds: Vec::new(),
             approval_wait: DEFAULT_APPROVAL_WAIT,
             launcher: Arc::new(exec::StdLauncher),
+            database: None,
         }
     }
 }
@@ -165,7 +170,21 @@ impl Engine {
         }
         store.writer.apply(exec::policy::SeedDefaults).await?;
         let gateways = Arc::new(gateway::Gateways::new(store.clone(), options.data_dir.clone()));
-        let feed = pool::feed::Feed::new(store.clone(), options.clock.clone());
+        #[cfg(feature = "postgres")]
+        let queue = match &options.database {
+            // A connection per worker of the largest pool a machine runs by default, and a few
+            // for the heartbeat, the listener and the front end.
+            Some(url) => pool::queue::Queue::new(&store, &options.clock, Some(pool::pg::Shared::connect(url, 12).await?)),
+            None => pool::queue::Queue::new(&store, &options.clock, None),
+        };
+        #[cfg(not(feature = "postgres"))]
+        let queue = match &options.database {
+            Some(_) => return Err(Error::JobInvalid(
+                "this build of Gatehouse has no PostgreSQL support; build it with the `postgres` feature to use --database".into(),
+            )),
+            None => pool::queue::Queue::new(&store, &options.clock),
+        };
+        let feed = pool::feed::Feed::new(store.clone(), options.clock.clone(), &queue);
         let runner = exec::Runner {
             store: store.clone(),
             launcher: options.launcher,
@@ -187,6 +206,7 @@ impl Engine {
         Ok(Engine {
             shared: Arc::new(Shared {
                 jobs: Arc::new(pool::Core {
+                    queue,
                     store: store.clone(),
                     clock: options.clock.clone(),
                     events: broadcast::channel(EVENT_BUFFER).0,
@@ -239,7 +259,7 @@ impl Engine {
     /// Queue a job. Returns once it is committed, without waiting for a worker.
     pub async fn submit(&self, job: NewJob) -> Result<i64> {
         let submit = self.prepare_submit(job)?;
-        let id = self.shared.store.writer.apply(submit).await?;
+        let id = self.shared.jobs.queue.submit(submit).await?;
         self.submitted(id);
         Ok(id)
     }
@@ -267,27 +287,27 @@ impl Engine {
 
     /// One job, with its state, attempts, error and output counts.
     pub async fn job(&self, id: i64) -> Result<Job> {
-        pool::query::job(&self.shared.store, id).await
+        self.shared.jobs.queue.job(id).await
     }
 
     /// Jobs matching `filter` (state, limit), newest first.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
-        pool::query::jobs(&self.shared.store, filter).await
+        self.shared.jobs.queue.jobs(filter).await
     }
 
     /// How many jobs are in each state (states with none are left out).
     pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
-        pool::query::counts(&self.shared.store).await
+        self.shared.jobs.queue.counts().await
     }
 
     /// Stored output of job `id` after line `after` (0 = from the start), at most `limit`.
     pub async fn output(&self, id: i64, after: i64, limit: i64) -> Result<Vec<OutputLine>> {
-        pool::query::output(&self.shared.store, id, after, limit).await
+        self.shared.jobs.queue.output(id, after, limit).await
     }
 
     /// Cancel a queued job, or ask the pool running it to stop it (its processes are killed).
     pub async fn cancel(&self, id: i64) -> Result<Canceled> {
-        let result = self.shared.store.writer.apply(ops::cancel::Cancel(id)).await?;
+        let result = self.shared.jobs.queue.cancel(id).await?;
         match result {
             Canceled::Done => self.shared.jobs.emit(JobEvent::State { id, state: JobState::Canceled }),
             // Running here: stop it now rather than at the next cancel poll.
@@ -298,7 +318,7 @@ impl Engine {
 
     /// Queue a failed or canceled job again.
     pub async fn retry(&self, id: i64) -> Result<()> {
-        self.shared.store.writer.apply(ops::retry::Retry(id)).await?;
+        self.shared.jobs.queue.retry(id).await?;
         self.shared.jobs.emit(JobEvent::State { id, state: JobState::Queued });
         self.shared.jobs.wake.notify_one();
         Ok(())
@@ -319,6 +339,9 @@ impl Engine {
 
     /// Job `id` once it has finished (whichever process ran it), or as it is at `deadline`.
     pub async fn wait(&self, id: i64, deadline: Option<tokio::time::Instant>) -> Result<Job> {
+        if self.shared.jobs.queue.is_shared() {
+            return self.wait_shared(id, deadline).await;
+        }
         let mut feed = self.watch_jobs().await?;
         loop {
             let job = self.job(id).await?;
@@ -345,6 +368,22 @@ impl Engine {
         }
     }
 
+    /// [`Engine::wait`] on a shared database: the job feed follows this machine's SQLite
+    /// only, so the job's row is read at the feed's own pace (100 ms), and at once when this
+    /// process's pool changes it.
+    async fn wait_shared(&self, id: i64, deadline: Option<tokio::time::Instant>) -> Result<Job> {
+        let mut events = self.subscribe();
+        loop {
+            let job = self.job(id).await?;
+            if job.state.is_finished() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Ok(job);
+            }
+            let tick = tokio::time::Instant::now() + Duration::from_millis(100);
+            let until = deadline.map_or(tick, |d| d.min(tick));
+            let _ = tokio::time::timeout_at(until, events.recv()).await;
+        }
+    }
+
     /// Events of the pool in this process only, before they are stored (output lines as they
     /// are produced). Front ends use [`Engine::watch_jobs`], which sees every process.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
@@ -357,14 +396,13 @@ impl Engine {
     /// Stop every pool on this database — in any process — from starting jobs. Running jobs
     /// go on; a stored flag, so it holds across restarts until [`Engine::resume_pool`].
     pub async fn pause_pool(&self) -> Result<()> {
-        let paused = settings::Set { key: pool::ops::claim::PAUSED, value: Some("1".into()) };
-        self.shared.store.writer.apply(paused).await
+        self.shared.jobs.queue.set_paused(true).await
     }
 
     /// Let pools start jobs again. Idle workers of this process look at once, others within
     /// their poll.
     pub async fn resume_pool(&self) -> Result<()> {
-        self.shared.store.writer.apply(settings::Set { key: pool::ops::claim::PAUSED, value: None }).await?;
+        self.shared.jobs.queue.set_paused(false).await?;
         self.shared.jobs.wake.notify_waiters();
         Ok(())
     }
@@ -372,7 +410,7 @@ impl Engine {
     /// Whether pools may start jobs, how many pools are alive, how many jobs they run at once,
     /// and jobs by state.
     pub async fn pool_status(&self) -> Result<PoolStatus> {
-        let paused = settings::get(&self.shared.store, pool::ops::claim::PAUSED).await?.is_some();
+        let paused = self.shared.jobs.queue.paused().await?;
         let live_pools = self.live_pools(PoolConfig::default().lease_ttl).await?;
         let counts = self.job_counts().await?.into_iter().map(|(s, n)| (s.as_str(), n)).collect();
         let workers = self.settings().await?.workers;
@@ -396,7 +434,7 @@ impl Engine {
 
     /// Pools (in any process) whose lease is current: is anything going to run queued jobs?
     pub async fn live_pools(&self, lease_ttl: Duration) -> Result<i64> {
-        pool::query::live_pools(&self.shared.store, self.shared.clock.now() - lease_ttl.as_millis() as i64).await
+        self.shared.jobs.queue.live_pools(self.shared.clock.now() - lease_ttl.as_millis() as i64).await
     }
 
     /// How many jobs run in this process now: what quitting it would stop or wait for (a
@@ -833,6 +871,9 @@ impl Engine {
         match checked.decision.action {
             exec::policy::Action::Deny => return Err(Error::ExecDenied(checked.decision.reason)),
             exec::policy::Action::Allow => return self.submit(job).await,
+            // On a shared queue the job may run on another machine, under its policy and its
+            // person: it asks there, when it runs.
+            exec::policy::Action::Ask if self.shared.jobs.queue.is_shared() => return self.submit(job).await,
             exec::policy::Action::Ask => {}
         }
         let question = exec::question(&spec, &checked, exec::Requester::Job(0), None);

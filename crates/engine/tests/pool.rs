@@ -1,4 +1,6 @@
-//! The worker pool against a real SQLite database and real child processes.
+//! The worker pool against a real SQLite database and real child processes — and, with
+//! GATEHOUSE_TEST_POOL_STORE=postgres, the same tests with the jobs in a real PostgreSQL
+//! (`scripts/test` runs both: one set of tests, two stores).
 //!
 //! Waits are on the engine's own events (with a deadline that only matters when something is
 //! broken), never on sleeps. Kinds defined here (`record`, `gate`, `flaky`) are real job kinds
@@ -94,8 +96,46 @@ impl JobKind for Flaky {
     }
 }
 
-async fn open(dir: &std::path::Path, kinds: Vec<Arc<dyn JobKind>>) -> Engine {
+/// Engine options on `dir`, with the jobs in the store the run tests: SQLite, or a PostgreSQL
+/// database of this data directory's own (two engines on one directory, standing for two
+/// processes, share it).
+async fn options(dir: &std::path::Path) -> EngineOptions {
     let mut options = EngineOptions::new(dir);
+    if std::env::var("GATEHOUSE_TEST_POOL_STORE").as_deref() == Ok("postgres") {
+        options.database = Some(database_of(dir).await);
+    }
+    options
+}
+
+#[cfg(feature = "postgres")]
+async fn database_of(dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let url = std::env::var("GATEHOUSE_TEST_DATABASE_URL").expect(
+        "GATEHOUSE_TEST_DATABASE_URL is not set: start a cluster with `./scripts/peers/postgres start` and export the URL it prints (scripts/test does both)",
+    );
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    let name = format!("gatehouse_pool_{}_{:016x}", std::process::id(), h.finish());
+    let admin = sqlx::PgPool::connect(&url).await.expect("the test cluster answers");
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    if !exists {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    }
+    admin.close().await;
+    format!("{}/{name}", url.rsplit_once('/').expect("a URL with a database").0)
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn database_of(_: &std::path::Path) -> String {
+    panic!("GATEHOUSE_TEST_POOL_STORE=postgres needs the engine's `postgres` feature")
+}
+
+async fn open(dir: &std::path::Path, kinds: Vec<Arc<dyn JobKind>>) -> Engine {
+    let mut options = options(dir).await;
     options.extra_kinds = kinds;
     let engine = Engine::open(options).await.expect("open engine");
     // Jobs here script with sh, which the default exec policy asks about.
@@ -363,7 +403,7 @@ async fn shutdown_requeues_what_did_not_finish_in_the_grace_period() {
 
 /// An engine on a clock that only the test moves.
 async fn open_manual(dir: &std::path::Path, clock: &Arc<ManualClock>, kind: Arc<dyn JobKind>) -> Engine {
-    let mut options = EngineOptions::new(dir);
+    let mut options = options(dir).await;
     options.clock = clock.clone();
     options.seed = Some(7);
     options.extra_kinds = vec![kind];

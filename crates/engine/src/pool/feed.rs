@@ -43,7 +43,7 @@ const APPROVAL_BUFFER: usize = 256;
 
 /// Output lines read per job per tick; the rest come on the next tick, so one chatty job
 /// cannot make a tick (and every subscriber's buffer) arbitrarily large.
-const LINES_PER_TICK: i64 = 500;
+pub(crate) const LINES_PER_TICK: i64 = 500;
 
 /// What happened to a job, from any process on the database.
 #[derive(Debug, Clone, Serialize)]
@@ -172,18 +172,31 @@ pub type JobWatch = Watch<JobFeed>;
 pub(crate) struct Feed {
     store: Store,
     clock: SharedClock,
+    /// Where the jobs live when not in `store`: their events come from there.
+    #[cfg(feature = "postgres")]
+    shared: Option<super::pg::Shared>,
     follower: Arc<tokio::sync::Mutex<Option<Follower>>>,
 }
 
 impl Feed {
-    pub(crate) fn new(store: Store, clock: SharedClock) -> Feed {
-        Feed { store, clock, follower: Default::default() }
+    pub(crate) fn new(store: Store, clock: SharedClock, queue: &super::queue::Queue) -> Feed {
+        #[cfg(feature = "postgres")]
+        return Feed { store, clock, shared: queue.shared().cloned(), follower: Default::default() };
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = queue;
+            Feed { store, clock, follower: Default::default() }
+        }
     }
 
     async fn with<T>(&self, f: impl FnOnce(&Follower) -> T) -> Result<T> {
         let mut follower = self.follower.lock().await;
         if follower.is_none() {
-            *follower = Some(Follower::start(&self.store, self.clock.clone()).await?);
+            #[cfg(feature = "postgres")]
+            let started = Follower::start(&self.store, self.clock.clone(), self.shared.clone()).await?;
+            #[cfg(not(feature = "postgres"))]
+            let started = Follower::start(&self.store, self.clock.clone()).await?;
+            *follower = Some(started);
         }
         Ok(f(follower.as_ref().expect("started above")))
     }
@@ -228,12 +241,15 @@ pub(crate) struct Follower {
     changes: tokio::sync::watch::Sender<u64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Follows the jobs on a shared database (the thread follows the rest, here).
+    #[cfg(feature = "postgres")]
+    shared: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Follower {
     /// Start following `store`. Returns once what is there now is known, so a change made
     /// after this returns is an event.
-    async fn start(store: &Store, clock: SharedClock) -> Result<Follower> {
+    async fn start(store: &Store, clock: SharedClock, #[cfg(feature = "postgres")] shared: Option<super::pg::Shared>) -> Result<Follower> {
         let path = store.path().to_owned();
         let now = clock.now();
         let (state, conn) = tokio::task::spawn_blocking(move || -> Result<(Seen, Connection)> {
@@ -261,12 +277,49 @@ impl Follower {
             .name("gatehouse-feed".into())
             .spawn(move || follow(conn, state, senders, clock, flag))
             .map_err(|e| Error::Store(format!("cannot start the job feed: {e}")))?;
-        Ok(Follower { jobs, approvals, conversations, stops, changes, stop, thread: Some(thread) })
+        #[cfg(feature = "postgres")]
+        let shared = match shared {
+            Some(db) => {
+                let mut seen = super::pg::feed::Seen::load(&db).await?;
+                let (tx, changes, stop) = (jobs.clone(), changes.clone(), stop.clone());
+                Some(tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(TICK).await;
+                        match seen.step(&db).await {
+                            Ok(events) if events.is_empty() => {}
+                            Ok(events) => {
+                                for event in events {
+                                    let _ = tx.send(event);
+                                }
+                                changes.send_modify(|n| *n += 1);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "job feed: cannot read what changed on the shared database"),
+                        }
+                    }
+                }))
+            }
+            None => None,
+        };
+        Ok(Follower {
+            jobs,
+            approvals,
+            conversations,
+            stops,
+            changes,
+            stop,
+            thread: Some(thread),
+            #[cfg(feature = "postgres")]
+            shared,
+        })
     }
 
     /// Stop the thread and wait for it (it holds a database connection).
     pub(crate) fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        #[cfg(feature = "postgres")]
+        if let Some(task) = self.shared.take() {
+            task.abort();
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -281,16 +334,16 @@ impl Drop for Follower {
 
 /// What the follower knows of a job, to tell what changed.
 #[derive(Clone, Copy)]
-struct Known {
+pub(crate) struct Known {
     state: JobState,
     attempts: i64,
     progress: Option<f64>,
     /// Output lines read so far (the next line's seq is this + 1).
-    lines: i64,
+    pub(crate) lines: i64,
 }
 
 impl Known {
-    fn of(job: &Job) -> Known {
+    pub(crate) fn of(job: &Job) -> Known {
         Known { state: job.state, attempts: job.attempts, progress: job.progress, lines: job.output_lines }
     }
 }
@@ -448,7 +501,6 @@ fn read_approvals(conn: &Connection, seen: &mut Seen, from: i64) -> rusqlite::Re
 }
 
 fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>, now: crate::clock::Millis) -> rusqlite::Result<Changes> {
-    let mut events = Vec::new();
     let from = seen.cursor;
     // Tombstones this far back were forgotten: deletions before it may have been missed.
     let horizon: Option<String> = conn
@@ -478,21 +530,56 @@ fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>, now: crate
         ))?
         .query_map([from], |r| Ok((r.get(0)?, Job::from_row(r)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    for (seq, _) in &gone {
+        seen.cursor = seen.cursor.max(*seq);
+    }
+    for (seq, _) in &changed {
+        seen.cursor = seen.cursor.max(*seq);
+    }
+    let gone = gone.into_iter().map(|(id, _)| id).collect();
+    let changed = changed.into_iter().map(|(_, job)| job).collect();
+    let (mut events, left) = job_events(&mut seen.jobs, gone, changed, behind, |id, after| {
+        let total: Option<i64> =
+            conn.prepare_cached("SELECT output_lines FROM jobs WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
+        Ok::<_, rusqlite::Error>((super::query::output_page(conn, id, after, LINES_PER_TICK)?, total))
+    })?;
+    // One indexed row, read only when some process committed something.
+    let paused = paused(conn)?;
+    if paused != seen.paused {
+        seen.paused = paused;
+        events.push(JobFeed::Paused { paused });
+    }
+    Ok(Changes { jobs: events, approvals, conversations: chat.events, stops: chat.stops, behind: left })
+}
+
+/// The events that turn what the follower knew of the jobs (`known`) into what a look found:
+/// jobs deleted (`gone`), jobs whose rows changed (`changed`, as they are now), and their new
+/// output, read a page at a time through `page(id, after)` → (up to [`LINES_PER_TICK`] lines
+/// after `after`, the job's line count if it still exists). `behind`: jobs whose output was
+/// left unread by an earlier look. Returns the events and the jobs still behind. Both stores'
+/// followers use it, so a front end sees the same events from either.
+pub(crate) fn job_events<E>(
+    known: &mut HashMap<i64, Known>,
+    gone: Vec<i64>,
+    changed: Vec<Job>,
+    behind: Vec<i64>,
+    mut page: impl FnMut(i64, i64) -> std::result::Result<(Vec<OutputLine>, Option<i64>), E>,
+) -> std::result::Result<(Vec<JobFeed>, Vec<i64>), E> {
+    let mut events = Vec::new();
     let mut pruned = Vec::new();
-    for (id, seq) in gone {
-        seen.cursor = seen.cursor.max(seq);
+    // Deleted jobs first: a deleted id never comes back (ids are never reused).
+    for id in gone {
         // Told even if it came and went between two looks: "job N is gone" is never wrong.
-        seen.jobs.remove(&id);
+        known.remove(&id);
         pruned.push(id);
     }
     let mut output_of: Vec<i64> = behind;
-    for (seq, job) in changed {
-        seen.cursor = seen.cursor.max(seq);
+    for job in changed {
         let id = job.id;
-        let before = seen.jobs.get(&id).copied();
+        let before = known.get(&id).copied();
         let now = Known::of(&job);
         let read_from = before.map_or(0, |b| b.lines);
-        seen.jobs.insert(id, Known { lines: read_from, ..now });
+        known.insert(id, Known { lines: read_from, ..now });
         // The row is read as it is now; what happened since the last look is told in the order
         // it must have happened in, so a follower always sees submitted → claimed → output →
         // finished, however quick the job was.
@@ -515,7 +602,7 @@ fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>, now: crate
         let moved = told || now.state != was.0;
         if job.state.is_finished() {
             // A job's last lines come before the news that it finished.
-            while read_output(conn, seen, id, &mut events)? {}
+            while read_output(known, id, &mut page, &mut events)? {}
             output_of.retain(|&j| j != id);
             if moved {
                 events.push(JobFeed::Finished { job: job.clone() });
@@ -537,31 +624,26 @@ fn read_changes(conn: &Connection, seen: &mut Seen, behind: Vec<i64>, now: crate
     }
     let mut left = Vec::new();
     for id in output_of {
-        if read_output(conn, seen, id, &mut events)? {
+        if read_output(known, id, &mut page, &mut events)? {
             left.push(id);
         }
     }
     if !pruned.is_empty() {
         events.push(JobFeed::Pruned { ids: pruned });
     }
-    // One indexed row, read only when some process committed something.
-    let paused = paused(conn)?;
-    if paused != seen.paused {
-        seen.paused = paused;
-        events.push(JobFeed::Paused { paused });
-    }
-    Ok(Changes { jobs: events, approvals, conversations: chat.events, stops: chat.stops, behind: left })
+    Ok((events, left))
 }
 
 /// Read up to [`LINES_PER_TICK`] new lines of job `id`; true if more are left.
-fn read_output(conn: &Connection, seen: &mut Seen, id: i64, events: &mut Vec<JobFeed>) -> rusqlite::Result<bool> {
-    let Some(known) = seen.jobs.get_mut(&id) else { return Ok(false) };
-    let total: i64 = conn
-        .prepare_cached("SELECT output_lines FROM jobs WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?
-        .unwrap_or(known.lines);
-    let lines = super::query::output_page(conn, id, known.lines, LINES_PER_TICK)?;
+fn read_output<E>(
+    known: &mut HashMap<i64, Known>,
+    id: i64,
+    page: &mut impl FnMut(i64, i64) -> std::result::Result<(Vec<OutputLine>, Option<i64>), E>,
+    events: &mut Vec<JobFeed>,
+) -> std::result::Result<bool, E> {
+    let Some(known) = known.get_mut(&id) else { return Ok(false) };
+    let (lines, total) = page(id, known.lines)?;
+    let total = total.unwrap_or(known.lines);
     let read = lines.len() as i64;
     for line in lines {
         known.lines = line.seq;

@@ -163,7 +163,7 @@ pub struct Job {
 pub const TITLE_CHARS: usize = 200;
 
 /// The title of a job of `kind` with `spec` (see [`Job::title`]).
-fn title(kind: &str, spec: &serde_json::Value) -> String {
+pub(crate) fn title(kind: &str, spec: &serde_json::Value) -> String {
     let text = match kind {
         "exec" => serde_json::from_value::<crate::exec::ExecSpec>(spec.clone())
             .map(|spec| spec.display())

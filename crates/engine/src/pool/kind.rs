@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use super::job::Stream;
 use super::output::OutputSink;
 use crate::error::{JobError, Result};
-use crate::store::Writer;
 
 /// What [`JobKind::run`] returns.
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -51,7 +50,8 @@ pub struct JobRun {
     /// them again without trusting a pid that may have been reused.
     pub marker: String,
     pub(crate) output: OutputSink,
-    pub(crate) writer: Writer,
+    pub(crate) queue: super::queue::Queue,
+    pub(crate) epoch: i64,
     pub(crate) owner: Arc<str>,
 }
 
@@ -69,13 +69,7 @@ impl JobRun {
     /// Record the process group of this attempt. Returns false if this pool no longer holds
     /// the attempt (it was presumed dead and the job rescued): stop what was started.
     pub async fn spawned(&self, pgid: i32) -> bool {
-        let op = super::ops::set_pgid::SetPgid {
-            id: self.id,
-            attempt: self.attempt,
-            owner: self.owner.clone(),
-            pgid,
-        };
-        match self.writer.apply(op).await {
+        match self.queue.set_pgid(self.id, self.attempt, self.epoch, &self.owner, pgid).await {
             Ok(held) => held,
             Err(e) => {
                 tracing::warn!(job = self.id, error = %e, "could not record the process group");

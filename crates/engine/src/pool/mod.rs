@@ -33,6 +33,7 @@ pub(crate) mod output;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub(crate) mod query;
+pub(crate) mod queue;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -49,7 +50,7 @@ use job::{JobEvent, JobState};
 use kind::{JobRun, Outcome};
 use lease::Identity;
 use ops::claim::{Claim, Claimed};
-use ops::complete::{Complete, End, Finish};
+use ops::complete::{End, Finish};
 use output::Flusher;
 
 /// How a pool behaves. The defaults are what the CLI and the app use.
@@ -137,6 +138,8 @@ pub(crate) type Running = Mutex<HashMap<i64, Slot>>;
 /// subscribes through the same value.
 pub(crate) struct Core {
     pub(crate) store: crate::store::Store,
+    /// Where the jobs live: `store`, or a shared PostgreSQL.
+    pub(crate) queue: queue::Queue,
     pub(crate) clock: crate::clock::SharedClock,
     pub(crate) events: tokio::sync::broadcast::Sender<JobEvent>,
     pub(crate) kinds: HashMap<&'static str, Arc<dyn kind::JobKind>>,
@@ -204,7 +207,7 @@ pub struct Pool {
     ctx: Arc<Ctx>,
     /// The heartbeat has a task of its own, so a long prune or rescue never delays it past
     /// the lease.
-    maintenance: [JoinHandle<()>; 2],
+    maintenance: Vec<JoinHandle<()>>,
     stop_maintenance: CancellationToken,
 }
 
@@ -214,7 +217,7 @@ impl Pool {
             return Err(Error::JobInvalid("a pool needs at least one worker".into()));
         }
         let me = Identity::current(config.workers);
-        core.store.writer.apply(ops::register::Register(me.clone())).await?;
+        core.queue.register(&me).await?;
         let wanted = core.store.read(|c| crate::settings::stored(c, crate::settings::WORKERS)).await?;
         let ctx = Arc::new(Ctx {
             core,
@@ -230,10 +233,15 @@ impl Pool {
         // Rescue before the first claim, so jobs a crashed pool left "running" run again now.
         rescue(&ctx).await;
         let stop_maintenance = CancellationToken::new();
-        let maintenance = [
+        #[allow(unused_mut)]
+        let mut maintenance = vec![
             tokio::spawn(maintain(ctx.clone(), stop_maintenance.clone())),
             tokio::spawn(heartbeat(ctx.clone(), stop_maintenance.clone())),
         ];
+        #[cfg(feature = "postgres")]
+        if let Some(db) = ctx.core.queue.shared() {
+            maintenance.push(tokio::spawn(listen(ctx.clone(), db.clone(), stop_maintenance.clone())));
+        }
         staff(&ctx);
         tracing::info!(owner = %ctx.me.owner, workers = ctx.wanted.load(Ordering::Relaxed), "pool started");
         Ok(Pool { ctx, maintenance, stop_maintenance })
@@ -260,7 +268,7 @@ impl Pool {
         for task in &mut self.maintenance {
             let _ = task.await;
         }
-        if let Err(e) = self.ctx.core.store.writer.apply(ops::register::Deregister(self.ctx.me.owner.clone())).await {
+        if let Err(e) = self.ctx.core.queue.deregister(&self.ctx.me.owner).await {
             tracing::warn!(error = %e, "could not deregister the pool");
         }
         self.ctx.requeued.load(Ordering::Relaxed)
@@ -312,13 +320,18 @@ async fn follow_count(ctx: &Arc<Ctx>) {
 
 /// One worker: claim, run, repeat. The result of each job rides on the next claim.
 async fn work(ctx: Arc<Ctx>) {
-    let writer = &ctx.core.store.writer;
+    let queue = &ctx.core.queue;
     let mut finished: Option<Finish> = None;
     loop {
+        // On a shared database the claim does not read this machine's worker count (its
+        // settings are local): read it here, so a lowered count holds before the next claim.
+        if ctx.core.queue.is_shared() {
+            follow_count(&ctx).await;
+        }
         if ctx.stop_claiming.is_cancelled() || retire(&ctx) {
             if let Some(f) = finished.take() {
                 let id = f.id;
-                match writer.apply(Complete(f)).await {
+                match queue.complete(f).await {
                     Ok(Some(state)) => ctx.core.emit(JobEvent::State { id, state }),
                     Ok(None) => {}
                     Err(e) => tracing::error!(job = id, error = %e, "could not record a job's end"),
@@ -327,7 +340,7 @@ async fn work(ctx: Arc<Ctx>) {
             return;
         }
         let claim = Claim { owner: ctx.me.owner.clone(), cap: ctx.config.workers as i64, finished: finished.clone() };
-        match writer.apply(claim).await {
+        match queue.claim(claim).await {
             Ok(out) => {
                 if let (Some(f), Some(state)) = (finished.take(), out.finished) {
                     ctx.core.emit(JobEvent::State { id: f.id, state });
@@ -382,7 +395,9 @@ async fn run_one(ctx: &Ctx, job: Claimed) -> Finish {
         id: job.id,
         attempt: job.attempt,
         cap_bytes: ctx.config.output_cap,
-        writer: shared.store.writer.clone(),
+        queue: shared.queue.clone(),
+        epoch: job.epoch,
+        lost: slot.clone(),
         events: shared.events.clone(),
         clock: shared.clock.clone(),
     }
@@ -401,7 +416,8 @@ async fn run_one(ctx: &Ctx, job: Claimed) -> Finish {
                 timeout: job.timeout_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
                 marker: lease::marker(&ctx.me.owner, job.id, job.attempt),
                 output: sink,
-                writer: shared.store.writer.clone(),
+                queue: shared.queue.clone(),
+                epoch: job.epoch,
                 owner: ctx.me.owner.clone(),
             };
             // A kind that panics fails its attempt instead of leaving the job running for ever.
@@ -500,8 +516,54 @@ async fn heartbeat(ctx: Arc<Ctx>, stop: CancellationToken) {
     }
 }
 
+/// On a shared database: wake idle workers when any machine submits (or re-queues) a job, and
+/// stop a job of this pool that another machine canceled, without waiting for a poll. A lost
+/// connection is made again; the workers then look once, since notifications were lost.
+#[cfg(feature = "postgres")]
+async fn listen(ctx: Arc<Ctx>, db: pg::Shared, stop: CancellationToken) {
+    loop {
+        let listening = tokio::select! {
+            _ = stop.cancelled() => return,
+            l = db.listen() => l,
+        };
+        let mut wakeups = match listening {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for new jobs; polling until it can");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(ctx.config.rescue_every) => continue,
+                }
+            }
+        };
+        ctx.core.wake.notify_waiters();
+        loop {
+            let got = tokio::select! {
+                _ = stop.cancelled() => return,
+                got = wakeups.next() => got,
+            };
+            match got {
+                Ok(Some(payload)) => match payload.strip_prefix("cancel ").and_then(|p| p.rsplit_once(' ')) {
+                    Some((owner, id)) if owner == &*ctx.me.owner => {
+                        if let Ok(id) = id.parse() {
+                            ctx.core.stop_local(id, StopReason::Canceled);
+                        }
+                    }
+                    Some(_) => {}
+                    None => ctx.core.wake.notify_waiters(),
+                },
+                Ok(None) => ctx.core.wake.notify_waiters(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost the notifications of new jobs; listening again");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 async fn poll_cancels(ctx: &Ctx) {
-    match query::cancel_requests(&ctx.core.store, &ctx.me.owner).await {
+    match ctx.core.queue.cancel_requests(&ctx.me.owner).await {
         Ok(ids) => {
             for id in ids {
                 ctx.core.stop_local(id, StopReason::Canceled);
@@ -512,14 +574,18 @@ async fn poll_cancels(ctx: &Ctx) {
 }
 
 async fn beat(ctx: &Ctx) {
-    match ctx.core.store.writer.apply(ops::heartbeat::Heartbeat(ctx.me.owner.clone())).await {
-        Ok(true) => {}
-        Ok(false) => {
+    match ctx.core.queue.heartbeat(&ctx.me.owner).await {
+        Ok((true, cancel)) => {
+            for id in cancel {
+                ctx.core.stop_local(id, StopReason::Canceled);
+            }
+        }
+        Ok((false, _)) => {
             // Presumed dead (stalled past the lease): our jobs were rescued and may already run
             // elsewhere. Stop them here and come back as a fresh registration.
             tracing::warn!(owner = %ctx.me.owner, "lease lost; stopping this pool's jobs");
             ctx.core.stop_all(StopReason::LeaseLost);
-            if let Err(e) = ctx.core.store.writer.apply(ops::register::Register(ctx.me.clone())).await {
+            if let Err(e) = ctx.core.queue.register(&ctx.me).await {
                 tracing::error!(error = %e, "re-registering the pool");
             }
         }
@@ -528,8 +594,7 @@ async fn beat(ctx: &Ctx) {
 }
 
 async fn rescue(ctx: &Ctx) {
-    let op = ops::rescue::Rescue { me: ctx.me.clone(), ttl_ms: ctx.config.lease_ttl.as_millis() as i64 };
-    match ctx.core.store.writer.apply(op).await {
+    match ctx.core.queue.rescue(&ctx.me, ctx.config.lease_ttl.as_millis() as i64).await {
         Ok(rescued) => {
             for r in &rescued {
                 tracing::warn!(job = r.id, state = %r.state, killed = r.killed, "rescued a job from a dead pool");
@@ -552,9 +617,9 @@ async fn prune(ctx: &Ctx) {
     let retention_ms = retention.as_millis().min(i64::MAX as u128) as i64;
     let mut count = 0;
     loop {
-        match ctx.core.store.writer.apply(ops::prune::Prune { retention_ms }).await {
-            Ok(n) if n == ops::prune::Prune::CHUNK => count += n,
-            Ok(n) => {
+        match ctx.core.queue.prune(retention_ms).await {
+            Ok((n, true)) => count += n,
+            Ok((n, false)) => {
                 count += n;
                 if count > 0 {
                     tracing::info!(jobs = count, "pruned finished jobs");

@@ -14,7 +14,6 @@ use tokio::task::JoinHandle;
 use super::job::{JobEvent, Stream};
 use super::ops::append_output::AppendOutput;
 use crate::clock::SharedClock;
-use crate::store::Writer;
 
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 const FLUSH_LINES: usize = 256;
@@ -52,7 +51,12 @@ pub(crate) struct Flusher {
     pub id: i64,
     pub attempt: i64,
     pub cap_bytes: i64,
-    pub writer: Writer,
+    pub queue: super::queue::Queue,
+    /// The claim's lease epoch: the shared store stores output only while it holds.
+    pub epoch: i64,
+    /// The attempt's slot, stopped when the store refuses its output (the job was rescued and
+    /// runs elsewhere now).
+    pub lost: super::Slot,
     pub events: broadcast::Sender<JobEvent>,
     pub clock: SharedClock,
 }
@@ -115,8 +119,13 @@ impl Flusher {
             return;
         }
         let full = std::mem::replace(op, self.empty());
-        if let Err(e) = self.writer.apply(full).await {
-            tracing::warn!(job = self.id, error = %e, "could not store job output");
+        match self.queue.append(full, self.epoch).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job = self.id, "the job's lease is gone (it was rescued and runs elsewhere); stopping it here");
+                self.lost.stop(super::StopReason::LeaseLost);
+            }
+            Err(e) => tracing::warn!(job = self.id, error = %e, "could not store job output"),
         }
     }
 }

@@ -16,6 +16,7 @@ pub(crate) struct Finish {
     pub id: i64,
     pub attempt: i64,
     /// The claim's fencing token ([`Claimed::epoch`](super::claim::Claimed::epoch)).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub epoch: i64,
     pub owner: Arc<str>,
     pub exit_code: Option<i32>,

@@ -21,10 +21,13 @@ pub(crate) mod append_output;
 pub(crate) mod cancel;
 pub(crate) mod claim;
 pub(crate) mod complete;
+pub(crate) mod feed;
 pub(crate) mod heartbeat;
 pub(crate) mod prune;
+pub(crate) mod query;
 pub(crate) mod register;
 pub(crate) mod rescue;
+pub(crate) mod retry;
 pub(crate) mod submit;
 
 use std::time::Duration;
@@ -101,12 +104,13 @@ pub struct Wakeups {
 }
 
 impl Wakeups {
-    /// Wait for the next notification. `Ok(false)` means the connection dropped and was made
-    /// again: notifications sent meanwhile are lost, so the caller looks for work once.
-    pub async fn next(&mut self) -> Result<bool> {
+    /// Wait for the next notification: `Some(payload)` (`job`, `resumed`, or `cancel OWNER
+    /// ID`), or `None` when the connection dropped and was made again — notifications sent
+    /// meanwhile are lost, so the caller looks for work once.
+    pub async fn next(&mut self) -> Result<Option<String>> {
         match self.listener.try_recv().await {
-            Ok(Some(_)) => Ok(true),
-            Ok(None) => Ok(false),
+            Ok(Some(n)) => Ok(Some(n.payload().to_owned())),
+            Ok(None) => Ok(None),
             Err(e) => Err(pg(e)),
         }
     }

@@ -148,7 +148,7 @@ async fn a_submit_wakes_a_worker_listening_on_another_connection() {
     let other = shared.clone();
     let submitted = tokio::spawn(async move { submit::submit(&other, &job(0), "{}", NOW).await.unwrap() });
     let woken = tokio::time::timeout(Duration::from_secs(10), wakeups.next()).await.expect("a notification within 10 s");
-    assert!(woken.unwrap(), "a notification, not a reconnect");
+    assert_eq!(woken.unwrap().as_deref(), Some("job"), "a notification, not a reconnect");
     submitted.await.unwrap();
 }
 
@@ -163,7 +163,8 @@ async fn a_cancel_reaches_the_pool_running_the_job_and_it_is_not_retried() {
     assert_eq!(running.id, id);
     let mut wakeups = shared.listen().await.unwrap();
     assert_eq!(cancel::cancel(&shared, id, NOW).await.unwrap(), crate::pool::ops::cancel::Canceled::Requested);
-    assert!(tokio::time::timeout(Duration::from_secs(10), wakeups.next()).await.unwrap().unwrap(), "its machine is notified");
+    let told = tokio::time::timeout(Duration::from_secs(10), wakeups.next()).await.unwrap().unwrap();
+    assert_eq!(told, Some(format!("cancel {} {id}", me.owner)), "its machine is notified");
     assert_eq!(heartbeat::heartbeat(&shared, &me.owner, NOW).await.unwrap().cancel, vec![id]);
     // Killed, the attempt ends as a failure that would be retried: canceled instead.
     let f = done(&running, &me.owner, End::Retry { error: JobError::new("job.exit", "killed"), delay_ms: 1000 });
@@ -216,4 +217,23 @@ fn a_url_is_shown_without_its_password() {
     assert_eq!(redact("postgres://gh:s3cret@db.example:5432/jobs"), "postgres://gh:***@db.example:5432/jobs");
     assert_eq!(redact("postgres://gh@db/jobs?password=s3cret"), "postgres://gh@db/jobs");
     assert_eq!(redact("postgres://db/jobs"), "postgres://db/jobs");
+}
+
+#[tokio::test]
+async fn the_feed_tells_of_every_machine_s_changes_in_order_and_of_deleted_jobs() {
+    let shared = fresh().await;
+    let mut seen = feed::Seen::load(&shared).await.unwrap();
+    let me = Identity::current(1);
+    register::register(&shared, &me, NOW).await.unwrap();
+    let id = submit::submit(&shared, &job(0), "{}", NOW).await.unwrap();
+    let j = claim::claim(&shared, &me.owner, None, NOW).await.unwrap().job.unwrap();
+    let out = AppendOutput { id, attempt: 1, cap_bytes: 1 << 20, lines: vec![(Stream::Stdout, NOW, "hello".into())], progress: None };
+    assert!(append_output::append(&shared, j.epoch, &out).await.unwrap());
+    complete::complete(&shared, &done(&j, &me.owner, End::Succeeded), NOW).await.unwrap();
+    let kinds: Vec<String> = seen.step(&shared).await.unwrap().iter().map(|e| format!("{e:?}").split_whitespace().next().unwrap().to_owned()).collect();
+    assert_eq!(kinds, ["Submitted", "Claimed", "Output", "Finished"], "a quick job is told whole, in order");
+    assert!(seen.step(&shared).await.unwrap().is_empty(), "nothing new, nothing told (the look back reads rows already told)");
+    assert_eq!(prune::prune(&shared, 0, NOW + 1).await.unwrap(), 1);
+    let events = seen.step(&shared).await.unwrap();
+    assert!(matches!(events.as_slice(), [crate::pool::feed::JobFeed::Pruned { ids }] if ids == &[id]), "{events:?}");
 }
