@@ -36,6 +36,11 @@ struct Cli {
     /// Where Gatehouse keeps its data [default: $GATEHOUSE_DATA_DIR, else ~/.local/share/gatehouse]
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep the jobs in a PostgreSQL that several machines share (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE);
+    /// conversations and settings stay in the data directory [default: the data directory's
+    /// own database]
+    #[arg(long, global = true, value_name = "URL", env = "GATEHOUSE_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
     /// Print machine-readable JSON
     #[arg(long, global = true)]
     json: bool,
@@ -182,7 +187,9 @@ async fn run(cli: Cli) -> Outcome {
         // Not through an open engine: a restore needs the database closed by everyone.
         return backup::restore(dir, path, cli.json).await;
     }
-    let engine = Engine::open(EngineOptions::new(dir)).await?;
+    let mut options = EngineOptions::new(dir);
+    options.database = cli.database;
+    let engine = Engine::open(options).await?;
     let result = match cli.command {
         Command::Worker(args) => worker::run(&engine, args, cli.json).await,
         Command::Jobs(cmd) => jobs::run(&engine, cmd, cli.json).await,
