@@ -339,9 +339,6 @@ impl Engine {
 
     /// Job `id` once it has finished (whichever process ran it), or as it is at `deadline`.
     pub async fn wait(&self, id: i64, deadline: Option<tokio::time::Instant>) -> Result<Job> {
-        if self.shared.jobs.queue.is_shared() {
-            return self.wait_shared(id, deadline).await;
-        }
         let mut feed = self.watch_jobs().await?;
         loop {
             let job = self.job(id).await?;
@@ -365,22 +362,6 @@ impl Engine {
                     Some(_) => {}
                 }
             }
-        }
-    }
-
-    /// [`Engine::wait`] on a shared database: the job feed follows this machine's SQLite
-    /// only, so the job's row is read at the feed's own pace (100 ms), and at once when this
-    /// process's pool changes it.
-    async fn wait_shared(&self, id: i64, deadline: Option<tokio::time::Instant>) -> Result<Job> {
-        let mut events = self.subscribe();
-        loop {
-            let job = self.job(id).await?;
-            if job.state.is_finished() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                return Ok(job);
-            }
-            let tick = tokio::time::Instant::now() + Duration::from_millis(100);
-            let until = deadline.map_or(tick, |d| d.min(tick));
-            let _ = tokio::time::timeout_at(until, events.recv()).await;
         }
     }
 

@@ -575,12 +575,8 @@ async fn poll_cancels(ctx: &Ctx) {
 
 async fn beat(ctx: &Ctx) {
     match ctx.core.queue.heartbeat(&ctx.me.owner).await {
-        Ok((true, cancel)) => {
-            for id in cancel {
-                ctx.core.stop_local(id, StopReason::Canceled);
-            }
-        }
-        Ok((false, _)) => {
+        Ok(true) => {}
+        Ok(false) => {
             // Presumed dead (stalled past the lease): our jobs were rescued and may already run
             // elsewhere. Stop them here and come back as a fresh registration.
             tracing::warn!(owner = %ctx.me.owner, "lease lost; stopping this pool's jobs");

@@ -83,17 +83,12 @@ impl Queue {
         }
     }
 
-    /// Renew the lease: false when the registration is gone (the pool was presumed dead); and,
-    /// on a shared database, this pool's jobs another machine asked to cancel (a second way
-    /// for the request to arrive, after NOTIFY).
-    pub(crate) async fn heartbeat(&self, owner: &Arc<str>) -> Result<(bool, Vec<i64>)> {
+    /// Renew the lease; false when the registration is gone (the pool was presumed dead).
+    pub(crate) async fn heartbeat(&self, owner: &Arc<str>) -> Result<bool> {
         match self {
-            Queue::Local(s) => Ok((s.writer.apply(ops::heartbeat::Heartbeat(owner.clone())).await?, Vec::new())),
+            Queue::Local(s) => s.writer.apply(ops::heartbeat::Heartbeat(owner.clone())).await,
             #[cfg(feature = "postgres")]
-            Queue::Shared { db, clock } => {
-                let beat = super::pg::heartbeat::heartbeat(db, owner, clock.now()).await?;
-                Ok((beat.alive, beat.cancel))
-            }
+            Queue::Shared { db, clock } => super::pg::heartbeat::heartbeat(db, owner, clock.now()).await,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Cancel a job: a queued one at once; a running one by flagging it and notifying its
-//! machine, whose pool kills its process group (the heartbeat's check is the fallback).
+//! machine, whose pool kills its process group (its poll of cancel requests is the fallback).
 
 use super::{pg, Shared};
 use crate::clock::Millis;

@@ -129,7 +129,7 @@ async fn a_worker_back_after_its_lease_ran_out_cannot_write_to_the_job_claimed_a
     assert!(!append_output::append(&shared, first.epoch, &line("late from a", &first)).await.unwrap());
     assert!(!append_output::set_pgid(&shared, id, first.epoch, 4242).await.unwrap());
     assert_eq!(complete::complete(&shared, &done(&first, &a.owner, End::Succeeded), later).await.unwrap(), None);
-    assert!(!heartbeat::heartbeat(&shared, &a.owner, later).await.unwrap().alive);
+    assert!(!heartbeat::heartbeat(&shared, &a.owner, later).await.unwrap());
     assert!(claim::claim(&shared, &a.owner, None, later).await.unwrap().evicted);
     assert_eq!(state(&shared, id).await, ("running".into(), 2), "still B's");
 
@@ -165,7 +165,7 @@ async fn a_cancel_reaches_the_pool_running_the_job_and_it_is_not_retried() {
     assert_eq!(cancel::cancel(&shared, id, NOW).await.unwrap(), crate::pool::ops::cancel::Canceled::Requested);
     let told = tokio::time::timeout(Duration::from_secs(10), wakeups.next()).await.unwrap().unwrap();
     assert_eq!(told, Some(format!("cancel {} {id}", me.owner)), "its machine is notified");
-    assert_eq!(heartbeat::heartbeat(&shared, &me.owner, NOW).await.unwrap().cancel, vec![id]);
+    assert_eq!(query::cancel_requests(&shared, &me.owner).await.unwrap(), vec![id], "its pool's poll finds it too");
     // Killed, the attempt ends as a failure that would be retried: canceled instead.
     let f = done(&running, &me.owner, End::Retry { error: JobError::new("job.exit", "killed"), delay_ms: 1000 });
     assert_eq!(complete::complete(&shared, &f, NOW).await.unwrap(), Some(JobState::Canceled));
