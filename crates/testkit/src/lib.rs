@@ -159,18 +159,29 @@ pub fn collect_stdout(child: &mut std::process::Child) -> Arc<std::sync::Mutex<S
     collect(child.stdout.take().expect("stdout piped"))
 }
 
-/// Everything read from `from` (a child's stdout or stderr), gathered by a thread as it comes.
+/// Everything read from `from` (a child's stdout or stderr), gathered by a thread as it comes —
+/// so its last line may be incomplete: a reader of lines parses up to the last `\n`.
 pub fn collect(mut from: impl std::io::Read + Send + 'static) -> Arc<std::sync::Mutex<String>> {
     let seen = Arc::new(std::sync::Mutex::new(String::new()));
     let sink = seen.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 1024];
+        // Bytes of a character cut by a read's end wait for the rest, so a multi-byte character
+        // is never shown as two replacement characters.
+        let mut pending = Vec::new();
         while let Ok(n) = from.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            pending.extend_from_slice(&buf[..n]);
+            let whole = match std::str::from_utf8(&pending) {
+                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                _ => pending.len(),
+            };
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&pending[..whole]));
+            pending.drain(..whole);
         }
+        sink.lock().unwrap().push_str(&String::from_utf8_lossy(&pending));
     });
     seen
 }
