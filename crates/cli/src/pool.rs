@@ -36,5 +36,8 @@ pub async fn run(engine: &Engine, cmd: Command, json: bool) -> Outcome {
         status.workers,
         if jobs.is_empty() { "none".to_owned() } else { jobs.join(", ") }
     );
+    if let Some(at) = &status.shared {
+        println!("the queue is shared: {}", crate::show::safe(at));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,10 +13,16 @@ use crate::{Failure, Outcome};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Jobs run at once on this data directory, all pools together; kept as the setting
-    /// (`gatehouse settings set workers N`) [default: that setting, 3 until changed]
+    /// Jobs run at once from this data directory (on SQLite: all its pools together; on a
+    /// shared --database: this machine's); kept as the setting (`gatehouse settings set workers
+    /// N`) [default: that setting, 3 until changed]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     workers: Option<u32>,
+    /// Seconds without a heartbeat after which a worker counts as dead and its jobs are run
+    /// again elsewhere; it beats every sixth of that. Give every worker on a database the same
+    /// lease: the one that notices a death judges by its own
+    #[arg(long, default_value = "30", value_name = "SECS", value_parser = parse_lease)]
+    lease: Duration,
     /// Seconds running jobs get to finish after Ctrl-C before they are stopped and re-queued
     #[arg(long, default_value = "10", value_name = "SECS", value_parser = crate::args::parse_secs)]
     grace: Duration,
@@ -29,7 +35,14 @@ pub async fn run(engine: &Engine, args: Args, json: bool) -> Outcome {
         Some(n) => engine.change_settings(SettingsChange { workers: Some(n), ..Default::default() }).await?.workers,
         None => engine.settings().await?.workers,
     };
-    let pool = engine.start_pool(PoolConfig { workers: workers as usize, ..PoolConfig::default() }).await?;
+    let config = PoolConfig {
+        workers: workers as usize,
+        lease_ttl: args.lease,
+        heartbeat: args.lease / 6,
+        rescue_every: args.lease / 3,
+        ..PoolConfig::default()
+    };
+    let pool = engine.start_pool(config).await?;
     if !json {
         eprintln!("gatehouse worker: {workers} workers on {} (Ctrl-C to stop)", engine.data_dir().display());
     }
@@ -64,6 +77,15 @@ pub async fn run(engine: &Engine, args: Args, json: bool) -> Outcome {
         eprintln!("stopped; {requeued} job(s) put back in the queue");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A lease shorter than 3 s would have the heartbeat (a sixth of it) compete with the jobs
+/// for the database; one longer than an hour leaves a dead machine's jobs waiting too long.
+fn parse_lease(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if (3.0..=3600.0).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!("`{s}` is not a lease from 3 to 3600 seconds")),
+    }
 }
 
 async fn log_state(engine: &Engine, id: i64, state: JobState, json: bool) {

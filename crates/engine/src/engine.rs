@@ -75,6 +75,9 @@ pub struct PoolStatus {
     /// Jobs by state; states with none are left out.
     #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
     pub jobs: std::collections::BTreeMap<&'static str, i64>,
+    /// The shared database the jobs live in (`--database`), its password hidden; `null` when
+    /// they are in this data directory's SQLite.
+    pub shared: Option<String>,
 }
 
 /// How an engine is opened. `EngineOptions::new(dir)` has the production defaults.
@@ -395,7 +398,8 @@ impl Engine {
         let live_pools = self.live_pools(PoolConfig::default().lease_ttl).await?;
         let counts = self.job_counts().await?.into_iter().map(|(s, n)| (s.as_str(), n)).collect();
         let workers = self.settings().await?.workers;
-        Ok(PoolStatus { paused, live_pools, workers, jobs: counts })
+        let shared = self.shared.jobs.queue.shared_at();
+        Ok(PoolStatus { paused, live_pools, workers, jobs: counts, shared })
     }
 
     /// The settings every front end shares (worker count, retention, notifications).

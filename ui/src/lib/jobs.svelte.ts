@@ -29,6 +29,15 @@ export function place(rows: JobRow[], id: number): { at: number; found: boolean 
 }
 
 /**
+ * Where a shared queue lives, for the jobs view's header: its host, port and database, without
+ * the scheme or the user (the engine has already hidden any password).
+ */
+export function sharedHost(url: string): string {
+  const rest = url.includes("://") ? url.slice(url.indexOf("://") + 3) : url;
+  return rest.slice(rest.lastIndexOf("@") + 1);
+}
+
+/**
  * `rows` (newest first) after `news`, for a table showing `filter` (null: every state).
  * Returns the same array when nothing shown changed, and "reload" when the table must be read again.
  */

@@ -1,6 +1,6 @@
 // The jobs table's bookkeeping: news applied to the rows, durations, typed command lines.
 import { describe, expect, it } from "vitest";
-import { applyNews, duration, place, splitCommand, MAX_ROWS } from "./jobs.svelte";
+import { applyNews, duration, place, sharedHost, splitCommand, MAX_ROWS } from "./jobs.svelte";
 import type { JobRow } from "./bindings/JobRow";
 import type { JobState } from "./bindings/JobState";
 
@@ -96,5 +96,13 @@ describe("splitCommand", () => {
   });
   it("refuses an unclosed quote", () => {
     expect(() => splitCommand(`echo "hi`)).toThrow(/double quote is not closed/);
+  });
+});
+
+describe("sharedHost", () => {
+  it("keeps the host, port and database, and leaves out the scheme and the user", () => {
+    expect(sharedHost("postgres://gatehouse:***@db.example:5432/jobs")).toBe("db.example:5432/jobs");
+    expect(sharedHost("postgres://gatehouse@127.0.0.1:5433/gatehouse")).toBe("127.0.0.1:5433/gatehouse");
+    expect(sharedHost("postgresql://db/jobs")).toBe("db/jobs");
   });
 });

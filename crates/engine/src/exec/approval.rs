@@ -454,6 +454,7 @@ pub(crate) async fn ask(
     wait: Duration,
     approver: &dyn Approver,
     stop: &CancellationToken,
+    job: Option<&crate::pool::kind::JobRun>,
 ) -> Result<(Approval, ApprovalRequest)> {
     // Subscribed before the question is stored, so no answer can come before we listen.
     let mut watch = ctx.feed.approvals().await?;
@@ -463,6 +464,9 @@ pub(crate) async fn ask(
         Asked::Pending(request) => request,
     };
     let id = request.id;
+    if let Some(job) = job {
+        job.waiting(Some(id)).await;
+    }
     // However the wait ends — or if this future is dropped — the request is closed.
     let mut guard = WithdrawOnDrop { writer: Some(writer.clone()), id };
     let settle = |how| async move {
@@ -506,6 +510,9 @@ pub(crate) async fn ask(
         }
     };
     guard.writer = None;
+    if let Some(job) = job {
+        job.waiting(None).await;
+    }
     Ok((row.answer(), row))
 }
 

@@ -540,13 +540,13 @@ pub(crate) async fn run_now(
     entry.decision = decision.action.as_str().into();
     entry.rule_id = decision.rule.as_ref().map(|r| r.id);
     entry.reason = decision.reason.clone();
-    let (stop, attempt) = match &output {
-        Output::Job(run) => (run.cancel.clone(), Some(run.attempt)),
-        Output::Lines(_, stop) => (stop.clone(), None),
+    let (stop, attempt, job) = match &output {
+        Output::Job(run) => (run.cancel.clone(), Some(run.attempt), Some(*run)),
+        Output::Lines(_, stop) => (stop.clone(), None, None),
     };
     match decision.action {
         policy::Action::Deny => refuse!(Error::ExecDenied(decision.reason.clone())),
-        policy::Action::Ask => match approval::ask(&ctx, question(spec, &checked, request.requester, attempt), ctx.approval_wait, approver, &stop)
+        policy::Action::Ask => match approval::ask(&ctx, question(spec, &checked, request.requester, attempt), ctx.approval_wait, approver, &stop, job)
             .await
             .map(|(answer, row)| (answer, row.id))
         {

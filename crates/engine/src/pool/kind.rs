@@ -78,6 +78,15 @@ impl JobRun {
         }
     }
 
+    /// Show every front end that this attempt waits for a person's answer to `request` (`None`:
+    /// not any more). Only a shared queue needs it; a failure is logged, the question goes on.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // used by exec, which runs on Linux only
+    pub(crate) async fn waiting(&self, request: Option<i64>) {
+        if let Err(e) = self.queue.set_waiting(self.id, self.epoch, request).await {
+            tracing::warn!(job = self.id, error = %e, "could not show the job as waiting for an answer");
+        }
+    }
+
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // used by exec, which runs on Linux only
     pub(crate) fn output(&self) -> &OutputSink {
         &self.output

@@ -322,6 +322,8 @@ async fn follow_count(ctx: &Arc<Ctx>) {
 async fn work(ctx: Arc<Ctx>) {
     let queue = &ctx.core.queue;
     let mut finished: Option<Finish> = None;
+    // Kept until a claim is answered: a claim that failed may have been committed anyway.
+    let mut token = fastrand::i64(..);
     loop {
         // On a shared database the claim does not read this machine's worker count (its
         // settings are local): read it here, so a lowered count holds before the next claim.
@@ -339,9 +341,10 @@ async fn work(ctx: Arc<Ctx>) {
             }
             return;
         }
-        let claim = Claim { owner: ctx.me.owner.clone(), cap: ctx.config.workers as i64, finished: finished.clone() };
+        let claim = Claim { owner: ctx.me.owner.clone(), cap: ctx.config.workers as i64, finished: finished.clone(), token };
         match queue.claim(claim).await {
             Ok(out) => {
+                token = fastrand::i64(..);
                 if let (Some(f), Some(state)) = (finished.take(), out.finished) {
                     ctx.core.emit(JobEvent::State { id: f.id, state });
                 }

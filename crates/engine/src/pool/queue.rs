@@ -46,6 +46,26 @@ impl Queue {
         }
     }
 
+    /// Show on a shared row that attempt `epoch` of job `id` waits for an answer to `request`
+    /// (`None`: no longer). On SQLite the question's own write does it, in one transaction.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+    pub(crate) async fn set_waiting(&self, id: i64, epoch: i64, request: Option<i64>) -> Result<()> {
+        match self {
+            Queue::Local(_) => Ok(()),
+            #[cfg(feature = "postgres")]
+            Queue::Shared { db, .. } => super::pg::waiting::set_waiting(db, id, epoch, request).await,
+        }
+    }
+
+    /// The shared database's URL without its password; `None` on SQLite.
+    pub(crate) fn shared_at(&self) -> Option<String> {
+        match self {
+            Queue::Local(_) => None,
+            #[cfg(feature = "postgres")]
+            Queue::Shared { db, .. } => Some(db.at().to_owned()),
+        }
+    }
+
     /// Whether the jobs live in a shared database.
     pub(crate) fn is_shared(&self) -> bool {
         !matches!(self, Queue::Local(_))
@@ -71,7 +91,7 @@ impl Queue {
         match self {
             Queue::Local(s) => s.writer.apply(claim).await,
             #[cfg(feature = "postgres")]
-            Queue::Shared { db, clock } => super::pg::claim::claim(db, &claim.owner, claim.finished.as_ref(), clock.now()).await,
+            Queue::Shared { db, clock } => super::pg::claim::claim(db, &claim.owner, claim.token, claim.finished.as_ref(), clock.now()).await,
         }
     }
 

@@ -19,4 +19,9 @@ workers: number,
 /**
  * Jobs by state; states with none are left out.
  */
-jobs: Record<string, number>, };
+jobs: Record<string, number>, 
+/**
+ * The shared database the jobs live in (`--database`), its password hidden; `null` when
+ * they are in this data directory's SQLite.
+ */
+shared: string | null, };

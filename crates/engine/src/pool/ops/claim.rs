@@ -22,6 +22,10 @@ pub(crate) struct Claim {
     /// stored (`settings`); a stored one wins, so a change holds at the next claim.
     pub cap: i64,
     pub finished: Option<Finish>,
+    /// Names this claim on a shared store, so a retry after an error finds a claim that was
+    /// committed though its answer was lost (SQLite's claims are never in doubt).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub token: i64,
 }
 
 #[derive(Debug)]

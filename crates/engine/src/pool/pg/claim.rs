@@ -29,15 +29,19 @@ const CLAIM: &str = concat!(
     "), me AS (
         SELECT EXISTS (SELECT 1 FROM pools WHERE owner = $11) AS registered,
                EXISTS (SELECT 1 FROM pool_flags WHERE key = $12) AS paused
+    ), adopted AS (
+        SELECT id, kind, spec, attempts, max_attempts, timeout_ms, lease_epoch FROM jobs
+        WHERE lease_owner = $11 AND claim_token = $13 AND state = 'running'
     ), next AS (
         SELECT j.id FROM jobs j, me
         WHERE j.state = 'queued' AND j.run_after <= $10 AND me.registered AND NOT me.paused
+          AND NOT EXISTS (SELECT 1 FROM adopted)
         ORDER BY j.priority DESC, j.id
         LIMIT 1
         FOR UPDATE OF j SKIP LOCKED
     ), claimed AS (
         UPDATE jobs SET state = 'running', attempts = attempts + 1, waiting_approval = NULL,
-               lease_owner = $11, lease_epoch = nextval('lease_epochs'), started_at = $10,
+               lease_owner = $11, claim_token = $13, lease_epoch = nextval('lease_epochs'), started_at = $10,
                finished_at = NULL, exit_code = NULL, pgid = NULL, cancel_requested = false,
                progress = NULL, feed_seq = nextval('job_feed')
         FROM next WHERE jobs.id = next.id
@@ -45,14 +49,18 @@ const CLAIM: &str = concat!(
     )
     SELECT (SELECT state FROM done), me.registered,
            c.id, c.kind, c.spec, c.attempts, c.max_attempts, c.timeout_ms, c.lease_epoch
-    FROM me LEFT JOIN claimed c ON true"
+    FROM me LEFT JOIN (SELECT * FROM claimed UNION ALL SELECT * FROM adopted) c ON true"
 );
 
-/// Finish `finished` (if any) and claim the next job for `owner`.
-pub(crate) async fn claim(shared: &Shared, owner: &Arc<str>, finished: Option<&Finish>, now: Millis) -> Result<ClaimOutput> {
+/// Finish `finished` (if any) and claim the next job for `owner`. `token` names this claim: a
+/// worker whose claim failed asks again with the same token, and if the failed one had in fact
+/// been committed (the connection dropped before its answer came back, as when the server
+/// restarts), it gets that job back rather than leaving it running for nobody.
+pub(crate) async fn claim(shared: &Shared, owner: &Arc<str>, token: i64, finished: Option<&Finish>, now: Millis) -> Result<ClaimOutput> {
     let row = bind(sqlx::query(CLAIM), finished, now)
         .bind(&**owner)
         .bind(PAUSED)
+        .bind(token)
         .fetch_one(&shared.db)
         .await
         .map_err(pg)?;

@@ -29,6 +29,7 @@ pub(crate) mod register;
 pub(crate) mod rescue;
 pub(crate) mod retry;
 pub(crate) mod submit;
+pub(crate) mod waiting;
 
 use std::time::Duration;
 

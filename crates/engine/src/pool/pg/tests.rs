@@ -43,6 +43,25 @@ async fn state(shared: &Shared, id: i64) -> (String, i64) {
 
 const NOW: Millis = 1_700_000_000_000;
 
+/// A claim committed whose answer never came back (the server restarted under it): the worker
+/// asks again with the same token and gets the same job, attempt and epoch — not a second job
+/// while the first stays running for nobody.
+#[tokio::test]
+async fn a_claim_asked_again_with_its_token_gets_back_the_job_it_took() {
+    let shared = fresh().await;
+    let ids = [submit::submit(&shared, &job(0), "{}", NOW).await.unwrap(), submit::submit(&shared, &job(0), "{}", NOW).await.unwrap()];
+    let me = Identity::current(1);
+    register::register(&shared, &me, NOW).await.unwrap();
+    let lost = claim::claim(&shared, &me.owner, 7, None, NOW).await.unwrap().job.unwrap();
+    let again = claim::claim(&shared, &me.owner, 7, None, NOW).await.unwrap().job.unwrap();
+    assert_eq!((again.id, again.attempt, again.epoch), (lost.id, lost.attempt, lost.epoch));
+    assert_eq!(state(&shared, ids[1]).await, ("queued".into(), 0));
+    // Its end rides on the next claim, under a new token: the other job.
+    let next = claim::claim(&shared, &me.owner, 8, Some(&done(&again, &me.owner, End::Succeeded)), NOW).await.unwrap();
+    assert_eq!((next.finished, next.job.map(|j| j.id)), (Some(JobState::Succeeded), Some(ids[1])));
+    assert_eq!(state(&shared, ids[0]).await, ("succeeded".into(), 1));
+}
+
 #[tokio::test]
 async fn claims_go_by_priority_then_submission_order() {
     let shared = fresh().await;
@@ -53,7 +72,7 @@ async fn claims_go_by_priority_then_submission_order() {
     let me = Identity::current(1);
     register::register(&shared, &me, NOW).await.unwrap();
     let mut order = Vec::new();
-    while let Some(j) = claim::claim(&shared, &me.owner, None, NOW).await.unwrap().job {
+    while let Some(j) = claim::claim(&shared, &me.owner, fastrand::i64(..), None, NOW).await.unwrap().job {
         order.push(j.id);
     }
     assert_eq!(order, vec![ids[1], ids[3], ids[0], ids[2]]);
@@ -73,7 +92,7 @@ async fn workers_claiming_at_once_never_take_the_same_job_and_each_claim_finishe
                 register::register(&shared, &me, NOW).await.unwrap();
                 let (mut ran, mut last) = (Vec::new(), None::<Finish>);
                 loop {
-                    let out = claim::claim(&shared, &me.owner, last.as_ref(), NOW).await.unwrap();
+                    let out = claim::claim(&shared, &me.owner, fastrand::i64(..), last.as_ref(), NOW).await.unwrap();
                     if last.is_some() {
                         assert_eq!(out.finished, Some(JobState::Succeeded), "the claim finished the previous job");
                     }
@@ -105,7 +124,7 @@ async fn a_worker_back_after_its_lease_ran_out_cannot_write_to_the_job_claimed_a
     let id = submit::submit(&shared, &job(0), "{}", NOW).await.unwrap();
     let (a, b) = (Identity::current(1), Identity::current(1));
     register::register(&shared, &a, NOW).await.unwrap();
-    let first = claim::claim(&shared, &a.owner, None, NOW).await.unwrap().job.unwrap();
+    let first = claim::claim(&shared, &a.owner, fastrand::i64(..), None, NOW).await.unwrap().job.unwrap();
     let line = |text: &str, epoch_of: &crate::pool::ops::claim::Claimed| AppendOutput {
         id,
         attempt: epoch_of.attempt,
@@ -120,7 +139,7 @@ async fn a_worker_back_after_its_lease_ran_out_cannot_write_to_the_job_claimed_a
     register::register(&shared, &b, later).await.unwrap();
     let rescued = rescue::rescue(&shared, &b, 30_000, later).await.unwrap();
     assert_eq!(rescued.iter().map(|r| (r.id, r.state)).collect::<Vec<_>>(), vec![(id, JobState::Queued)]);
-    let second = claim::claim(&shared, &b.owner, None, later).await.unwrap().job.unwrap();
+    let second = claim::claim(&shared, &b.owner, fastrand::i64(..), None, later).await.unwrap().job.unwrap();
     assert_eq!(second.id, id);
     assert!(second.epoch > first.epoch, "a new claim, a new epoch");
 
@@ -130,7 +149,7 @@ async fn a_worker_back_after_its_lease_ran_out_cannot_write_to_the_job_claimed_a
     assert!(!append_output::set_pgid(&shared, id, first.epoch, 4242).await.unwrap());
     assert_eq!(complete::complete(&shared, &done(&first, &a.owner, End::Succeeded), later).await.unwrap(), None);
     assert!(!heartbeat::heartbeat(&shared, &a.owner, later).await.unwrap());
-    assert!(claim::claim(&shared, &a.owner, None, later).await.unwrap().evicted);
+    assert!(claim::claim(&shared, &a.owner, fastrand::i64(..), None, later).await.unwrap().evicted);
     assert_eq!(state(&shared, id).await, ("running".into(), 2), "still B's");
 
     assert!(append_output::append(&shared, second.epoch, &line("from b", &second)).await.unwrap());
@@ -159,7 +178,7 @@ async fn a_cancel_reaches_the_pool_running_the_job_and_it_is_not_retried() {
     let queued = submit::submit(&shared, &job(-1), "{}", NOW).await.unwrap();
     let me = Identity::current(1);
     register::register(&shared, &me, NOW).await.unwrap();
-    let running = claim::claim(&shared, &me.owner, None, NOW).await.unwrap().job.unwrap();
+    let running = claim::claim(&shared, &me.owner, fastrand::i64(..), None, NOW).await.unwrap().job.unwrap();
     assert_eq!(running.id, id);
     let mut wakeups = shared.listen().await.unwrap();
     assert_eq!(cancel::cancel(&shared, id, NOW).await.unwrap(), crate::pool::ops::cancel::Canceled::Requested);
@@ -181,9 +200,9 @@ async fn paused_pools_claim_nothing_until_resumed() {
     let me = Identity::current(1);
     register::register(&shared, &me, NOW).await.unwrap();
     claim::set_paused(&shared, true).await.unwrap();
-    assert!(claim::claim(&shared, &me.owner, None, NOW).await.unwrap().job.is_none());
+    assert!(claim::claim(&shared, &me.owner, fastrand::i64(..), None, NOW).await.unwrap().job.is_none());
     claim::set_paused(&shared, false).await.unwrap();
-    assert!(claim::claim(&shared, &me.owner, None, NOW).await.unwrap().job.is_some());
+    assert!(claim::claim(&shared, &me.owner, fastrand::i64(..), None, NOW).await.unwrap().job.is_some());
 }
 
 #[tokio::test]
@@ -192,7 +211,7 @@ async fn output_past_the_cap_keeps_the_newest_lines_and_counts_the_rest() {
     let id = submit::submit(&shared, &job(0), "{}", NOW).await.unwrap();
     let me = Identity::current(1);
     register::register(&shared, &me, NOW).await.unwrap();
-    let j = claim::claim(&shared, &me.owner, None, NOW).await.unwrap().job.unwrap();
+    let j = claim::claim(&shared, &me.owner, fastrand::i64(..), None, NOW).await.unwrap().job.unwrap();
     for batch in 0..10 {
         let lines = (0..5).map(|i| (Stream::Stdout, NOW, format!("line {:04}", batch * 5 + i))).collect();
         let out = AppendOutput { id, attempt: 1, cap_bytes: 200, lines, progress: Some(batch as f64 * 10.0) };
@@ -226,7 +245,7 @@ async fn the_feed_tells_of_every_machine_s_changes_in_order_and_of_deleted_jobs(
     let me = Identity::current(1);
     register::register(&shared, &me, NOW).await.unwrap();
     let id = submit::submit(&shared, &job(0), "{}", NOW).await.unwrap();
-    let j = claim::claim(&shared, &me.owner, None, NOW).await.unwrap().job.unwrap();
+    let j = claim::claim(&shared, &me.owner, fastrand::i64(..), None, NOW).await.unwrap().job.unwrap();
     let out = AppendOutput { id, attempt: 1, cap_bytes: 1 << 20, lines: vec![(Stream::Stdout, NOW, "hello".into())], progress: None };
     assert!(append_output::append(&shared, j.epoch, &out).await.unwrap());
     complete::complete(&shared, &done(&j, &me.owner, End::Succeeded), NOW).await.unwrap();
