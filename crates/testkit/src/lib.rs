@@ -143,13 +143,20 @@ pub fn processes_with_env(var: &str) -> usize {
 
 /// Poll `check` every 20 ms until it gives a value; fail the test after `within`. For waiting
 /// on another process's visible state, where there is no event to wait on.
-pub fn eventually<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(what: &str, within: Duration, check: impl FnMut() -> Option<T>) -> T {
+    eventually_or(within, check).unwrap_or_else(|| panic!("gave up waiting for {what}"))
+}
+
+/// [`eventually`], but `None` once `within` has passed, for a caller with more to say.
+pub fn eventually_or<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let start = std::time::Instant::now();
     loop {
         if let Some(v) = check() {
-            return v;
+            return Some(v);
         }
-        assert!(start.elapsed() < within, "gave up waiting for {what}");
+        if start.elapsed() >= within {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
