@@ -23,7 +23,7 @@ pub struct JobRow {
     pub job: Job,
     /// How far along it is, 0 to 100, when its kind says.
     pub progress: Option<f64>,
-    /// The pool and worker running it (or that ran it last): `host:pid/worker`.
+    /// The pool running it (`host:pid:nonce`); `null` when it is not running.
     pub worker: Option<String>,
 }
 

@@ -45,23 +45,30 @@ pub use state::Core;
 /// How long running jobs get to finish when the app quits before they go back to the queue.
 const QUIT_GRACE: Duration = Duration::from_secs(5);
 
-/// The app's command line: the same data directory flag as the CLI.
+/// The app's command line: the same data directory and shared database as the CLI
+/// (`--data-dir`, `--database` or GATEHOUSE_DATABASE_URL).
 struct Args {
     data_dir: Option<PathBuf>,
+    database: Option<String>,
 }
 
 impl Args {
     fn parse() -> Args {
-        let mut data_dir = None;
+        let (mut data_dir, mut database) = (None, None);
         let mut args = std::env::args_os().skip(1);
         while let Some(arg) = args.next() {
             if arg == "--data-dir" {
                 data_dir = args.next().map(PathBuf::from);
             } else if let Some(dir) = arg.to_str().and_then(|a| a.strip_prefix("--data-dir=")) {
                 data_dir = Some(PathBuf::from(dir));
+            } else if arg == "--database" {
+                database = args.next().and_then(|a| a.into_string().ok());
+            } else if let Some(url) = arg.to_str().and_then(|a| a.strip_prefix("--database=")) {
+                database = Some(url.to_owned());
             }
         }
-        Args { data_dir }
+        let database = database.or_else(|| std::env::var("GATEHOUSE_DATABASE_URL").ok()).filter(|u| !u.is_empty());
+        Args { data_dir, database }
     }
 }
 
@@ -88,6 +95,7 @@ pub fn run() {
     let shell = exec::ShellLauncher::<tauri::Wry>::default();
     let mut options = EngineOptions::new(data_dir.clone());
     options.launcher = std::sync::Arc::new(shell.clone());
+    options.database = args.database;
     let opening = tauri::async_runtime::spawn(Engine::open(options));
     let open = async move {
         let engine = opening.await.unwrap_or_else(|e| panic!("opening the engine panicked: {e}"))?;

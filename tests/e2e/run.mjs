@@ -825,6 +825,64 @@ tests["five jobs from the CLI appear and finish in the jobs view; a running one 
   await until(async () => (await rowState(app, held)) === "succeeded", "resumed, it runs");
 };
 
+// The queue in a PostgreSQL several machines share (scripts/peers/postgres; each data directory
+// stands for a machine): two `gatehouse worker`s and the app drain what a third machine submits,
+// the jobs view shows all of it, and a cancel from the window stops a job another machine runs.
+tests["on a shared PostgreSQL, the jobs view shows what other machines submit and run, and cancels there"] = Object.assign(
+  async function () {
+    const db = this.database;
+    const on = (dir, ...args) => gatehouse(dir, "--database", db, ...args);
+    const [a, b, submitter] = [freshDataDir(), freshDataDir(), freshDataDir()];
+    const workers = [a, b].map((dir) => spawn(CLI, ["--data-dir", dir, "--database", db, "worker", "--workers", "2", "--grace", "1"], { stdio: "ignore" }));
+    try {
+      const app = await openApp(freshDataDir());
+      await (await $t(app, "nav-jobs")).click();
+      await (await $t(app, "jobs-table")).waitForExist({ timeout: WAIT });
+      const shared = await $t(app, "pool-shared");
+      await shared.waitForExist({ timeout: WAIT });
+      const where = db.replace(/^postgres:\/\/[^@]*@/, "");
+      assert((await shared.getText()).includes(`shared queue on ${where}`), `the header says where the queue is: ${await shared.getText()}`);
+      // The app and the two workers: three pools on one queue.
+      await until(async () => (await app.$(".counts").getText()).includes("3 pools"), "three pools in the header");
+      const ids = [];
+      for (let i = 0; i < 6; i++) ids.push(JSON.parse(on(submitter, "--json", "jobs", "submit", "exec", "--", "sleep", "1")).id);
+      await until(async () => (await rows(app)).length === 6, "the third machine's six jobs appear");
+      // The worker column names the pool (`host:pid:nonce`) while a job runs; seen on the way.
+      const pools = new Set();
+      let shot = false;
+      await until(async () => {
+        const owners = await app.execute(() => [...document.querySelectorAll('[data-testid="job-row"] .worker')].map((w) => w.title));
+        for (const o of owners) if (o) pools.add(o.split(":").slice(0, 2).join(":"));
+        if (pools.size >= 2 && !shot) shot = await screen(app, "23-jobs-shared").then(() => true);
+        return (await Promise.all(ids.map((id) => rowState(app, id)))).every((s) => s === "succeeded");
+      }, "all six finish");
+      assert(pools.size >= 2, `more than one machine ran them: ${[...pools].join(", ")}`);
+
+      // Canceled in the window; the machine running it stops it.
+      const long = JSON.parse(on(submitter, "--json", "jobs", "submit", "exec", "--", "sleep", "60")).id;
+      await until(async () => (await rowState(app, long)) === "running", "the long one runs somewhere");
+      await app.$(`[data-testid="job-row"][data-id="${long}"]`).click();
+      await (await $t(app, "job-cancel")).click();
+      await until(async () => (await rowState(app, long)) === "canceled", "the canceled job shows as canceled");
+      assert(JSON.parse(on(submitter, "--json", "jobs", "show", String(long))).state === "canceled", "the shared queue has it canceled");
+    } finally {
+      for (const w of workers) w.kill("SIGINT");
+    }
+  },
+  {
+    // A database of this test's own on the test cluster, its URL given to the app as a person
+    // would: GATEHOUSE_DATABASE_URL.
+    before() {
+      const cluster = process.env.GATEHOUSE_TEST_DATABASE_URL;
+      if (!cluster) throw new Error("GATEHOUSE_TEST_DATABASE_URL is not set (scripts/e2e starts scripts/peers/postgres)");
+      const name = `gatehouse_e2e_${process.pid}`;
+      for (const sql of [`DROP DATABASE IF EXISTS ${name}`, `CREATE DATABASE ${name}`]) execFileSync("psql", [cluster, "-qc", sql]);
+      this.database = `${cluster.slice(0, cluster.lastIndexOf("/"))}/${name}`;
+      return { env: { GATEHOUSE_DATABASE_URL: this.database } };
+    },
+  },
+);
+
 /** Submit `n` exec jobs (`true`) through the app's own command, 32 at a time (a CLI process
  * each would take minutes); resolves to null, or the first error. */
 const submitInPage = (app, n) =>
