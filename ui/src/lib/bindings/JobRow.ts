@@ -12,7 +12,7 @@ export type JobRow = {
  */
 progress: number | null, 
 /**
- * The pool and worker running it (or that ran it last): `host:pid/worker`.
+ * The pool running it (`host:pid:nonce`); `null` when it is not running.
  */
 worker: string | null, 
 /**
