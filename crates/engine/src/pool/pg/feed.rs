@@ -40,7 +40,8 @@ impl Seen {
             .fetch_all(&mut *tx)
             .await
             .map_err(pg)?;
-        let cursor: i64 = sqlx::query_scalar("SELECT greatest((SELECT max(feed_seq) FROM jobs), (SELECT max(seq) FROM job_feed_gone), 0)")
+        let cursor: i64 = sqlx::query_scalar("SELECT greatest((SELECT max(feed_seq) FROM jobs), (SELECT max(seq) FROM job_feed_gone),
+                    (SELECT value::bigint FROM pool_flags WHERE key = 'job_feed.horizon'), 0)")
             .fetch_one(&mut *tx)
             .await
             .map_err(pg)?;
@@ -57,6 +58,14 @@ impl Seen {
     /// One look: the events since the last.
     pub(crate) async fn step(&mut self, db: &Shared) -> Result<Vec<JobFeed>> {
         let from = self.cursor - LAG;
+        // Tombstones up to the horizon were forgotten (`pg::prune`, which keeps far more than
+        // `LAG`): this far behind, a deletion may have been missed, so everything is loaded again.
+        let horizon: Option<String> =
+            sqlx::query_scalar("SELECT value FROM pool_flags WHERE key = 'job_feed.horizon'").fetch_optional(&db.db).await.map_err(pg)?;
+        if horizon.and_then(|h| h.parse::<i64>().ok()).is_some_and(|h| h > self.cursor) {
+            *self = Seen::load(db).await?;
+            return Ok(vec![JobFeed::Resync]);
+        }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT feed_seq, {} FROM jobs WHERE feed_seq > $1 ORDER BY feed_seq",
             crate::pool::job::JOB_COLUMNS

@@ -255,4 +255,19 @@ async fn the_feed_tells_of_every_machine_s_changes_in_order_and_of_deleted_jobs(
     assert_eq!(prune::prune(&shared, 0, NOW + 1).await.unwrap(), 1);
     let events = seen.step(&shared).await.unwrap();
     assert!(matches!(events.as_slice(), [crate::pool::feed::JobFeed::Pruned { ids }] if ids == &[id]), "{events:?}");
+
+    // A follower that fell behind the forgotten tombstones loads everything again.
+    let mut late = feed::Seen::load(&shared).await.unwrap();
+    let second = submit::submit(&shared, &job(0), "{}", NOW).await.unwrap();
+    sqlx::query("DELETE FROM jobs WHERE id = $1").bind(second).execute(&shared.db).await.unwrap();
+    assert_eq!(count(&shared, "SELECT count(*) FROM job_feed_gone").await, 2);
+    prune::forget_tombstones(&shared, 0).await.unwrap();
+    assert_eq!(count(&shared, "SELECT count(*) FROM job_feed_gone").await, 0, "every tombstone forgotten");
+    let events = late.step(&shared).await.unwrap();
+    assert!(matches!(events.as_slice(), [crate::pool::feed::JobFeed::Resync]), "{events:?}");
+    assert!(late.step(&shared).await.unwrap().is_empty(), "loaded again, it is current");
+}
+
+async fn count(shared: &Shared, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&shared.db).await.unwrap()
 }
