@@ -230,6 +230,14 @@ if [ $(($1 % 48)) -eq 0 ]; then sleep 0.3; fi; echo "e $1 $h" >> runs.log; echo 
         .lines()
         .map(|l| l.split_once('|').map(|(id, n)| (id.parse().unwrap(), n.parse().unwrap())).unwrap())
         .collect();
+    // What a person reads in `jobs logs`: every job's last attempt kept its command's output,
+    // through the restart too (a write that fails is tried again).
+    let without_output = psql(
+        &db,
+        "SELECT count(*) FROM jobs j WHERE NOT EXISTS (
+             SELECT 1 FROM job_output o WHERE o.job_id = j.id AND o.attempt = j.attempts AND o.text LIKE 'job % ran on %')",
+    );
+    assert_eq!(without_output, "0", "jobs whose output is missing");
     let runs = Runs::read(&std::fs::read_to_string(&log).unwrap(), JOBS);
     eprintln!(
         "chaos: {JOBS} jobs, {} runs started, {} cut by the kill, {} cut on the stalled machine, {} jobs run more than once",

@@ -5,6 +5,11 @@
 //! few transactions a second rather than one per line. The channel into the flusher is bounded:
 //! a command that writes faster than the disk takes it is slowed down (its pipe fills), never
 //! buffered without limit.
+//!
+//! A write that fails (the database restarting, a shared one out of reach) keeps its lines for
+//! the next try, every [`RETRY_EVERY`], up to [`HOLD`] lines (the newest are kept, as the
+//! store's own cap keeps a tail); the last flush, when the job's command has ended, tries for
+//! up to [`LAST_TRIES`] × [`RETRY_EVERY`] before the lines are given up.
 
 use std::time::Duration;
 
@@ -19,6 +24,12 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 const FLUSH_LINES: usize = 256;
 /// Lines in flight between a job and its flusher: two flushes' worth.
 const CHANNEL: usize = 2 * FLUSH_LINES;
+/// How often a failed write is tried again.
+const RETRY_EVERY: Duration = Duration::from_millis(250);
+/// Lines kept while writes fail: 16 flushes' worth, a few hundred KiB for typical lines.
+const HOLD: usize = 16 * FLUSH_LINES;
+/// Tries of the last flush: 10 s, longer than a database's restart takes.
+const LAST_TRIES: u32 = 40;
 
 pub(crate) enum Item {
     Line(Stream, String),
@@ -77,8 +88,7 @@ impl Flusher {
                 Some(at) => tokio::select! {
                     item = rx.recv() => item,
                     _ = tokio::time::sleep_until(at) => {
-                        me.flush(&mut op).await;
-                        deadline = None;
+                        deadline = me.flush(&mut op).await;
                         continue;
                     }
                 },
@@ -100,32 +110,46 @@ impl Flusher {
                     op.progress = Some(percent);
                 }
             }
-            if op.lines.len() >= FLUSH_LINES {
-                me.flush(&mut op).await;
-                deadline = None;
+            // While writes fail (a retry is due) lines only gather; the retry takes them all.
+            let retrying = deadline.is_some() && op.lines.len() > FLUSH_LINES;
+            if op.lines.len() >= FLUSH_LINES && !retrying {
+                deadline = me.flush(&mut op).await;
             } else if deadline.is_none() {
                 deadline = Some(tokio::time::Instant::now() + FLUSH_EVERY);
             }
         }
-        me.flush(&mut op).await;
+        for _ in 0..LAST_TRIES {
+            if me.flush(&mut op).await.is_none() {
+                return;
+            }
+            tokio::time::sleep(RETRY_EVERY).await;
+        }
+        tracing::warn!(job = me.id, lines = op.lines.len(), "could not store the job's last output; given up");
     }
 
     fn empty(&self) -> AppendOutput {
         AppendOutput { id: self.id, attempt: self.attempt, cap_bytes: self.cap_bytes, lines: Vec::new(), progress: None }
     }
 
-    async fn flush(&self, op: &mut AppendOutput) {
+    /// Write what `op` holds. Returns when to try again if the write failed (`op` keeps the
+    /// lines, at most [`HOLD`]), `None` when there is nothing left to write.
+    async fn flush(&self, op: &mut AppendOutput) -> Option<tokio::time::Instant> {
         if op.lines.is_empty() && op.progress.is_none() {
-            return;
+            return None;
         }
-        let full = std::mem::replace(op, self.empty());
-        match self.queue.append(full, self.epoch).await {
-            Ok(true) => {}
+        match self.queue.append(op, self.epoch).await {
+            Ok(true) => None,
             Ok(false) => {
                 tracing::warn!(job = self.id, "the job's lease is gone (it was rescued and runs elsewhere); stopping it here");
                 self.lost.stop(super::StopReason::LeaseLost);
+                None
             }
-            Err(e) => tracing::warn!(job = self.id, error = %e, "could not store job output"),
+            Err(e) => {
+                let excess = op.lines.len().saturating_sub(HOLD);
+                op.lines.drain(..excess);
+                tracing::warn!(job = self.id, error = %e, held = op.lines.len(), dropped = excess, "could not store job output; trying again");
+                Some(tokio::time::Instant::now() + RETRY_EVERY)
+            }
         }
     }
 }

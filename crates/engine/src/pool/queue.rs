@@ -136,14 +136,23 @@ impl Queue {
     }
 
     /// Store output of the attempt `epoch` claimed; false if the worker no longer holds it.
-    pub(crate) async fn append(&self, out: AppendOutput, epoch: i64) -> Result<bool> {
+    /// Store `out`'s lines and progress, taking them out of it; false if the worker no longer
+    /// holds the job. After an error a shared store leaves them in `out` for another try (the
+    /// local one has handed them to its writer thread: its errors are the disk's, not passing).
+    pub(crate) async fn append(&self, out: &mut AppendOutput, epoch: i64) -> Result<bool> {
         match self {
             Queue::Local(s) => {
                 let _ = epoch; // owner and attempt fence here (the writer serialises claims)
-                s.writer.apply(out).await.map(|()| true)
+                let op = AppendOutput { lines: std::mem::take(&mut out.lines), progress: out.progress.take(), ..*out };
+                s.writer.apply(op).await.map(|()| true)
             }
             #[cfg(feature = "postgres")]
-            Queue::Shared { db, .. } => super::pg::append_output::append(db, epoch, &out).await,
+            Queue::Shared { db, .. } => {
+                let stored = super::pg::append_output::append(db, epoch, out).await?;
+                out.lines.clear();
+                out.progress = None;
+                Ok(stored)
+            }
         }
     }
 
