@@ -481,7 +481,8 @@ pub(crate) async fn ask(
     tokio::pin!(local);
     let expiry = tokio::time::sleep(wait);
     tokio::pin!(expiry);
-    let row = loop {
+    // The loop's errors are held until the job's waiting mark is cleared, however it ended.
+    let ended: Result<ApprovalRequest> = async { Ok(loop {
         tokio::select! {
             answer = &mut local => {
                 let how = match answer {
@@ -508,11 +509,13 @@ pub(crate) async fn ask(
             _ = &mut expiry => break settle(Close::Expire).await?,
             _ = stop.cancelled() => break settle(Close::Withdraw).await?,
         }
-    };
-    guard.writer = None;
+    }) }
+    .await;
     if let Some(job) = job {
         job.waiting(None).await;
     }
+    let row = ended?;
+    guard.writer = None;
     Ok((row.answer(), row))
 }
 

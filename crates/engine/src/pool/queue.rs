@@ -135,10 +135,10 @@ impl Queue {
         }
     }
 
-    /// Store output of the attempt `epoch` claimed; false if the worker no longer holds it.
-    /// Store `out`'s lines and progress, taking them out of it; false if the worker no longer
-    /// holds the job. After an error a shared store leaves them in `out` for another try (the
-    /// local one has handed them to its writer thread: its errors are the disk's, not passing).
+    /// Store `out`'s lines and progress (attempt `epoch`), taking them out of it; false if the
+    /// worker no longer holds the job. After an error a shared store leaves them in `out` for
+    /// another try (the local one has handed them to its writer thread: its errors are the
+    /// disk's, not passing).
     pub(crate) async fn append(&self, out: &mut AppendOutput, epoch: i64) -> Result<bool> {
         match self {
             Queue::Local(s) => {
