@@ -865,6 +865,18 @@ tests["on a shared PostgreSQL, the jobs view shows what other machines submit an
       await (await $t(app, "job-cancel")).click();
       await until(async () => (await rowState(app, long)) === "canceled", "the canceled job shows as canceled");
       assert(JSON.parse(on(submitter, "--json", "jobs", "show", String(long))).state === "canceled", "the shared queue has it canceled");
+
+      // The commands the other machines ran are in this app's audit log, from the shared
+      // database, each with the machine that ran it.
+      await (await $t(app, "nav-settings")).click();
+      await until(async () => {
+        const audited = await app.execute(() =>
+          [...document.querySelectorAll('[data-testid="audit-row"][data-host]')].map((r) => r.innerText).filter((t) => /job:\d+ on /.test(t)),
+        );
+        return ids.every((id) => audited.some((t) => t.includes(`job:${id} on `)));
+      }, "the audit shows every job's command and its machine");
+      await app.execute(() => document.querySelector('[data-testid="audit-row"][data-host]').scrollIntoView({ block: "center" }));
+      await screen(app, "23b-audit-shared");
     } finally {
       for (const w of workers) w.kill("SIGINT");
     }

@@ -115,7 +115,7 @@ pub async fn run(engine: &Engine, args: ExecArgs, json: bool) -> Outcome {
     // Ctrl-C ends this process, and the sandbox dies with it (die-with-parent).
     let result = engine.exec(request, approver, &mut on_line, &tokio_util::sync::CancellationToken::new()).await?;
     if json {
-        let entry = engine.exec_audit(50).await?.into_iter().find(|e| e.id == result.audit_id);
+        let entry = engine.exec_audit(50).await?.into_iter().find(|e| e.host.is_none() && e.id == result.audit_id);
         print_json(&entry);
     }
     if result.truncated && !json {
@@ -217,11 +217,16 @@ async fn audit(engine: &Engine, limit: i64, json: bool) -> Outcome {
         let safe = |s: &str| crate::show::safe(s).into_owned();
         let args: Vec<String> = e.args.iter().map(|a| if crate::show::is_raw() { a.clone() } else { gatehouse_engine::exec::quote(a) }).collect();
         let env = if e.env.is_empty() { String::new() } else { format!(" [env {}]", safe(&e.env.join(" "))) };
+        // A row of the shared database (an exec job on a shared queue): the machine that ran it.
+        let who = match &e.host {
+            Some(host) => format!("{} on {}", e.requester, safe(host)),
+            None => e.requester.clone(),
+        };
         println!(
             "{:>5}  {}  {:<6}  {:<5}  {:<10}  {} {}{env}{}  — {}{}",
             e.id,
             show::short_time(e.at),
-            e.requester,
+            who,
             e.decision,
             how,
             safe(&e.program),

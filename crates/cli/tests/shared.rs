@@ -115,6 +115,54 @@ fn a_command_that_must_be_asked_about_is_asked_on_the_machine_that_runs_it_and_s
 }
 
 #[test]
+fn the_commands_of_exec_jobs_are_audited_in_the_shared_database_where_every_machine_sees_them() {
+    let db = fresh_database("gatehouse_cli_shared_audit");
+    let (runner, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (runner, other) = (runner.path(), other.path());
+    let worker = Worker(on(runner, &db).args(["worker", "--workers", "1", "--grace", "1"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    // Allowed by the default policy, and asked about then declined on the running machine.
+    let echo = json(other, &db, &["jobs", "submit", "exec", "--", "echo", "audited"])["id"].as_i64().unwrap();
+    assert_eq!(waited(other, &db, echo)["state"], "succeeded");
+    let sh = json(other, &db, &["jobs", "submit", "exec", "--", "sh", "-c", "echo never"])["id"].as_i64().unwrap();
+    let request = gatehouse_testkit::eventually("the running machine to ask", Duration::from_secs(30), || {
+        json(runner, &db, &["approvals", "list"]).as_array().unwrap().iter().find(|r| r["job_id"] == sh).cloned()
+    });
+    let out = on(runner, &db).args(["approvals", "deny", &request["id"].to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(waited(other, &db, sh)["state"], "failed");
+    // A person's own command on the other machine: its log, not the shared one.
+    let out = on(other, &db).args(["exec", "--", "echo", "mine"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned();
+    let audit = json(other, &db, &["exec", "audit"]);
+    let rows = |audit: &Value, requester: &str| -> Vec<Value> {
+        audit.as_array().unwrap().iter().filter(|r| r["requester"] == requester).cloned().collect()
+    };
+    let ran = rows(&audit, &format!("job:{echo}"));
+    assert_eq!(ran.len(), 1, "one row for the job's one command: {audit}");
+    assert_eq!((&ran[0]["host"], &ran[0]["decision"], &ran[0]["exit_code"]), (&Value::from(host.as_str()), &Value::from("allow"), &Value::from(0)), "{}", ran[0]);
+    assert!(ran[0]["program"].as_str().unwrap().contains("echo") && ran[0]["args"] == serde_json::json!(["audited"]), "{}", ran[0]);
+    assert!(ran[0]["ended_at"].is_string(), "the row is completed when the command ends: {}", ran[0]);
+    let declined = rows(&audit, &format!("job:{sh}"));
+    assert_eq!(declined.len(), 1, "{audit}");
+    assert_eq!((&declined[0]["host"], &declined[0]["decision"]), (&Value::from(host.as_str()), &Value::from("ask")), "{}", declined[0]);
+    assert!(declined[0]["approval"].as_str().unwrap().starts_with("denied"), "{}", declined[0]);
+    let mine = rows(&audit, "person");
+    assert_eq!((mine.len(), &mine[0]["host"]), (1, &Value::Null), "the other machine's own command, in its own log: {audit}");
+    assert_eq!(json(runner, &db, &["exec", "audit"]), audit.as_array().unwrap().iter().filter(|r| r["host"] != Value::Null).cloned().collect::<Value>(), "the running machine sees the same shared rows, and not the other machine's own");
+
+    // Nothing of the jobs in the running machine's own log: the shared database holds them.
+    let out = on(runner, &db).env_remove("GATEHOUSE_DATABASE_URL").args(["--json", "exec", "audit"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), serde_json::json!([]));
+    let text = on(other, &db).args(["exec", "audit"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("job:{echo} on {host}")), "the log says which machine ran a job's command: {text}");
+    drop(worker);
+}
+
+#[test]
 fn a_database_that_does_not_answer_is_one_sentence_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
     // A port nothing listens on.
@@ -134,7 +182,8 @@ fn a_database_that_does_not_answer_is_one_sentence_without_the_password() {
 /// starts and one when it ends to a file in a workspace all machines share, so the file's
 /// order (O_APPEND) is the order things happened in: no job may start while another run of it
 /// is still going, every job must end up succeeded, and a run without an end must have been
-/// cut by the kill or the stall, each accounted for by an attempt in the job's row.
+/// cut by the kill or the stall, each accounted for by an attempt in the job's row and by a
+/// row in the shared audit log.
 #[test]
 fn four_machines_drain_ten_thousand_jobs_through_a_kill_a_stall_and_a_database_restart() {
     const JOBS: usize = 10_000;
@@ -238,6 +287,18 @@ if [ $(($1 % 48)) -eq 0 ]; then sleep 0.3; fi; echo "e $1 $h" >> runs.log; echo 
              SELECT 1 FROM job_output o WHERE o.job_id = j.id AND o.attempt = j.attempts AND o.text LIKE 'job % ran on %')",
     );
     assert_eq!(without_output, "0", "jobs whose output is missing");
+    // The audit in the shared database: every job's successful command completed its row (its
+    // end written through the restart too), and no run started without a row.
+    let unaudited = psql(
+        &db,
+        "SELECT count(*) FROM jobs j WHERE NOT EXISTS (
+             SELECT 1 FROM exec_audit a WHERE a.requester = 'job:' || j.id AND a.exit_code = 0 AND a.ended_at IS NOT NULL)",
+    );
+    assert_eq!(unaudited, "0", "jobs without a completed audit row");
+    let audited: std::collections::HashMap<i64, usize> = psql(&db, "SELECT substr(requester, 5), count(*) FROM exec_audit GROUP BY requester")
+        .lines()
+        .map(|l| l.split_once('|').map(|(id, n)| (id.parse().unwrap(), n.parse().unwrap())).unwrap())
+        .collect();
     let runs = Runs::read(&std::fs::read_to_string(&log).unwrap(), JOBS);
     eprintln!(
         "chaos: {JOBS} jobs, {} runs started, {} cut by the kill, {} cut on the stalled machine, {} jobs run more than once",
@@ -256,6 +317,7 @@ if [ $(($1 % 48)) -eq 0 ]; then sleep 0.3; fi; echo "e $1 $h" >> runs.log; echo 
     for (n, id) in ids.iter().enumerate() {
         assert!(runs.ended[n] >= 1, "job {n} (id {id}) succeeded but its command never ended");
         assert!(runs.starts[n] as i64 <= attempts[id], "job {n} (id {id}) ran {} times on {} attempts", runs.starts[n], attempts[id]);
+        assert!(runs.starts[n] <= audited[id], "job {n} (id {id}) ran {} times with {} audit rows", runs.starts[n], audited[id]);
     }
 }
 

@@ -1009,8 +1009,9 @@ impl Engine {
         self.shared.store.writer.apply(exec::workspace::Remove(path)).await
     }
 
-    /// The exec audit trail, newest first.
+    /// The exec audit trail, newest first: this machine's, and on a shared queue the commands
+    /// of exec jobs every machine ran (each row says its `host`).
     pub async fn exec_audit(&self, limit: i64) -> Result<Vec<exec::audit::AuditEntry>> {
-        exec::audit::list(&self.shared.store, limit).await
+        exec::audit::list(&self.shared.store, &self.shared.jobs.queue, limit).await
     }
 }

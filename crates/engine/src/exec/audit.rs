@@ -5,13 +5,17 @@
 //! when it ends (`Finish`); if the first write fails, it does not run. So a runner killed
 //! mid-command (Ctrl-C, SIGKILL, a full disk) leaves a row with no end, never a run with no
 //! row.
+//!
+//! Where the row goes ([`Log`]): this machine's SQLite, except for a command an exec job runs
+//! on a shared queue (PostgreSQL, `--database`): its row goes to the shared database, with the
+//! machine that ran it, so every machine's log shows every job's commands.
 
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::clock::Millis;
 use crate::error::Result;
-use crate::store::writer::{db, WriteOp};
+use crate::store::writer::{db, WriteOp, Writer};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,6 +26,9 @@ pub struct AuditEntry {
     /// Its id, in order of asking.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
+    /// The machine that ran it, for a row in the shared database (a command of an exec job on
+    /// a shared queue; ids there are the shared log's own); `None` for this machine's own log.
+    pub host: Option<String>,
     #[serde(serialize_with = "crate::clock::serde_rfc3339::time")]
     /// When it was asked for.
     #[cfg_attr(feature = "ts", ts(type = "string"))]
@@ -131,8 +138,99 @@ impl WriteOp for Finish {
     }
 }
 
-/// Newest first.
-pub(crate) async fn list(store: &Store, limit: i64) -> Result<Vec<AuditEntry>> {
+/// Where a command's audit row is written.
+#[derive(Clone, Copy)]
+pub(crate) enum Log<'a> {
+    /// This machine's SQLite.
+    Local(&'a Writer),
+    /// The shared database the job came from, the clock its times are read from, and the job's
+    /// stop token (a write that waits for the database gives up when the job must stop).
+    #[cfg(feature = "postgres")]
+    Shared(&'a crate::pool::pg::Shared, &'a crate::clock::SharedClock, &'a tokio_util::sync::CancellationToken),
+}
+
+/// How long a command waits for its row to be written to a shared database that does not
+/// answer (a restart, a dropped connection) before it is refused: it never runs without one.
+/// The default lease's length: past it the job is rescued elsewhere anyway.
+#[cfg(feature = "postgres")]
+const SHARED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long the end of a command that has run is tried (the row otherwise shows no end).
+#[cfg(feature = "postgres")]
+const SHARED_FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Between two tries, as for the job's output (`pool::output`).
+#[cfg(feature = "postgres")]
+const SHARED_RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Log<'_> {
+    /// Write a new row; returns its id.
+    pub(crate) async fn record(self, entry: AuditEntry, ended: bool) -> Result<i64> {
+        match self {
+            Log::Local(writer) => writer.apply(Record { entry, ended }).await,
+            #[cfg(feature = "postgres")]
+            Log::Shared(db, clock, stop) => {
+                let host = crate::pool::lease::hostname();
+                retrying(SHARED_WAIT, Some(stop), || crate::pool::pg::audit::record(db, &host, &entry, ended, clock.now())).await
+            }
+        }
+    }
+
+    /// Complete a row with how its command ended.
+    pub(crate) async fn finish(self, finish: Finish) -> Result<()> {
+        match self {
+            Log::Local(writer) => writer.apply(finish).await,
+            #[cfg(feature = "postgres")]
+            Log::Shared(db, clock, _) => {
+                retrying(SHARED_FINISH_WAIT, None, || crate::pool::pg::audit::finish(db, &finish, clock.now())).await
+            }
+        }
+    }
+}
+
+/// `write` until it succeeds, `wait` has passed, or `stop` fires; the last error otherwise.
+#[cfg(feature = "postgres")]
+async fn retrying<T, F: std::future::Future<Output = Result<T>>>(
+    wait: std::time::Duration,
+    stop: Option<&tokio_util::sync::CancellationToken>,
+    mut write: impl FnMut() -> F,
+) -> Result<T> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match write().await {
+            Err(e) if tokio::time::Instant::now() < deadline && !stop.is_some_and(|s| s.is_cancelled()) => {
+                tracing::warn!(error = %e, "writing an audit row to the shared database; trying again");
+                let stopped = async {
+                    match stop {
+                        Some(s) => s.cancelled().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(SHARED_RETRY_EVERY) => {}
+                    _ = stopped => {}
+                }
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The newest `limit` rows, newest first: this machine's, and those of the shared database's
+/// exec jobs when `queue` is shared (by time; the two logs number their rows apart).
+pub(crate) async fn list(store: &Store, queue: &crate::pool::queue::Queue, limit: i64) -> Result<Vec<AuditEntry>> {
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
+    let mut rows = local(store, limit).await?;
+    #[cfg(feature = "postgres")]
+    if let Some(db) = queue.shared() {
+        rows.extend(crate::pool::pg::audit::list(db, limit).await?);
+        rows.sort_by(|a, b| (b.at, b.host.is_some(), b.id).cmp(&(a.at, a.host.is_some(), a.id)));
+        rows.truncate(limit.max(0) as usize);
+    }
+    #[cfg(not(feature = "postgres"))]
+    let _ = queue;
+    Ok(rows)
+}
+
+async fn local(store: &Store, limit: i64) -> Result<Vec<AuditEntry>> {
     store
         .read(move |c| {
             c.prepare_cached(
@@ -145,6 +243,7 @@ pub(crate) async fn list(store: &Store, limit: i64) -> Result<Vec<AuditEntry>> {
                 let env: String = r.get(16)?;
                 Ok(AuditEntry {
                     id: r.get(0)?,
+                    host: None,
                     at: r.get(1)?,
                     requester: r.get(2)?,
                     program: r.get(3)?,

@@ -522,11 +522,13 @@ pub(crate) async fn run_now(
         error_code: None,
         env: spec.env.iter().map(|(k, _)| k.clone()).collect(),
         ended_at: None,
+        host: None,
     };
     let writer = &ctx.store.writer;
+    let log = audit_log(&ctx.store.writer, &output);
     macro_rules! refuse {
         ($err:expr) => {
-            refuse_audited!(writer, entry, $err)
+            refuse_audited!(log, entry, $err)
         };
     }
 
@@ -601,17 +603,32 @@ pub(crate) async fn run_now(
     return confined(ctx, &request, &checked, entry, output, started).await;
 }
 
-/// Refuse, audited: `entry` says why, and is written ended.
+/// Refuse, audited: `entry` says why, and is written ended to `log`.
 macro_rules! refuse_audited {
-    ($writer:expr, $entry:ident, $err:expr) => {{
+    ($log:expr, $entry:ident, $err:expr) => {{
         let err: Error = $err;
         $entry.reason = if $entry.reason.is_empty() { err.to_string() } else { $entry.reason.clone() };
         $entry.error_code = Some(err.code().to_owned());
-        $writer.apply(audit::Record { entry: $entry, ended: true }).await?;
+        $log.record($entry, true).await?;
         return Err(err);
     }};
 }
 use refuse_audited;
+
+/// Where the audit row of a command goes: the shared database for an exec job on a shared
+/// queue (every machine's log shows it), else this machine's log.
+fn audit_log<'a, 'o: 'a>(writer: &'a crate::store::writer::Writer, output: &Output<'o>) -> audit::Log<'a> {
+    #[cfg(feature = "postgres")]
+    if let Output::Job(run) = output {
+        let run: &'a JobRun = run;
+        if let crate::pool::queue::Queue::Shared { db, clock } = &run.queue {
+            return audit::Log::Shared(db, clock, &run.cancel);
+        }
+    }
+    #[cfg(not(feature = "postgres"))]
+    let _ = output;
+    audit::Log::Local(writer)
+}
 
 /// The refusal of a build for a system without bubblewrap: commands are never run unconfined.
 #[cfg_attr(target_os = "linux", allow(dead_code))]
@@ -629,12 +646,13 @@ async fn confined(
     output: Output<'_>,
     started: std::time::Instant,
 ) -> Result<ExecResult> {
-    use audit::{Finish, Record};
-    let (spec, writer) = (&request.spec, &ctx.store.writer);
+    use audit::Finish;
+    let spec = &request.spec;
+    let log = audit_log(&ctx.store.writer, &output);
     let Checked { place, program, decision } = checked;
     macro_rules! refuse {
         ($err:expr) => {
-            refuse_audited!(writer, entry, $err)
+            refuse_audited!(log, entry, $err)
         };
     }
     if let Err(e) = sandbox_ready() {
@@ -655,7 +673,7 @@ async fn confined(
         Err(e) => refuse!(e),
     };
     // Written down before it starts; if that cannot be done, it does not start.
-    entry.id = writer.apply(Record { entry: entry.clone(), ended: false }).await.map_err(|e| {
+    entry.id = log.record(entry.clone(), false).await.map_err(|e| {
         Error::ExecDenied(format!("the command was not run: its audit row could not be written ({e})"))
     })?;
     let uncapped = std::sync::OnceLock::<String>::new();
@@ -762,7 +780,7 @@ async fn confined(
     };
     // The run is already on record; a failure to complete the row (a full disk) is logged,
     // and the row shows no end.
-    if let Err(e) = writer.apply(finish).await {
+    if let Err(e) = log.finish(finish).await {
         tracing::warn!(audit_id = entry.id, "could not record how the command ended: {e}");
     }
     Ok(ExecResult { outcome, exit_code, error, timed_out, output_bytes: bytes, truncated, duration, audit_id: entry.id })

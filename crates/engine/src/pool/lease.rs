@@ -43,8 +43,9 @@ pub(crate) fn marker(owner: &str, id: i64, attempt: i64) -> String {
     format!("{owner}/{id}/{attempt}")
 }
 
+/// This machine's name.
 #[cfg(unix)]
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
     // truncates, and we stop at the first NUL either way.
@@ -57,8 +58,9 @@ fn hostname() -> String {
     }
 }
 
+/// This machine's name.
 #[cfg(not(unix))]
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::env::var("COMPUTERNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())
 }
 

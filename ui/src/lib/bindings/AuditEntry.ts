@@ -10,6 +10,11 @@ export type AuditEntry = {
  */
 id: number, 
 /**
+ * The machine that ran it, for a row in the shared database (a command of an exec job on
+ * a shared queue; ids there are the shared log's own); `None` for this machine's own log.
+ */
+host: string | null, 
+/**
  * When it was asked for.
  */
 at: string, 

@@ -11,13 +11,15 @@
 //! - A submit notifies the channel [`CHANNEL`] (`LISTEN/NOTIFY`), so an idle worker on another
 //!   machine starts at once; polling stays as the fallback (a notification is lost when the
 //!   listening connection drops).
-//! - The jobs' rows live here; conversations, settings and the exec policy stay in each
-//!   machine's local SQLite. The one pool-wide switch, pause, is in `pool_flags`.
+//! - The jobs' rows live here, and the audit rows of the commands exec jobs run (with the
+//!   machine that ran them); conversations, settings, the exec policy and the audit of commands
+//!   run outside a job stay in each machine's local SQLite. The one pool-wide switch, pause, is in `pool_flags`.
 //!
 //! Layout: this file (connecting, errors, the wake-up listener); one file per write, as in
 //! `ops/`.
 
 pub(crate) mod append_output;
+pub(crate) mod audit;
 pub(crate) mod cancel;
 pub(crate) mod claim;
 pub(crate) mod complete;
