@@ -6,7 +6,7 @@
 //! mid-command (Ctrl-C, SIGKILL, a full disk) leaves a row with no end, never a run with no
 //! row.
 //!
-//! Where the row goes ([`Log`]): this machine's SQLite, except for a command an exec job runs
+//! Where the row goes (`Log`): this machine's SQLite, except for a command an exec job runs
 //! on a shared queue (PostgreSQL, `--database`): its row goes to the shared database, with the
 //! machine that ran it, so every machine's log shows every job's commands.
 
