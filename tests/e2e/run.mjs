@@ -246,8 +246,14 @@ const tests = {
       await waitState(app, second, ["complete"]);
       await (await $t(app, "version-previous")).click();
       await app.waitUntil(async () => (await (await $t(app, "version")).getText()) === "1/2", { timeout: WAIT });
-      const back = await (await (await lastMessage(app, "assistant")).$('[data-testid="message-text"]')).getText();
-      assert(back === stoppedText, "version 1 is the stopped reply, as it was");
+      // The list re-renders for the other version: between two renders there may be no reply
+      // element to read (CI met it), so it is read until it shows version 1.
+      let back;
+      await app.waitUntil(async () => {
+        const last = await lastMessage(app, "assistant");
+        back = last && (await last.$('[data-testid="message-text"]').then((t) => t.getText()).catch(() => undefined));
+        return back === stoppedText;
+      }, { timeout: WAIT, timeoutMsg: `version 1 is the stopped reply, as it was (it shows ${JSON.stringify(back)})` });
 
       // Edit the question and send it again: a new version of it, with its own reply.
       await (await $t(app, "edit")).click();
