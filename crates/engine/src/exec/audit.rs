@@ -157,9 +157,6 @@ const SHARED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long the end of a command that has run is tried (the row otherwise shows no end).
 #[cfg(feature = "postgres")]
 const SHARED_FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Between two tries, as for the job's output (`pool::output`).
-#[cfg(feature = "postgres")]
-const SHARED_RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Log<'_> {
     /// Write a new row; returns its id.
@@ -205,7 +202,8 @@ async fn retrying<T, F: std::future::Future<Output = Result<T>>>(
                     }
                 };
                 tokio::select! {
-                    _ = tokio::time::sleep(SHARED_RETRY_EVERY) => {}
+                    // Between two tries, as for the job's output.
+                    _ = tokio::time::sleep(crate::pool::output::RETRY_EVERY) => {}
                     _ = stopped => {}
                 }
             }

@@ -600,7 +600,7 @@ pub(crate) async fn run_now(
     #[cfg(not(target_os = "linux"))]
     refuse!(unsupported());
     #[cfg(target_os = "linux")]
-    return confined(ctx, &request, &checked, entry, output, started).await;
+    return confined(ctx, &request, &checked, entry, log, output, started).await;
 }
 
 /// Refuse, audited: `entry` says why, and is written ended to `log`.
@@ -643,12 +643,12 @@ async fn confined(
     request: &ExecRequest,
     checked: &Checked,
     mut entry: audit::AuditEntry,
+    log: audit::Log<'_>,
     output: Output<'_>,
     started: std::time::Instant,
 ) -> Result<ExecResult> {
     use audit::Finish;
     let spec = &request.spec;
-    let log = audit_log(&ctx.store.writer, &output);
     let Checked { place, program, decision } = checked;
     macro_rules! refuse {
         ($err:expr) => {

@@ -25,7 +25,7 @@ const FLUSH_LINES: usize = 256;
 /// Lines in flight between a job and its flusher: two flushes' worth.
 const CHANNEL: usize = 2 * FLUSH_LINES;
 /// How often a failed write is tried again.
-const RETRY_EVERY: Duration = Duration::from_millis(250);
+pub(crate) const RETRY_EVERY: Duration = Duration::from_millis(250);
 /// Lines kept while writes fail: 16 flushes' worth, a few hundred KiB for typical lines.
 const HOLD: usize = 16 * FLUSH_LINES;
 /// Tries of the last flush: 10 s, longer than a database's restart takes.
