@@ -118,6 +118,8 @@ impl WriteOp for Record {
 pub(crate) struct Finish {
     pub id: i64,
     pub exit_code: Option<i64>,
+    /// The signal that ended the sandbox, when one did (a stop, a timeout, a kill).
+    pub signal: Option<i64>,
     pub duration_ms: i64,
     pub output_bytes: i64,
     pub truncated: bool,
@@ -129,9 +131,18 @@ impl WriteOp for Finish {
     fn apply(&mut self, conn: &Connection, now: Millis) -> Result<()> {
         conn.execute(
             "UPDATE exec_audit SET exit_code = ?2, duration_ms = ?3, output_bytes = ?4, truncated = ?5, error_code = ?6,
-                                   ended_at = ?7
+                                   ended_at = ?7, signal = ?8
              WHERE id = ?1",
-            params![self.id, self.exit_code, self.duration_ms, self.output_bytes, self.truncated, self.error_code, now],
+            params![
+                self.id,
+                self.exit_code,
+                self.duration_ms,
+                self.output_bytes,
+                self.truncated,
+                self.error_code,
+                now,
+                self.signal
+            ],
         )
         .map_err(db)?;
         Ok(())

@@ -726,9 +726,9 @@ async fn confined(
             }
         }
     };
-    let (outcome, bytes) = loop {
+    let process::Ended { outcome, bytes, signal } = loop {
         tokio::select! {
-            outcome = &mut supervised => break outcome,
+            ended = &mut supervised => break ended,
             Some(item) = async { match lines.as_mut() { Some(l) => l.recv().await, None => std::future::pending().await } } => {
                 take(item, &mut shown_bytes)
             }
@@ -773,6 +773,7 @@ async fn confined(
     let finish = Finish {
         id: entry.id,
         exit_code: exit_code.map(i64::from),
+        signal: signal.map(i64::from),
         duration_ms: duration.as_millis() as i64,
         output_bytes: bytes as i64,
         truncated,

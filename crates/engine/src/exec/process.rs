@@ -47,20 +47,29 @@ pub(crate) struct Launch<'a> {
     pub grace: Duration,
 }
 
+/// How a supervised command ended.
+pub(crate) struct Ended {
+    pub outcome: Outcome,
+    /// Bytes of output it wrote (all of them, including what was cut from long lines).
+    pub bytes: u64,
+    /// The signal that ended the process we started, when one did.
+    pub signal: Option<i32>,
+}
+
 /// Start `launch.command` in its own process group, pump its output, stop it when `cancel`
 /// fires, and clean up whatever it leaves. `spawned` is told the process group and answers
-/// whether to go on. Returns how it ended and how many bytes of output it wrote (all of
-/// them, including what was cut from long lines).
+/// whether to go on.
 pub(crate) async fn supervise<F: std::future::Future<Output = bool>>(
     launch: Launch<'_>,
     spawned: impl FnOnce(i32) -> F,
-) -> (Outcome, u64) {
+) -> Ended {
+    let ended = |outcome, bytes| Ended { outcome, bytes, signal: None };
     let Launch { mut command, program, marker, cancel, output, grace } = launch;
     let mut child = match spawn(&mut command) {
         Ok(child) => child,
         Err(e) => {
             let error = JobError::new("job.spawn", format!("could not start `{program}`: {e}"));
-            return (Outcome::Failed { exit_code: None, error }, 0);
+            return ended(Outcome::Failed { exit_code: None, error }, 0);
         }
     };
     let pgid = child.id().map(|p| p as i32);
@@ -73,7 +82,7 @@ pub(crate) async fn supervise<F: std::future::Future<Output = bool>>(
     if !still_ours {
         let _ = terminate(&mut child, pgid, Duration::ZERO).await;
         sweep(marker).await;
-        return (Outcome::Stopped { exit_code: None }, 0);
+        return ended(Outcome::Stopped { exit_code: None }, 0);
     }
     let read = Arc::new(AtomicUsize::new(0));
     let pumps = [
@@ -113,7 +122,7 @@ pub(crate) async fn supervise<F: std::future::Future<Output = bool>>(
         Ok(status) => status,
         Err(e) => {
             let error = JobError::new("job.spawn", format!("lost track of `{program}`: {e}"));
-            return (Outcome::Failed { exit_code: None, error }, bytes);
+            return ended(Outcome::Failed { exit_code: None, error }, bytes);
         }
     };
     let exit_code = status.code();
@@ -124,7 +133,7 @@ pub(crate) async fn supervise<F: std::future::Future<Output = bool>>(
     } else {
         Outcome::Failed { exit_code, error: describe_failure(program, status) }
     };
-    (outcome, bytes)
+    Ended { outcome, bytes, signal: status.signal() }
 }
 
 fn describe_failure(program: &str, status: ExitStatus) -> JobError {

@@ -40,7 +40,7 @@ pub(crate) async fn record(shared: &Shared, host: &str, entry: &AuditEntry, ende
 pub(crate) async fn finish(shared: &Shared, f: &Finish, now: Millis) -> Result<()> {
     sqlx::query(
         "UPDATE exec_audit SET exit_code = $2, duration_ms = $3, output_bytes = $4, truncated = $5, error_code = $6,
-                               ended_at = $7
+                               ended_at = $7, signal = $8
          WHERE id = $1",
     )
     .bind(f.id)
@@ -50,6 +50,7 @@ pub(crate) async fn finish(shared: &Shared, f: &Finish, now: Millis) -> Result<(
     .bind(f.truncated)
     .bind(&f.error_code)
     .bind(now)
+    .bind(f.signal)
     .execute(&shared.db)
     .await
     .map_err(pg)?;
