@@ -123,6 +123,47 @@ async fn a_fork_bomb_a_term_ignoring_command_and_an_orphan_are_all_stopped() {
     let result = ran.result.unwrap();
     assert!(result.timed_out && ran.stdout.contains("started"));
     assert_eq!(left_running(b"sleep\x00600"), 0, "sandboxed processes outlived the command");
+    // The audit says how it ended: stopped by its timeout, by a signal.
+    let audit = &engine.exec_audit(1).await.unwrap()[0];
+    assert_eq!(audit.error_code.as_deref(), Some("exec.timeout"), "{audit:?}");
+    assert!(audit.signal.is_some() && audit.duration_ms.is_some(), "{audit:?}");
+}
+
+/// A secret in the environment Gatehouse runs in (an API key the person exported) reaches neither
+/// the command nor the sandbox's init, whose /proc/1/environ the command can read. The secret is
+/// put in the environment of a second run of this test binary, which does the checking: setting
+/// the environment of this running, multi-threaded test process would not be sound.
+#[test]
+fn a_secret_in_our_environment_reaches_neither_the_command_nor_the_sandbox_init() {
+    const SECRET: &str = "sk-live-gatehouse-test-123";
+    if std::env::var("OPENAI_API_KEY").as_deref() != Ok(SECRET) {
+        // This test's name as the harness knows it (`sandbox::…` when the app's suite includes it).
+        let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+        let name = [module, "a_secret_in_our_environment_reaches_neither_the_command_nor_the_sandbox_init"]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("::");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env("OPENAI_API_KEY", SECRET)
+            .env("LD_PRELOAD", "")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && said.contains("1 passed"), "{said}{}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path()).await;
+        let ran = run(&engine, None, T, "sh", &sh("echo token=${OPENAI_API_KEY:-absent} preload=${LD_PRELOAD-absent}")).await;
+        assert_eq!(ran.result.unwrap().exit_code, Some(0), "{}", ran.stderr);
+        assert_eq!(ran.stdout.trim(), "token=absent preload=absent");
+        let ran = run(&engine, None, T, "sh", &sh("tr '\\0' '\\n' </proc/1/environ; echo read")).await;
+        assert!(ran.stdout.contains("read") && !ran.stdout.contains(SECRET), "{}{}", ran.stdout, ran.stderr);
+    });
 }
 
 /// Live processes whose command line contains `part` and that carry a Gatehouse exec marker.
