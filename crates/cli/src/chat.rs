@@ -36,6 +36,10 @@ pub struct ChatArgs {
     /// `ask` rules are asked on this terminal)
     #[arg(long)]
     tools: bool,
+    /// With --tools and no terminal to ask on (a script), wait this long for an approval given
+    /// from another terminal (`gatehouse approvals allow ID`) or the app [default: refuse at once]
+    #[arg(long, value_name = "SECS", value_parser = crate::args::parse_secs, requires = "tools")]
+    approval_wait: Option<std::time::Duration>,
     /// The message (`-` reads it from standard input)
     #[arg(required_unless_present_any = ["interactive", "regenerate", "continue_reply"])]
     text: Option<String>,
@@ -55,7 +59,7 @@ pub async fn chat(engine: &Engine, args: ChatArgs, json: bool) -> Outcome {
         gateway: args.gateway,
         model: args.model,
         temperature: None,
-        exec_tool: args.tools.then(|| std::sync::Arc::new(crate::terminal::Terminal { wait: None }) as std::sync::Arc<dyn gatehouse_engine::Approver>),
+        exec_tool: args.tools.then(|| std::sync::Arc::new(crate::terminal::Terminal { wait: args.approval_wait }) as std::sync::Arc<dyn gatehouse_engine::Approver>),
     };
     if args.interactive {
         return interactive(engine, options).await;
