@@ -29,6 +29,23 @@ for v in 1 2; do
 done
 ok "built $(ls target/debug/bundle/deb/ target/debug/bundle/rpm/ | grep -E '\.(deb|rpm)$' | tr '\n' ' ')"
 
+# The .rpm: read with rpm (installed here to read it; this Debian machine does not install it):
+# the same dependencies and files as the .deb.
+command -v rpm >/dev/null || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq rpm >/dev/null
+rpm_file=$(ls -t target/debug/bundle/rpm/*.rpm 2>/dev/null | head -1)
+[ -n "$rpm_file" ] || fail "scripts/bundle made no .rpm"
+[[ "$(rpm -qp --qf '%{VERSION}' "$rpm_file" 2>/dev/null)" == *test.2* ]] || fail "the newest .rpm is not this build's ($rpm_file)"
+requires=$(rpm -qp --requires "$rpm_file" 2>/dev/null)
+for need in bubblewrap libwebkit2gtk-4.1.so.0; do
+  [[ "$requires" == *"$need"* ]] || fail "the .rpm does not require $need ($requires)"
+done
+files=$(rpm -qlp "$rpm_file" 2>/dev/null)
+for file in /usr/bin/gatehouse /usr/bin/gatehouse-desktop /usr/share/applications/Gatehouse.desktop \
+  /usr/share/icons/hicolor/{16x16,32x32,48x48,64x64,128x128,256x256,512x512}/apps/gatehouse-desktop.png; do
+  grep -qx "$file" <<<"$files" || fail "the .rpm does not install $file"
+done
+ok "the .rpm ($(basename "$rpm_file")) requires bubblewrap and WebKitGTK and installs the app, the CLI, the desktop entry and the icons"
+
 # Install with apt, as a person would (dependencies resolved from the package's Depends).
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$work/1.deb" >/dev/null
 [ "$(dpkg-query -W -f='${Version}' gatehouse)" = "0.1.0-test.1" ] || fail "the package is not installed"
