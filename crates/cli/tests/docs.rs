@@ -155,3 +155,37 @@ fn every_runnable_command_block_in_the_docs_runs_as_written() {
     }
     assert!(failures.is_empty(), "{} of {} runnable blocks failed:\n\n{}", failures.len(), blocks.len(), failures.join("\n\n"));
 }
+
+/// Every picture the guides and the README show is there, and is one the end-to-end run takes
+/// (listed in scripts/docs-screenshots, which copies them from it): no stale hand-made image,
+/// no broken link.
+#[test]
+fn every_screenshot_the_docs_show_exists_and_comes_from_the_e2e_run() {
+    let root = root();
+    let script = std::fs::read_to_string(root.join("scripts/docs-screenshots")).unwrap();
+    let e2e = std::fs::read_to_string(root.join("tests/e2e/run.mjs")).unwrap();
+    let map: Vec<(&str, &str)> = script
+        .split("<<'MAP'\n")
+        .nth(1)
+        .expect("the script's map")
+        .lines()
+        .take_while(|l| *l != "MAP")
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    let mut shown = 0;
+    let docs = std::fs::read_dir(root.join("docs")).unwrap().map(|e| e.unwrap().path());
+    for file in docs.chain([root.join("README.md")]).filter(|p| p.extension().is_some_and(|e| e == "md")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (_, rest) in text.match_indices("screenshots/").map(|(i, _)| text.split_at(i)) {
+            let name = &rest["screenshots/".len()..rest.find(".png").expect("a .png after screenshots/")];
+            assert!(root.join("docs/screenshots").join(format!("{name}.png")).is_file(), "{}: no docs/screenshots/{name}.png", file.display());
+            let (_, screen) = map
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("{}: {name}.png is not in scripts/docs-screenshots' map", file.display()));
+            assert!(e2e.contains(&format!("screen(app, \"{screen}\")")), "no E2E test takes the screen {screen}");
+            shown += 1;
+        }
+    }
+    assert!(shown >= 8, "the docs show {shown} screenshots");
+}
