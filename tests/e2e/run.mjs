@@ -1110,7 +1110,7 @@ tests["the tray shows the pool over D-Bus, opens the jobs window, and asks befor
     assert(read().menu.some((m) => m.label.startsWith(`#${failing} failed`)), `the menu lists the failure: ${read().menu.map((m) => m.label)}`);
 
     // A question waits (the tray asks for attention), and its job holds a worker.
-    gatehouse(dir, "jobs", "submit", "exec", "--", "touch", "asked");
+    const asked = JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "touch", "asked")).id;
     await until(() => read().status === "NeedsAttention", "the icon asks for attention");
     assert(read().menu.some((m) => m.label === "Approve? touch asked"), "the menu lists the question");
 
@@ -1142,6 +1142,27 @@ tests["the tray shows the pool over D-Bus, opens the jobs window, and asks befor
       const job = JSON.parse(gatehouse(dir, "--json", "jobs", "show", String(id)));
       assert(job.state === "queued", `job ${id} went back to the queue (${job.state})`);
     }
+
+    // Once more, choosing to wait: the windows go, the app stays until its job has finished.
+    for (const id of [...ids, asked]) gatehouse(dir, "jobs", "cancel", String(id));
+    const items = seen.filter((e) => e.item).length;
+    await app.deleteSession().catch(() => {}); // the driver holds one session at a time
+    const again = await openApp(dir);
+    const pid2 = appPid(dir);
+    await until(() => seen.filter((e) => e.item).length > items, "the new tray icon registered");
+    const item2 = seen.filter((e) => e.item).at(-1).item;
+    const tray2 = (...args) => execFileSync(PYTHON, [join(root, "tests/e2e/tray.py"), item2.bus, item2.path, ...args], { encoding: "utf8", env: { ...process.env, ...env } });
+    const short = JSON.parse(gatehouse(dir, "--json", "jobs", "submit", "exec", "--", "sleep", "8")).id;
+    await until(() => jobState(dir, short) === "running", "a short job runs");
+    tray2("click", "Quit Gatehouse");
+    await (await $t(again, "quit-wait")).waitForExist({ timeout: WAIT });
+    // Not awaited: with the window hidden, the driver answers the click only when the app is gone.
+    const clicked = (await $t(again, "quit-wait")).click().catch(() => {});
+    await until(() => xwindow("state", pid2).startsWith("unmapped"), "the window went away");
+    assert(alive(pid2) && jobState(dir, short) === "running", "the app waits while its job runs");
+    await until(() => !alive(pid2), "the app quit once the job was done", 30_000);
+    await clicked;
+    assert(jobState(dir, short) === "succeeded", `the job finished before the app quit (${jobState(dir, short)})`);
   },
   {
     before() {
